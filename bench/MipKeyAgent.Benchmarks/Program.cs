@@ -28,7 +28,7 @@ if (args.Length > 0 && args[0] == "restart")
 }
 if (args.Length > 0 && args[0] == "alloc")
 {
-    // Heap bytes per step of a steady exchange, to find what allocates: alloc [steady|rekey] [suite].
+    // Heap bytes per step of a steady or a rekey exchange, to find what allocates: alloc [steady|rekey] [suite].
     bool rekey = args.Length > 1 && args[1] == "rekey";
     var suite = args.Length > 2 ? Enum.Parse<MipKeyAgent.Wire.EspSuite>(args[2]) : MipKeyAgent.Wire.EspSuite.AesGcm256;
     using var rig = new ExchangeRig(suite);
