@@ -10,20 +10,40 @@ namespace MipKeyAgent.Store;
 /// Layout: nonce (12) || ciphertext || tag (16). Nonces are random: at 2^32 writes per key the
 /// collision probability stays below 2^-32 (NIST SP 800-38D section 8.3).
 /// </summary>
-internal sealed class RowSeal(MasterKey key)
+internal sealed class RowSeal(MasterKey key) : IDisposable
 {
     private const int NonceLength = 12;
     private const int TagLength = 16;
     private static readonly byte[] Domain = "mipkey-store-v1"u8.ToArray();
+    private readonly Lock _sealLock = new();
+
+    /// <summary>The cipher of every <see cref="Seal"/> (one key schedule per store, not per write); used under <see cref="_sealLock"/>.</summary>
+    private AesGcm? _sealCipher;
+    private bool _disposed;
 
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string associated)
     {
         byte[] sealedRow = new byte[NonceLength + plaintext.Length + TagLength];
         RandomNumberGenerator.Fill(sealedRow.AsSpan(0, NonceLength));
-        using var gcm = new AesGcm(key.Key, TagLength);
-        gcm.Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
-            sealedRow.AsSpan(NonceLength + plaintext.Length), Associated(associated));
+        byte[] associatedData = Associated(associated);
+        lock (_sealLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            (_sealCipher ??= CreateCipher()).Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
+                sealedRow.AsSpan(NonceLength + plaintext.Length), associatedData);
+        }
         return sealedRow;
+    }
+
+    /// <summary>Releases the sealing cipher (the store's Dispose; the master key itself is the store's or the caller's).</summary>
+    public void Dispose()
+    {
+        lock (_sealLock)
+        {
+            _disposed = true;
+            _sealCipher?.Dispose();
+            _sealCipher = null;
+        }
     }
 
     /// <summary>Opens a sealed row into a new array; throws <see cref="BindingStoreException"/> naming <paramref name="row"/>.</summary>

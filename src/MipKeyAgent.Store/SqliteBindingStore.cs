@@ -34,6 +34,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
 
     private readonly SqliteConnection _connection;
     private readonly RowSeal _seal;
+    private readonly PreparedStatements _statements;
     private readonly MasterKey _masterKey;
     private StoreAnchor? _anchor;
     private StoreMarks _marks = new();
@@ -49,10 +50,23 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         _masterKey = masterKey;
         _ownsMasterKey = ownsMasterKey;
         _seal = new RowSeal(masterKey);
+        _statements = new PreparedStatements(connection);
     }
 
     /// <summary>The database file.</summary>
     public string Path { get; }
+
+    /// <summary>Statements prepared on this connection so far (tests: one per distinct statement, reused by every write).</summary>
+    internal int PreparedStatementCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _statements.Count;
+            }
+        }
+    }
 
     /// <summary>
     /// Opens (creating when missing, mode 0600) the store at <paramref name="path"/>. Refuses a
@@ -89,6 +103,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         }
         catch
         {
+            store._statements.Dispose();
+            store._seal.Dispose();
             connection.Dispose();
             throw;
         }
@@ -347,12 +363,12 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         string home = homeAddress.ToString();
         List<GenerationRow>? generations = null;
-        using (var command = Command("""
-            SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
-                   control_edge, data_edge, secret, key_id, key_source FROM generations WHERE home_address = $home
-            """))
         {
-            command.Parameters.AddWithValue("$home", home);
+            var command = _statements.Get("""
+                SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
+                       control_edge, data_edge, secret, key_id, key_source FROM generations WHERE home_address = $home
+                """, null, "$home");
+            command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
@@ -360,11 +376,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             }
         }
 
-        using var binding = Command("""
+        var binding = _statements.Get("""
             SELECT care_of, expires_at, last_sequence, init_epoch, epoch_generation, highest_issued, rekey_due_at, rekey_pending,
                    ik_control_edge, ik_data_edge, seal FROM bindings WHERE home_address = $home
-            """);
-        binding.Parameters.AddWithValue("$home", home);
+            """, null, "$home");
+        binding.Parameters[0].Value = home;
         using var row = binding.ExecuteReader();
         if (!row.Read())
         {
@@ -471,32 +487,40 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 Forget(record.HomeAddress);
                 using var transaction = _connection.BeginTransaction();
-                using (var upsert = Command("""
-                    INSERT OR REPLACE INTO bindings (home_address, care_of, expires_at, last_sequence, init_epoch, epoch_generation,
+                // Upserts in place (ON CONFLICT DO UPDATE keeps the rowid and the index entry; INSERT OR REPLACE
+                // deleted and re-inserted both, dirtying about three times the pages per commit).
+                var upsert = _statements.Get("""
+                    INSERT INTO bindings (home_address, care_of, expires_at, last_sequence, init_epoch, epoch_generation,
                         highest_issued, rekey_due_at, rekey_pending, ik_control_edge, ik_data_edge, seal)
                     VALUES ($home, $careOf, $expires, $last, $epoch, $epochGen, $highest, $rekeyDue, $pending, $ikControl, $ikData, $seal)
-                    """, transaction))
-                {
-                    var p = upsert.Parameters;
-                    p.AddWithValue("$home", home);
-                    p.AddWithValue("$careOf", (object?)record.CareOfAddress?.ToString() ?? DBNull.Value);
-                    p.AddWithValue("$expires", record.BindingExpiresAt.UtcTicks);
-                    p.AddWithValue("$last", record.LastSequence is { } last ? (long)last : DBNull.Value);
-                    p.AddWithValue("$epoch", record.InitEpoch is { } epoch ? unchecked((long)epoch) : DBNull.Value);
-                    p.AddWithValue("$epochGen", (long)record.EpochGeneration.Value);
-                    p.AddWithValue("$highest", (long)record.HighestIssued.Value);
-                    p.AddWithValue("$rekeyDue", record.RekeyDueAt is { } due ? due.UtcTicks : DBNull.Value);
-                    p.AddWithValue("$pending", record.RekeyPending ? 1 : 0);
-                    p.AddWithValue("$ikControl", (long)record.InitializationControlReceiveRightEdge);
-                    p.AddWithValue("$ikData", (long)record.InitializationDataReceiveRightEdge);
-                    p.AddWithValue("$seal", _seal.Seal([], BindingAssociated(record)));
-                    upsert.ExecuteNonQuery();
-                }
-                using (var delete = Command("DELETE FROM generations WHERE home_address = $home", transaction))
-                {
-                    delete.Parameters.AddWithValue("$home", home);
-                    delete.ExecuteNonQuery();
-                }
+                    ON CONFLICT (home_address) DO UPDATE SET care_of = excluded.care_of, expires_at = excluded.expires_at,
+                        last_sequence = excluded.last_sequence, init_epoch = excluded.init_epoch, epoch_generation = excluded.epoch_generation,
+                        highest_issued = excluded.highest_issued, rekey_due_at = excluded.rekey_due_at, rekey_pending = excluded.rekey_pending,
+                        ik_control_edge = excluded.ik_control_edge, ik_data_edge = excluded.ik_data_edge, seal = excluded.seal
+                    """, transaction,
+                    "$home", "$careOf", "$expires", "$last", "$epoch", "$epochGen", "$highest", "$rekeyDue", "$pending", "$ikControl", "$ikData", "$seal");
+                var p = upsert.Parameters;
+                p[0].Value = home;
+                p[1].Value = (object?)record.CareOfAddress?.ToString() ?? DBNull.Value;
+                p[2].Value = record.BindingExpiresAt.UtcTicks;
+                p[3].Value = record.LastSequence is { } last ? (long)last : DBNull.Value;
+                p[4].Value = record.InitEpoch is { } epoch ? unchecked((long)epoch) : DBNull.Value;
+                p[5].Value = (long)record.EpochGeneration.Value;
+                p[6].Value = (long)record.HighestIssued.Value;
+                p[7].Value = record.RekeyDueAt is { } due ? due.UtcTicks : DBNull.Value;
+                p[8].Value = record.RekeyPending ? 1L : 0L;
+                p[9].Value = (long)record.InitializationControlReceiveRightEdge;
+                p[10].Value = (long)record.InitializationDataReceiveRightEdge;
+                p[11].Value = _seal.Seal([], BindingAssociated(record));
+                upsert.ExecuteNonQuery();
+                // The generation rows the record no longer holds go; the held ones are upserted in place.
+                var delete = _statements.Get(
+                    "DELETE FROM generations WHERE home_address = $home AND NOT (slot = 0 AND $newest) AND NOT (slot = 1 AND $previous)",
+                    transaction, "$home", "$newest", "$previous");
+                delete.Parameters[0].Value = home;
+                delete.Parameters[1].Value = record.Newest is null ? 0L : 1L;
+                delete.Parameters[2].Value = record.Previous is null ? 0L : 1L;
+                delete.ExecuteNonQuery();
                 InsertGeneration(transaction, home, NewestSlot, record.Newest);
                 InsertGeneration(transaction, home, PreviousSlot, record.Previous);
                 transaction.Commit();
@@ -532,27 +556,33 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             return;
         }
         var values = GenerationColumns.From(generation);
-        using var insert = Command("""
+        var insert = _statements.Get("""
             INSERT INTO generations (home_address, slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at,
                 transmit_reserved, control_edge, data_edge, secret, key_id, key_source)
             VALUES ($home, $slot, $generation, $spiMnToHa, $spiHaToMn, $suite, $confirmed, $created, $reserved, $control, $data, $secret,
                 $keyId, $keySource)
-            """, transaction);
+            ON CONFLICT (home_address, slot) DO UPDATE SET generation = excluded.generation, spi_mn_to_ha = excluded.spi_mn_to_ha,
+                spi_ha_to_mn = excluded.spi_ha_to_mn, suite = excluded.suite, confirmed = excluded.confirmed, created_at = excluded.created_at,
+                transmit_reserved = excluded.transmit_reserved, control_edge = excluded.control_edge, data_edge = excluded.data_edge,
+                secret = excluded.secret, key_id = excluded.key_id, key_source = excluded.key_source
+            """, transaction,
+            "$home", "$slot", "$generation", "$spiMnToHa", "$spiHaToMn", "$suite", "$confirmed", "$created", "$reserved", "$control", "$data",
+            "$secret", "$keyId", "$keySource");
         var p = insert.Parameters;
-        p.AddWithValue("$home", home);
-        p.AddWithValue("$slot", slot);
-        p.AddWithValue("$generation", (long)values.Generation.Value);
-        p.AddWithValue("$spiMnToHa", (long)values.SpiMnToHa.Value);
-        p.AddWithValue("$spiHaToMn", (long)values.SpiHaToMn.Value);
-        p.AddWithValue("$suite", (long)values.Suite);
-        p.AddWithValue("$confirmed", values.Confirmed ? 1 : 0);
-        p.AddWithValue("$created", values.CreatedAt.UtcTicks);
-        p.AddWithValue("$reserved", (long)values.TransmitReserved);
-        p.AddWithValue("$control", (long)values.ControlEdge);
-        p.AddWithValue("$data", (long)values.DataEdge);
-        p.AddWithValue("$keyId", values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value);
-        p.AddWithValue("$keySource", values.Reference is { } s ? s.SourceIdentifier : DBNull.Value);
-        p.AddWithValue("$secret", _seal.Seal(generation.Secret, GenerationAssociated("generations", home, SlotName(slot), values)));
+        p[0].Value = home;
+        p[1].Value = (long)slot;
+        p[2].Value = (long)values.Generation.Value;
+        p[3].Value = (long)values.SpiMnToHa.Value;
+        p[4].Value = (long)values.SpiHaToMn.Value;
+        p[5].Value = (long)values.Suite;
+        p[6].Value = values.Confirmed ? 1L : 0L;
+        p[7].Value = values.CreatedAt.UtcTicks;
+        p[8].Value = (long)values.TransmitReserved;
+        p[9].Value = (long)values.ControlEdge;
+        p[10].Value = (long)values.DataEdge;
+        p[11].Value = _seal.Seal(generation.Secret, GenerationAssociated("generations", home, SlotName(slot), values));
+        p[12].Value = values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
+        p[13].Value = values.Reference is { } s ? s.SourceIdentifier : DBNull.Value;
         insert.ExecuteNonQuery();
     }
 
@@ -563,10 +593,10 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         {
             Forget(homeAddress);
             using var transaction = _connection.BeginTransaction();
-            foreach (string table in new[] { "generations", "bindings" })
+            foreach (string sql in new[] { "DELETE FROM generations WHERE home_address = $home", "DELETE FROM bindings WHERE home_address = $home" })
             {
-                using var delete = Command($"DELETE FROM {table} WHERE home_address = $home", transaction);
-                delete.Parameters.AddWithValue("$home", home);
+                var delete = _statements.Get(sql, transaction, "$home");
+                delete.Parameters[0].Value = home;
                 delete.ExecuteNonQuery();
             }
             transaction.Commit();
@@ -588,8 +618,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 return preloaded;
             }
-            using var command = Command("SELECT reserved, seal FROM ik_reservations WHERE home_address = $home");
-            command.Parameters.AddWithValue("$home", home);
+            var command = _statements.Get("SELECT reserved, seal FROM ik_reservations WHERE home_address = $home", null, "$home");
+            command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
             return reader.Read() ? OpenReservation(home, reader.GetInt64(0), reader.GetValue(1) as byte[]) : 0;
         }
@@ -601,10 +631,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloadedReserved.Remove(homeAddress);
-            using var command = Command("INSERT OR REPLACE INTO ik_reservations (home_address, reserved, seal) VALUES ($home, $reserved, $seal)");
-            command.Parameters.AddWithValue("$home", home);
-            command.Parameters.AddWithValue("$reserved", (long)reserved);
-            command.Parameters.AddWithValue("$seal", _seal.Seal([], ReservationAssociated(home, reserved)));
+            var command = _statements.Get("INSERT OR REPLACE INTO ik_reservations (home_address, reserved, seal) VALUES ($home, $reserved, $seal)",
+                null, "$home", "$reserved", "$seal");
+            command.Parameters[0].Value = home;
+            command.Parameters[1].Value = (long)reserved;
+            command.Parameters[2].Value = _seal.Seal([], ReservationAssociated(home, reserved));
             ExecuteWrite(command, $"the IK reservation of {home}");
             Anchor(marks => marks.IkReserved[home] = reserved);
         }
@@ -914,6 +945,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 ZeroSecrets(record);
             }
             _preloaded.Clear();
+            // Statements first: a connection closed with live statements stays open as a zombie.
+            _statements.Dispose();
+            _seal.Dispose();
             _connection.Dispose();
             if (_ownsMasterKey)
             {
