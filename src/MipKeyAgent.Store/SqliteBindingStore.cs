@@ -35,6 +35,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     private readonly SqliteConnection _connection;
     private readonly RowSeal _seal;
     private readonly PreparedStatements _statements;
+
+    /// <summary>The write path's associated-data buffer (used under <see cref="_lock"/>).</summary>
+    private readonly RowSeal.AssociatedData _associated = new();
     private readonly MasterKey _masterKey;
     private StoreAnchor? _anchor;
     private StoreMarks _marks = new();
@@ -301,6 +304,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, worker =>
             {
                 using var gcm = _seal.CreateCipher();
+                var associated = new RowSeal.AssociatedData();
                 int end = Math.Min(bindings.Count, (worker + 1) * chunk);
                 for (int i = worker * chunk; i < end; i++)
                 {
@@ -309,13 +313,13 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                     {
                         throw new BindingStoreException($"bindings(home_address={row.Home}): not an IPv6 address (corrupted store)");
                     }
-                    records[i] = BuildRecord(address, row, generations.GetValueOrDefault(row.Home), gcm);
+                    records[i] = BuildRecord(address, row, generations.GetValueOrDefault(row.Home), gcm, associated);
                 }
                 int reservationEnd = Math.Min(reservations.Count, (worker + 1) * reservationChunk);
                 for (int i = worker * reservationChunk; i < reservationEnd; i++)
                 {
                     var (home, value, seal) = reservations[i];
-                    uint opened = OpenReservation(home, value, seal, gcm);
+                    uint opened = OpenReservation(home, value, seal, gcm, associated);
                     reservedValues[i] = (Ipv6Address.TryParse(home, out var address) ? address : null, opened);
                 }
             });
@@ -391,7 +395,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             return null;
         }
         using var gcm = _seal.CreateCipher();
-        return BuildRecord(homeAddress, ReadBindingRow(row, home), generations, gcm);
+        return BuildRecord(homeAddress, ReadBindingRow(row, home), generations, gcm, new RowSeal.AssociatedData());
     }
 
     private static GenerationRow ReadGenerationRow(SqliteDataReader reader, string home)
@@ -400,7 +404,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         var values = new GenerationColumns(new Generation((uint)reader.GetInt64(1)), new Spi((uint)reader.GetInt64(2)),
             new Spi((uint)reader.GetInt64(3)), (EspSuite)reader.GetInt64(4), reader.GetInt64(5) != 0,
             new DateTimeOffset(reader.GetInt64(6), TimeSpan.Zero), (uint)reader.GetInt64(7), (uint)reader.GetInt64(8),
-            (uint)reader.GetInt64(9), ReadReference(reader, 11, $"generations(home_address={home}, slot={SlotName(slot)})"));
+            (uint)reader.GetInt64(9),
+            reader.IsDBNull(11) && reader.IsDBNull(12) ? null : ReadReference(reader, 11, GenerationRowName(home, slot)));
         return new GenerationRow(home, slot, values, reader.GetValue(10) as byte[]);
     }
 
@@ -408,8 +413,13 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         row.GetInt64(1), row.IsDBNull(2) ? null : row.GetInt64(2), row.IsDBNull(3) ? null : row.GetInt64(3), row.GetInt64(4), row.GetInt64(5),
         row.IsDBNull(6) ? null : row.GetInt64(6), row.GetInt64(7), row.GetInt64(8), row.GetInt64(9), row.GetValue(10) as byte[]);
 
-    /// <summary>Authenticates one binding row and its generation rows and builds the record (thread-safe: own cipher).</summary>
-    private BindingRecord BuildRecord(Ipv6Address homeAddress, BindingRow row, List<GenerationRow>? generations, AesGcm gcm)
+    private static string GenerationRowName(string home, int slot) => $"generations(home_address={home}, slot={SlotName(slot)})";
+
+    /// <summary>
+    /// Authenticates one binding row and its generation rows and builds the record (thread-safe: own
+    /// cipher and associated-data buffer; row names are built only for an error).
+    /// </summary>
+    private BindingRecord BuildRecord(Ipv6Address homeAddress, BindingRow row, List<GenerationRow>? generations, AesGcm gcm, RowSeal.AssociatedData associated)
     {
         string home = row.Home;
         GenerationRecord? newest = null;
@@ -418,17 +428,20 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         {
             foreach (var g in generations ?? [])
             {
-                string generationRow = $"generations(home_address={home}, slot={SlotName(g.Slot)})";
                 if (g.Slot is not (NewestSlot or PreviousSlot))
                 {
-                    throw new BindingStoreException($"{generationRow}: unknown slot (corrupted store)");
+                    throw new BindingStoreException($"{GenerationRowName(home, g.Slot)}: unknown slot (corrupted store)");
                 }
                 var values = g.Values;
-                byte[] secret = _seal.Open(g.Sealed, GenerationAssociated("generations", home, SlotName(g.Slot), values), generationRow, gcm);
+                if (!RowSeal.TryOpen(g.Sealed, GenerationAssociated(associated, "generations", home, SlotName(g.Slot), values), gcm,
+                    out byte[] secret, out bool truncated))
+                {
+                    throw RowSeal.Failure(GenerationRowName(home, g.Slot), truncated);
+                }
                 if (secret.Length != KeyLengths.Secret)
                 {
                     CryptographicOperations.ZeroMemory(secret);
-                    throw new BindingStoreException($"{generationRow}: secret is not {KeyLengths.Secret} octets");
+                    throw new BindingStoreException($"{GenerationRowName(home, g.Slot)}: secret is not {KeyLengths.Secret} octets");
                 }
                 var generation = new GenerationRecord(values.Generation, secret, values.SpiMnToHa, values.SpiHaToMn, values.Suite, values.Confirmed,
                     values.CreatedAt, values.TransmitReserved)
@@ -449,13 +462,12 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 }
             }
 
-            string rowName = $"bindings(home_address={home})";
             Ipv6Address? careOf = null;
             if (row.CareOf is { } careOfText)
             {
                 careOf = Ipv6Address.TryParse(careOfText, out var parsed)
                     ? parsed
-                    : throw new BindingStoreException($"{rowName}: care_of is not an IPv6 address (corrupted store)");
+                    : throw new BindingStoreException($"bindings(home_address={home}): care_of is not an IPv6 address (corrupted store)");
             }
             var record = new BindingRecord(homeAddress, careOf, new DateTimeOffset(row.ExpiresAt, TimeSpan.Zero),
                 row.LastSequence is { } last ? (ushort)last : null, row.InitEpoch is { } epoch ? unchecked((ulong)epoch) : null,
@@ -467,7 +479,10 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             };
             // The binding seal covers which generations the record holds, so a deleted or added
             // generation row is detected as well as an edited one.
-            _ = _seal.Open(row.Seal, BindingAssociated(record), rowName, gcm);
+            if (!RowSeal.TryOpen(row.Seal, BindingAssociated(associated, record), gcm, out _, out bool bindingTruncated))
+            {
+                throw RowSeal.Failure($"bindings(home_address={home})", bindingTruncated);
+            }
             return record;
         }
         catch
@@ -511,7 +526,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 p[8].Value = record.RekeyPending ? 1L : 0L;
                 p[9].Value = (long)record.InitializationControlReceiveRightEdge;
                 p[10].Value = (long)record.InitializationDataReceiveRightEdge;
-                p[11].Value = _seal.Seal([], BindingAssociated(record));
+                p[11].Value = _seal.Seal([], BindingAssociated(_associated, record));
                 upsert.ExecuteNonQuery();
                 // The generation rows the record no longer holds go; the held ones are upserted in place.
                 var delete = _statements.Get(
@@ -580,7 +595,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         p[8].Value = (long)values.TransmitReserved;
         p[9].Value = (long)values.ControlEdge;
         p[10].Value = (long)values.DataEdge;
-        p[11].Value = _seal.Seal(generation.Secret, GenerationAssociated("generations", home, SlotName(slot), values));
+        p[11].Value = _seal.Seal(generation.Secret, GenerationAssociated(_associated, "generations", home, SlotName(slot), values));
         p[12].Value = values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
         p[13].Value = values.Reference is { } s ? s.SourceIdentifier : DBNull.Value;
         insert.ExecuteNonQuery();
@@ -635,7 +650,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 null, "$home", "$reserved", "$seal");
             command.Parameters[0].Value = home;
             command.Parameters[1].Value = (long)reserved;
-            command.Parameters[2].Value = _seal.Seal([], ReservationAssociated(home, reserved));
+            command.Parameters[2].Value = _seal.Seal([], ReservationAssociated(_associated, home, reserved));
             ExecuteWrite(command, $"the IK reservation of {home}");
             Anchor(marks => marks.IkReserved[home] = reserved);
         }
@@ -844,18 +859,30 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         }
     }
 
-    private uint OpenReservation(string home, long reserved, byte[]? seal, AesGcm? gcm = null)
+    private uint OpenReservation(string home, long reserved, byte[]? seal, AesGcm? gcm = null, RowSeal.AssociatedData? associated = null)
     {
-        _ = _seal.Open(seal, ReservationAssociated(home, (uint)reserved), $"ik_reservations(home_address={home})", gcm);
+        using var owned = gcm is null ? _seal.CreateCipher() : null;
+        if (!RowSeal.TryOpen(seal, ReservationAssociated(associated ?? new RowSeal.AssociatedData(), home, (uint)reserved), gcm ?? owned!, out _, out bool truncated))
+        {
+            throw RowSeal.Failure($"ik_reservations(home_address={home})", truncated);
+        }
         return (uint)reserved;
     }
 
-    private static string BindingAssociated(BindingRecord r) => string.Join('|',
-        "bindings", r.HomeAddress, r.CareOfAddress?.ToString() ?? "-", r.BindingExpiresAt.UtcTicks, r.LastSequence?.ToString(CultureInfo.InvariantCulture) ?? "-",
-        r.InitEpoch?.ToString(CultureInfo.InvariantCulture) ?? "-", r.EpochGeneration.Value, r.HighestIssued.Value,
-        r.RekeyDueAt?.UtcTicks.ToString(CultureInfo.InvariantCulture) ?? "-", r.RekeyPending, r.InitializationControlReceiveRightEdge,
-        r.InitializationDataReceiveRightEdge, r.Newest?.Generation.Value.ToString(CultureInfo.InvariantCulture) ?? "-",
-        r.Previous?.Generation.Value.ToString(CultureInfo.InvariantCulture) ?? "-", "seal");
+    /// <summary>
+    /// The binding row's associated data: bindings|home|care-of or -|expiry ticks|last sequence or -|epoch or -|epoch
+    /// generation|highest issued|rekey due ticks or -|rekey pending (True/False)|IK control edge|IK data edge|newest
+    /// generation or -|previous generation or -|seal (addresses canonical). Built in place, no strings (restart: one per row).
+    /// </summary>
+    internal static RowSeal.AssociatedData BindingAssociated(RowSeal.AssociatedData data, BindingRecord r)
+    {
+        data.Start().Field("bindings").Field(r.HomeAddress);
+        _ = r.CareOfAddress is { } careOf ? data.Field(careOf) : data.Field("-");
+        return data.Field(r.BindingExpiresAt.UtcTicks).FieldOrDash(r.LastSequence).FieldOrDash(r.InitEpoch)
+            .Field(r.EpochGeneration.Value).Field(r.HighestIssued.Value).FieldOrDash(r.RekeyDueAt is { } due ? (ulong)due.UtcTicks : null)
+            .Field(r.RekeyPending).Field(r.InitializationControlReceiveRightEdge).Field(r.InitializationDataReceiveRightEdge)
+            .FieldOrDash(r.Newest?.Generation.Value).FieldOrDash(r.Previous?.Generation.Value).Field("seal");
+    }
 
     /// <summary>
     /// The generation row's associated data. A key reference (not secret: it names a key the KMEs
@@ -863,12 +890,16 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     /// when present (length-prefixed, the source identifier is free text), so rows without one
     /// keep their schema-1 associated data.
     /// </summary>
-    internal static string GenerationAssociated(string table, string owner, string slot, GenerationColumns v) => string.Join('|',
-        table, owner, slot, v.Generation.Value, v.SpiMnToHa.Value, v.SpiHaToMn.Value, (int)v.Suite, v.Confirmed,
-        v.CreatedAt.UtcTicks, v.TransmitReserved, v.ControlEdge, v.DataEdge,
-        v.Reference is { } r
-            ? string.Create(CultureInfo.InvariantCulture, $"reference|{r.KeyId:D}|{r.SourceIdentifier.Length}:{r.SourceIdentifier}|secret")
-            : "secret");
+    internal static RowSeal.AssociatedData GenerationAssociated(RowSeal.AssociatedData data, string table, string owner, string slot, GenerationColumns v)
+    {
+        data.Start().Field(table).Field(owner).Field(slot).Field(v.Generation.Value).Field(v.SpiMnToHa.Value).Field(v.SpiHaToMn.Value)
+            .Field((int)v.Suite).Field(v.Confirmed).Field(v.CreatedAt.UtcTicks).Field(v.TransmitReserved).Field(v.ControlEdge).Field(v.DataEdge);
+        if (v.Reference is { } r)
+        {
+            data.Field("reference").Field(r.KeyId.ToString("D")).Field(string.Create(CultureInfo.InvariantCulture, $"{r.SourceIdentifier.Length}:{r.SourceIdentifier}"));
+        }
+        return data.Field("secret");
+    }
 
     /// <summary>Both reference columns or neither; a key_id that is not a UUID is a corrupted row.</summary>
     internal static KeyReference? ReadReference(SqliteDataReader reader, int keyIdColumn, string row)
@@ -887,7 +918,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         return new KeyReference(keyId, reader.GetString(keySourceColumn));
     }
 
-    private static string ReservationAssociated(string home, uint reserved) => string.Join('|', "ik_reservations", home, reserved, "seal");
+    private static RowSeal.AssociatedData ReservationAssociated(RowSeal.AssociatedData data, string home, uint reserved) =>
+        data.Start().Field("ik_reservations").Field(home).Field(reserved).Field("seal");
 
     private static string SlotName(int slot) => slot switch
     {

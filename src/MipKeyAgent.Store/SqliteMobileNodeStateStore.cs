@@ -333,8 +333,8 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
         insert.ExecuteNonQuery();
     }
 
-    private static string Associated(long slot, SqliteBindingStore.GenerationColumns values) =>
-        SqliteBindingStore.GenerationAssociated("mn_generations", Owner, SlotNames[slot], values);
+    private static RowSeal.AssociatedData Associated(long slot, SqliteBindingStore.GenerationColumns values) =>
+        SqliteBindingStore.GenerationAssociated(new RowSeal.AssociatedData(), "mn_generations", Owner, SlotNames[slot], values);
 
     private static string StateAssociated(MobileNodeState s, Generation? initAnswer) => string.Join('|', "mn_state", Owner,
         s.InitEpoch.ToString(CultureInfo.InvariantCulture), s.NextSequence, s.InitializationSequenceReserved, s.InitializationControlReceiveRightEdge,
