@@ -239,26 +239,109 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         }
     }
 
+    /// <summary>
+    /// The three scans, then the authentication on every core. The generations table (the largest) is
+    /// scanned on a second, read-only connection on another thread while this one scans bindings and
+    /// reservations. This connection holds the write lock meanwhile (BEGIN IMMEDIATE, nothing written,
+    /// so no commit reaches the disk), so no other writer can commit between the scans: both
+    /// connections read the same state.
+    /// </summary>
     private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) ReadAllLocked()
     {
+        try
+        {
+            Execute("BEGIN IMMEDIATE");
+        }
+        catch (SqliteException e)
+        {
+            throw new BindingStoreException($"'{Path}' is locked by another writer (another home agent on the same store?): {e.Message}", e);
+        }
+        (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) all;
+        try
+        {
+            all = ReadAllInSnapshot();
+        }
+        catch
+        {
+            try
+            {
+                Execute("ROLLBACK");
+            }
+            catch (SqliteException)
+            {
+                // SQLite already ended the transaction (it does on some errors); the first error is the one to report.
+            }
+            throw;
+        }
+        Execute("ROLLBACK");
+        return all;
+    }
+
+    private Dictionary<string, List<GenerationRow>> ReadGenerationRows(SqliteConnection connection)
+    {
         var generations = new Dictionary<string, List<GenerationRow>>(StringComparer.Ordinal);
-        using (var command = Command("""
+        using var command = connection.CreateCommand();
+        command.CommandText = """
             SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
                    control_edge, data_edge, secret, key_id, key_source, home_address FROM generations
-            """))
-        using (var reader = command.ExecuteReader())
+            """;
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
         {
-            while (reader.Read())
+            var row = ReadGenerationRow(reader, reader.GetString(13));
+            if (!generations.TryGetValue(row.Home, out var list))
             {
-                var row = ReadGenerationRow(reader, reader.GetString(13));
-                if (!generations.TryGetValue(row.Home, out var list))
-                {
-                    generations[row.Home] = list = [];
-                }
-                list.Add(row);
+                generations[row.Home] = list = [];
+            }
+            list.Add(row);
+        }
+        return generations;
+    }
+
+    private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) ReadAllInSnapshot()
+    {
+        var generationScan = Task.Run(() =>
+        {
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = Path,
+                Mode = SqliteOpenMode.ReadOnly,
+                Pooling = false,
+            }.ToString());
+            connection.Open();
+            return ReadGenerationRows(connection);
+        });
+        Dictionary<string, List<GenerationRow>> generations;
+        var bindings = new List<BindingRow>();
+        var reservations = new List<(string Home, long Reserved, byte[]? Seal)>();
+        try
+        {
+            ReadBindingAndReservationRows(bindings, reservations);
+        }
+        finally
+        {
+            // Never leave the scan running on a store being disposed (its exception, if any, is the one that counts).
+            try
+            {
+                generationScan.Wait();
+            }
+            catch (AggregateException) when (!generationScan.IsCompletedSuccessfully)
+            {
             }
         }
-        var bindings = new List<BindingRow>();
+        try
+        {
+            generations = generationScan.GetAwaiter().GetResult();
+        }
+        catch (SqliteException e)
+        {
+            throw new BindingStoreException($"'{Path}': reading the generation rows failed: {e.Message}", e);
+        }
+        return AuthenticateAll(generations, bindings, reservations);
+    }
+
+    private void ReadBindingAndReservationRows(List<BindingRow> bindings, List<(string Home, long Reserved, byte[]? Seal)> reservations)
+    {
         using (var command = Command("""
             SELECT care_of, expires_at, last_sequence, init_epoch, epoch_generation, highest_issued, rekey_due_at, rekey_pending,
                    ik_control_edge, ik_data_edge, seal, home_address FROM bindings
@@ -270,6 +353,19 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 bindings.Add(ReadBindingRow(reader, reader.GetString(11)));
             }
         }
+        using (var command = Command("SELECT home_address, reserved, seal FROM ik_reservations"))
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                reservations.Add((reader.GetString(0), reader.GetInt64(1), reader.GetValue(2) as byte[]));
+            }
+        }
+    }
+
+    private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) AuthenticateAll(
+        Dictionary<string, List<GenerationRow>> generations, List<BindingRow> bindings, List<(string Home, long Reserved, byte[]? Seal)> reservations)
+    {
         var bound = new HashSet<string>(bindings.Count, StringComparer.Ordinal);
         foreach (var binding in bindings)
         {
@@ -280,16 +376,6 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             if (!bound.Contains(home))
             {
                 throw new BindingStoreException($"'{Path}': generation rows without a binding row (corrupted store)");
-            }
-        }
-
-        var reservations = new List<(string Home, long Reserved, byte[]? Seal)>();
-        using (var command = Command("SELECT home_address, reserved, seal FROM ik_reservations"))
-        using (var reader = command.ExecuteReader())
-        {
-            while (reader.Read())
-            {
-                reservations.Add((reader.GetString(0), reader.GetInt64(1), reader.GetValue(2) as byte[]));
             }
         }
 
