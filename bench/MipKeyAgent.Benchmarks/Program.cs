@@ -6,6 +6,7 @@ using MipKeyAgent.Transport.Bench;
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- restart [bindings,...]  (HA restart from SQLite)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- alloc [steady|rekey] [suite]  (heap bytes per exchange step)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- loop steady|rekey|floor|rekey-floor seconds [suite]  (a hot loop to profile)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-write [bindings] [writes] [dir]  (SQLite write path, µs per Save)
 // (see docs/benchmarks.md for the recorded runs).
 if (args.Length > 0 && args[0] == "runner")
 {
@@ -24,6 +25,13 @@ if (args.Length > 0 && args[0] == "restart")
 {
     // restart [bindings,...]: HA restart from the SQLite store (on /dev/shm), see RestartBenchmark.
     MipKeyAgent.Benchmarks.RestartBenchmark.Run(args.Length > 1 ? args[1].Split(',').Select(int.Parse).ToArray() : [10_000], Console.Out);
+    return;
+}
+if (args.Length > 0 && args[0] == "store-write")
+{
+    // store-write [bindings] [writes] [directory]: µs per fsynced store write (HA Save, IK reservation, MN Save), see StoreWriteBenchmark.
+    MipKeyAgent.Benchmarks.StoreWriteBenchmark.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5_000, args.Length > 3 ? args[3] : "/dev/shm", Console.Out);
     return;
 }
 if (args.Length > 0 && args[0] == "alloc")
