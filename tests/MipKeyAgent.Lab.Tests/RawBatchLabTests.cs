@@ -22,8 +22,7 @@ public sealed class RawBatchLabTests : IAsyncLifetime
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
     private const int SpiOffset = Ipv6Header.Length + ExtensionHeaders.HomeAddressOptionHeaderLength;
 
-    private readonly string _suffix = Convert.ToHexString(Guid.NewGuid().ToByteArray().AsSpan(0, 3)).ToLowerInvariant();
-    private readonly List<string> _namespaces = [];
+    private readonly LabScratch _scratch = new("mkb");
     private RawSocketTransport _sender = null!;
     private RawSocketTransport _receiver = null!;
 
@@ -31,6 +30,7 @@ public sealed class RawBatchLabTests : IAsyncLifetime
     {
         try
         {
+            await _scratch.InitializeAsync();
             await Task.Run(Build);
         }
         catch
@@ -50,10 +50,7 @@ public sealed class RawBatchLabTests : IAsyncLifetime
         {
             await _receiver.DisposeAsync();
         }
-        foreach (var ns in _namespaces)
-        {
-            await Shell.RunAsync("ip", ["netns", "del", ns], TimeSpan.FromSeconds(10), check: false);
-        }
+        await _scratch.DisposeAsync();
     }
 
     [Fact]
@@ -177,16 +174,10 @@ public sealed class RawBatchLabTests : IAsyncLifetime
 
     private void Build()
     {
-        var s = $"mk{_suffix}s";
-        var r = $"mk{_suffix}r";
-        foreach (var ns in new[] { s, r })
-        {
-            Shell.Run("ip", "netns", "add", ns);
-            _namespaces.Add(ns);
-            Shell.Run("ip", "-n", ns, "link", "set", "lo", "up");
-        }
-        var sLink = $"mk{_suffix}vs";
-        var rLink = $"mk{_suffix}vr";
+        var s = _scratch.Namespace("s");
+        var r = _scratch.Namespace("r");
+        var sLink = _scratch.Name("vs");
+        var rLink = _scratch.Name("vr");
         Shell.Run("ip", "-n", s, "link", "add", sLink, "type", "veth", "peer", "name", rLink, "netns", r);
         Shell.Run("ip", "-n", s, "addr", "add", $"{SenderAddress}/64", "dev", sLink, "nodad");
         Shell.Run("ip", "-n", r, "addr", "add", $"{ReceiverAddress}/64", "dev", rLink, "nodad");
@@ -197,6 +188,7 @@ public sealed class RawBatchLabTests : IAsyncLifetime
 
         // Settle: link-local addresses out of DAD and the receiver's MAC resolved, so a burst is
         // not held in (or dropped from) the sender kernel's neighbour queue.
+        _scratch.WaitUntilSettled();
         var deadline = DateTime.UtcNow + Deadline;
         var batch = RawSocketTransport.CreateReceiveBatch(capacity: 8);
         uint probe = 0;
