@@ -45,6 +45,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     private readonly Lock _lock = new();
     private Dictionary<Ipv6Address, BindingRecord> _preloaded = [];
     private Dictionary<Ipv6Address, uint> _preloadedReserved = [];
+    private int _rowsPerRange = DefaultRowsPerRange;
 
     private SqliteBindingStore(string path, SqliteConnection connection, MasterKey masterKey, bool ownsMasterKey)
     {
@@ -88,12 +89,14 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     public static SqliteBindingStore Open(string path, MasterKey masterKey, string? anchorPath = null, bool acceptRollback = false) =>
         Open(path, masterKey, ownsMasterKey: false, anchorPath, acceptRollback);
 
-    internal static SqliteBindingStore Open(string path, MasterKey masterKey, bool ownsMasterKey, string? anchorPath = null, bool acceptRollback = false)
+    /// <param name="rowsPerRange">Rows per unit of the parallel scan at open (tests make it small to cross many ranges).</param>
+    internal static SqliteBindingStore Open(string path, MasterKey masterKey, bool ownsMasterKey, string? anchorPath = null, bool acceptRollback = false,
+        int rowsPerRange = DefaultRowsPerRange)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(masterKey);
         var connection = SqliteFiles.OpenOwnerOnly(path);
-        var store = new SqliteBindingStore(path, connection, masterKey, ownsMasterKey);
+        var store = new SqliteBindingStore(path, connection, masterKey, ownsMasterKey) { _rowsPerRange = rowsPerRange };
         try
         {
             store.Initialize();
@@ -289,6 +292,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         WHERE b.rowid >= $lo AND b.rowid < $hi
         """;
 
+    /// <summary>Rows per unit of the parallel scan: at most 8 units per core, so a core slowed by other load does not hold the rest up.</summary>
+    private const int DefaultRowsPerRange = 4096;
     private const int JoinedNewest = 12;
     private const int JoinedPrevious = 25;
 
@@ -308,6 +313,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         long generationRows;
         var ranges = new List<ScanRange>();
         int workers;
+        int rowsPerWorker = Math.Min(256, _rowsPerRange);
         try
         {
             using (var count = Command("SELECT count(*) FROM generations"))
@@ -316,7 +322,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             }
             long bindingRows = AddRanges(ranges, "bindings", reservations: false);
             long reservationRows = AddRanges(ranges, "ik_reservations", reservations: true);
-            workers = Math.Max(1, Math.Min(Environment.ProcessorCount, Math.Min(ranges.Count, (int)Math.Min(int.MaxValue, (bindingRows + reservationRows) / 256))));
+            workers = Math.Max(1, Math.Min(Environment.ProcessorCount, Math.Min(ranges.Count, (int)Math.Min(int.MaxValue, (bindingRows + reservationRows) / rowsPerWorker))));
         }
         catch (SqliteException e)
         {
@@ -488,7 +494,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         long high = reader.GetInt64(1);
         long rows = reader.GetInt64(2);
         long span = high - low + 1;
-        long pieces = Math.Clamp(rows / 4096, 1, Environment.ProcessorCount * 8L);
+        long pieces = Math.Clamp(rows / _rowsPerRange, 1, Environment.ProcessorCount * 8L);
         long step = (span + pieces - 1) / pieces;
         for (long start = low; start <= high; start += step)
         {
