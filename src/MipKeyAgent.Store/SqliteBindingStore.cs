@@ -278,24 +278,24 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         return all;
     }
 
-    /// <summary>The restart scan's query: a binding row with its two generation slots (columns 0-11, 12-24, 25-37).</summary>
+    /// <summary>
+    /// The restart scan's query: each binding row (columns 0-11, its rowid 25) followed by its generation rows
+    /// (12-24, one joined row per generation, null when it holds none): one index seek per binding.
+    /// </summary>
     private const string JoinedRows = """
         SELECT b.care_of, b.expires_at, b.last_sequence, b.init_epoch, b.epoch_generation, b.highest_issued, b.rekey_due_at, b.rekey_pending,
                b.ik_control_edge, b.ik_data_edge, b.seal, b.home_address,
-               g0.slot, g0.generation, g0.spi_mn_to_ha, g0.spi_ha_to_mn, g0.suite, g0.confirmed, g0.created_at, g0.transmit_reserved,
-               g0.control_edge, g0.data_edge, g0.secret, g0.key_id, g0.key_source,
-               g1.slot, g1.generation, g1.spi_mn_to_ha, g1.spi_ha_to_mn, g1.suite, g1.confirmed, g1.created_at, g1.transmit_reserved,
-               g1.control_edge, g1.data_edge, g1.secret, g1.key_id, g1.key_source
+               g.slot, g.generation, g.spi_mn_to_ha, g.spi_ha_to_mn, g.suite, g.confirmed, g.created_at, g.transmit_reserved,
+               g.control_edge, g.data_edge, g.secret, g.key_id, g.key_source, b.rowid
         FROM bindings b
-        LEFT JOIN generations g0 ON g0.home_address = b.home_address AND g0.slot = 0
-        LEFT JOIN generations g1 ON g1.home_address = b.home_address AND g1.slot = 1
+        LEFT JOIN generations g ON g.home_address = b.home_address
         WHERE b.rowid >= $lo AND b.rowid < $hi
         """;
 
     /// <summary>Rows per unit of the parallel scan: at most 8 units per core, so a core slowed by other load does not hold the rest up.</summary>
     private const int DefaultRowsPerRange = 4096;
-    private const int JoinedNewest = 12;
-    private const int JoinedPrevious = 25;
+    private const int JoinedGeneration = 12;
+    private const int JoinedRowid = 25;
 
     /// <summary>One unit of the restart scan: a rowid range of the bindings (with their generations) or of the IK reservations.</summary>
     private readonly record struct ScanRange(bool Reservations, long Low, long High);
@@ -306,7 +306,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     /// range of IK reservations) and builds the records at once, so no per-row object outlives its row (the
     /// former scan-everything-then-authenticate kept ~0.7 KB of row objects per node alive through the GC's
     /// generations). The write lock this connection holds keeps every reader on one state. Generation rows the
-    /// join does not reach (no binding row, or a slot other than newest/previous) are found by counting.
+    /// join does not reach (no binding row) are found by counting.
     /// </summary>
     private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) ReadAllInSnapshot()
     {
@@ -390,23 +390,28 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                         bindingHigh.Value = range.High;
                         using (var reader = joined.ExecuteReader())
                         {
-                            while (reader.Read())
+                            bool more = reader.Read();
+                            while (more)
                             {
+                                long rowid = reader.GetInt64(JoinedRowid);
                                 string home = reader.GetString(11);
                                 if (!Ipv6Address.TryParse(home, out var address))
                                 {
                                     throw new BindingStoreException($"bindings(home_address={home}): not an IPv6 address (corrupted store)");
                                 }
+                                var binding = ReadBindingRow(reader, home);
                                 rowGenerations.Clear();
-                                foreach (int at in (ReadOnlySpan<int>)[JoinedNewest, JoinedPrevious])
+                                do
                                 {
-                                    if (!reader.IsDBNull(at))
+                                    if (!reader.IsDBNull(JoinedGeneration))
                                     {
-                                        rowGenerations.Add(ReadGenerationRow(reader, home, at));
+                                        rowGenerations.Add(ReadGenerationRow(reader, home, JoinedGeneration));
                                     }
+                                    more = reader.Read();
                                 }
+                                while (more && reader.GetInt64(JoinedRowid) == rowid);
                                 generations += rowGenerations.Count;
-                                records.Add(BuildRecord(address, ReadBindingRow(reader, home), rowGenerations, gcm, associated));
+                                records.Add(BuildRecord(address, binding, rowGenerations, gcm, associated));
                             }
                         }
                     }
@@ -503,7 +508,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         return rows;
     }
 
-    /// <summary>The error for generation rows the restart join did not reach: an unknown slot, or no binding row.</summary>
+    /// <summary>The error for generation rows the restart join did not reach (no binding row; an unknown slot, should one get past the join).</summary>
     private BindingStoreException UnjoinedGenerationRow()
     {
         using var command = Command("SELECT home_address, slot FROM generations WHERE slot NOT IN (0, 1) LIMIT 1");
