@@ -6,15 +6,28 @@ namespace MipKeyAgent.Protocol.HomeAgent;
 
 /// <summary>The HA's state for one mobile node: its key ring plus the binding cache entry (RFC 6275 section 10.1).</summary>
 /// <param name="kek">The KEK when already derived; null: derived from IK at the first KEY-DIST (a restart pays no HKDF for it).</param>
-internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing ring, byte[]? kek = null)
+/// <remarks>
+/// Memory per binding (issue 7, docs/benchmarks.md): the node keeps no reference to its
+/// <see cref="MobileNodeProvisioning"/> (home address, IK, its SPIs and the suite are all in the key
+/// ring's IK generation), and its times are stored as UTC ticks (<see cref="NoTime"/>: none), not
+/// as (nullable) <see cref="DateTimeOffset"/>s.
+/// </remarks>
+internal sealed class HomeAgentNode(KeyRing ring, byte[]? kek = null)
 {
+    private const long NoTime = long.MinValue;
+
     private byte[]? _kek = kek;
+    private long _bindingExpiresAt;
+    private long _rekeyDueAt = NoTime;
+    private long _refreshRequestRetryAt = NoTime;
+    private long _deadline;
 
-    public MobileNodeProvisioning Provisioning { get; } = provisioning;
-
-    public Ipv6Address HomeAddress => Provisioning.HomeAddress;
+    public Ipv6Address HomeAddress => Ring.HomeAddress;
 
     public KeyRing Ring { get; } = ring;
+
+    /// <summary>The ESP suite provisioned for the node (every generation uses it).</summary>
+    public EspSuite Suite => Ring.Initialization.Suite;
 
     /// <summary>KEK = HKDF(IK, "kek" || HoA); wraps K_g in KEY-DIST (PROTOCOL.md section 3).</summary>
     public byte[] Kek
@@ -24,7 +37,7 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
             if (_kek is null)
             {
                 var derived = new byte[KeyLengths.Kek];
-                KeyDerivation.DeriveKek(Provisioning.InitializationKey, Provisioning.HomeAddress, derived);
+                KeyDerivation.DeriveKek(Ring.Initialization.Secret, HomeAddress, derived);
                 _kek = derived;
             }
             return _kek;
@@ -36,7 +49,11 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
 
     public Ipv6Address? CareOfAddress { get; set; }
 
-    public DateTimeOffset BindingExpiresAt { get; set; }
+    public DateTimeOffset BindingExpiresAt
+    {
+        get => FromTicks(_bindingExpiresAt);
+        set => _bindingExpiresAt = value.UtcTicks;
+    }
 
     public ushort? LastSequence { get; set; }
 
@@ -47,7 +64,11 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
 
     public Generation HighestIssued { get; set; }
 
-    public DateTimeOffset? RekeyDueAt { get; set; }
+    public DateTimeOffset? RekeyDueAt
+    {
+        get => FromTicksOrNull(_rekeyDueAt);
+        set => _rekeyDueAt = ToTicksOrNone(value);
+    }
 
     /// <summary>The HA's rekey timer fired; consumed by the next BU under a confirmed N (rule 2).</summary>
     public bool RekeyPending { get; set; }
@@ -56,7 +77,11 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
     /// While <see cref="RekeyPending"/>: when the Binding Refresh Request is sent again (a lost BRR
     /// must not stall the HA's rekey until the binding's own refresh). Not persisted.
     /// </summary>
-    public DateTimeOffset? RefreshRequestRetryAt { get; set; }
+    public DateTimeOffset? RefreshRequestRetryAt
+    {
+        get => FromTicksOrNull(_refreshRequestRetryAt);
+        set => _refreshRequestRetryAt = ToTicksOrNone(value);
+    }
 
     /// <summary>The wait before the next BRR retransmission (doubles up to MAX_BINDACK_TIMEOUT).</summary>
     public TimeSpan RefreshRequestBackoff { get; set; }
@@ -65,7 +90,17 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
     public int DeadlineSlot { get; set; } = -1;
 
     /// <summary>The deadline the node is filed under in <see cref="NodeDeadlines"/>.</summary>
-    public DateTimeOffset Deadline { get; set; }
+    public DateTimeOffset Deadline
+    {
+        get => FromTicks(_deadline);
+        set => _deadline = value.UtcTicks;
+    }
+
+    private static DateTimeOffset FromTicks(long ticks) => new(ticks, TimeSpan.Zero);
+
+    private static DateTimeOffset? FromTicksOrNull(long ticks) => ticks == NoTime ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+
+    private static long ToTicksOrNone(DateTimeOffset? value) => value is { } time ? time.UtcTicks : NoTime;
 
     /// <summary>When <see cref="HomeAgentEngine.Tick"/> next has work for this node: binding expiry or the rekey timer.</summary>
     public DateTimeOffset? ComputeDeadline()
