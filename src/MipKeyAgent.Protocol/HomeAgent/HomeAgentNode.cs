@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Wire;
@@ -10,35 +11,45 @@ namespace MipKeyAgent.Protocol.HomeAgent;
 /// Memory per binding (issue 7, docs/benchmarks.md): the node keeps no reference to its
 /// <see cref="MobileNodeProvisioning"/> (home address, IK, its SPIs and the suite are all in the key
 /// ring's IK generation), and its times are stored as UTC ticks (<see cref="NoTime"/>: none), not
-/// as (nullable) <see cref="DateTimeOffset"/>s.
+/// as (nullable) <see cref="DateTimeOffset"/>s; the KEK is inline, not an array.
 /// </remarks>
-internal sealed class HomeAgentNode(KeyRing ring, byte[]? kek = null)
+internal sealed class HomeAgentNode
 {
     private const long NoTime = long.MinValue;
 
-    private byte[]? _kek = kek;
+    private KekBuffer _kek;
+    private bool _kekDerived;
     private long _bindingExpiresAt;
     private long _rekeyDueAt = NoTime;
     private long _refreshRequestRetryAt = NoTime;
     private long _deadline;
 
+    public HomeAgentNode(KeyRing ring, ReadOnlySpan<byte> kek = default)
+    {
+        Ring = ring;
+        if (!kek.IsEmpty)
+        {
+            kek.CopyTo(_kek);
+            _kekDerived = true;
+        }
+    }
+
     public Ipv6Address HomeAddress => Ring.HomeAddress;
 
-    public KeyRing Ring { get; } = ring;
+    public KeyRing Ring { get; }
 
     /// <summary>The ESP suite provisioned for the node (every generation uses it).</summary>
     public EspSuite Suite => Ring.Initialization.Suite;
 
-    /// <summary>KEK = HKDF(IK, "kek" || HoA); wraps K_g in KEY-DIST (PROTOCOL.md section 3).</summary>
-    public byte[] Kek
+    /// <summary>KEK = HKDF(IK, "kek" || HoA); wraps K_g in KEY-DIST (PROTOCOL.md section 3). Derived at the first use.</summary>
+    public ReadOnlySpan<byte> Kek
     {
         get
         {
-            if (_kek is null)
+            if (!_kekDerived)
             {
-                var derived = new byte[KeyLengths.Kek];
-                KeyDerivation.DeriveKek(Ring.Initialization.Secret, HomeAddress, derived);
-                _kek = derived;
+                KeyDerivation.DeriveKek(Ring.Initialization.Secret, HomeAddress, _kek);
+                _kekDerived = true;
             }
             return _kek;
         }
@@ -46,6 +57,9 @@ internal sealed class HomeAgentNode(KeyRing ring, byte[]? kek = null)
 
     /// <summary>Zeroes the KEK if it was derived (the node is dropped).</summary>
     public void ZeroKek() => CryptographicOperations.ZeroMemory(_kek);
+
+    /// <summary>True when the KEK was derived and not zeroed since; for tests.</summary>
+    internal bool HoldsKek => _kekDerived && ((ReadOnlySpan<byte>)_kek).ContainsAnyExcept((byte)0);
 
     public Ipv6Address? CareOfAddress { get; set; }
 
@@ -115,5 +129,11 @@ internal sealed class HomeAgentNode(KeyRing ring, byte[]? kek = null)
             next = retry;
         }
         return next;
+    }
+
+    [InlineArray(KeyLengths.Kek)]
+    private struct KekBuffer
+    {
+        private byte _element;
     }
 }
