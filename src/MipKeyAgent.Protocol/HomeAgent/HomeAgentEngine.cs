@@ -316,9 +316,9 @@ public sealed partial class HomeAgentEngine : IDisposable
         keys.Confirmed = true;
         if (!keys.Generation.IsInitialization)
         {
-            // IK now opens only a re-init: its receiving SAs need not stay built (memory per
-            // binding, docs/benchmarks.md); a re-init derives them again from IK, above the kept edge.
-            node.Ring.Initialization.ReleaseReceive(KeyRingSide.HomeAgent);
+            // IK's control SA now opens only a re-init: it need not stay built (memory per
+            // binding, docs/benchmarks.md); a re-init derives it again from IK, above the kept edge.
+            node.Ring.Initialization.ReleaseControlReceive(KeyRingSide.HomeAgent);
         }
         Counters.Confirmations++;
         Raise(ProtocolEventKind.GenerationConfirmed, node, keys);

@@ -113,28 +113,29 @@ public sealed class GenerationKeys : IDisposable
     }
 
     /// <summary>
-    /// Releases the receiving control and data SAs of <paramref name="side"/> when built and never
-    /// used to seal: their key material is zeroed and each one's right edge is kept, so a later use
-    /// derives the SA again, starting from that edge (numbers at or below it count as seen, as after
-    /// a restart). The HA calls it on IK once a dynamic generation is confirmed: IK then opens only a
-    /// re-init, and three SAs per binding would otherwise stay built (memory per binding,
-    /// docs/benchmarks.md). Returns how many SAs were released.
+    /// Releases the control SA <paramref name="side"/> opens with when built and never used to
+    /// seal: its key material is zeroed and its right edge is kept, so a later use derives the SA
+    /// again, starting from that edge (numbers at or below it count as seen, as after a restart).
+    /// The HA calls it on IK once a dynamic generation is confirmed: IK's control SA then opens
+    /// only a re-init, and would otherwise stay built for every binding (memory per binding,
+    /// docs/benchmarks.md). The data SA is kept: a data packet delayed behind the confirmation
+    /// may still fall inside its window. Returns true when the SA was released.
     /// </summary>
-    internal int ReleaseReceive(KeyRingSide side) => side == KeyRingSide.HomeAgent
-        ? Release(ref _controlMnToHa, ref _restoredControlMnToHaEdge) + Release(ref _dataMnToHa, ref _restoredDataMnToHaEdge)
-        : Release(ref _controlHaToMn, ref _restoredControlHaToMnEdge) + Release(ref _dataHaToMn, ref _restoredDataHaToMnEdge);
+    internal bool ReleaseControlReceive(KeyRingSide side) => side == KeyRingSide.HomeAgent
+        ? Release(ref _controlMnToHa, ref _restoredControlMnToHaEdge)
+        : Release(ref _controlHaToMn, ref _restoredControlHaToMnEdge);
 
-    private int Release(ref SecurityAssociation? sa, ref uint pending)
+    private bool Release(ref SecurityAssociation? sa, ref uint pending)
     {
         // An SA that sealed anything keeps its counter: rebuilding it would restart below it.
         if (sa is null || _disposed || sa.LastSequenceSent != _initialSequence)
         {
-            return 0;
+            return false;
         }
         pending = Math.Max(pending, sa.ReplayRightEdge);
         sa.Dispose();
         sa = null;
-        return 1;
+        return true;
     }
 
     private static void Restore(SecurityAssociation? built, ref uint pending, uint rightEdge)
@@ -170,7 +171,7 @@ public sealed class GenerationKeys : IDisposable
     /// <summary>The secret, for wrapping it into KEY-DIST and for the binding store. Never log it.</summary>
     internal ReadOnlySpan<byte> Secret => _secret;
 
-    /// <summary>True while the SA is built (not yet derived, or released by <see cref="ReleaseReceive"/>: false); for tests.</summary>
+    /// <summary>True while the SA is built (not yet derived, or released by <see cref="ReleaseControlReceive"/>: false); for tests.</summary>
     internal bool IsBuilt(KeyDirection direction, bool data) => (data, direction) switch
     {
         (true, KeyDirection.MnToHa) => _dataMnToHa is not null,

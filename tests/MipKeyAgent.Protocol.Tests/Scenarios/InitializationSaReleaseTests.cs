@@ -5,7 +5,7 @@ using MipKeyAgent.Wire;
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>
-/// Once a dynamic generation is confirmed, the HA releases IK's receiving SAs (memory per binding,
+/// Once a dynamic generation is confirmed, the HA releases IK's receiving control SA (memory per binding,
 /// docs/protocol.md): a captured init BU replayed afterwards is still a replay, and a later
 /// re-init derives the SA again and is answered.
 /// </summary>
