@@ -7,8 +7,10 @@
 set -euo pipefail
 RATE=${1:-1000}; DURATION=${2:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DLL=${MIPKEY_DLL:-$ROOT/src/MipKeyAgent.Cli/bin/Release/net10.0/mipkey.dll}
-[ -f "$DLL" ] || dotnet build "$ROOT/src/MipKeyAgent.Cli" -c Release -v q --nologo -o "$(dirname "$DLL")" >/dev/null
+repo=$ROOT
+# shellcheck source=lab/common.sh
+. "$ROOT/lab/common.sh"   # sets $python and $dll (MIPKEY_DLL, else MIPKEY_ARTIFACTS, else the Release build)
+DLL=$dll
 T=$(mktemp -d); trap 'kill $A $B 2>/dev/null; rm -rf "$T"' EXIT
 "$ROOT/lab/pki/make-pki.sh" "$T" SAE_HA SAE_MN1 >/dev/null
 dotnet "$DLL" qkd-node --kme-id KME_B --port 18444 --bind 127.0.0.1 --cert "$T/kme-b.crt" --key "$T/kme-b.key" --ca "$T/ca.crt" \
@@ -29,7 +31,7 @@ run() {   # $1 = keys per request; prints keys/s drawn over DURATION
   while [ $SECONDS -lt $end ]; do
     got=$(curl "${C[@]}" -K "$T/urls" | grep -o '"key_ID"' | wc -l); keys=$((keys + got))
   done
-  python3 -c "import time,sys; d=time.time()-$start; print(f'{$keys/d:.0f} {$keys/d/$RATE:.3f}')"
+  "$python" -c "import time,sys; d=time.time()-$start; print(f'{$keys/d:.0f} {$keys/d/$RATE:.3f}')"
 }
 read -r s1 r1 < <(run 1)
 read -r s128 r128 < <(run 128)

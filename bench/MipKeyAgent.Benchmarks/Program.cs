@@ -4,6 +4,9 @@ using MipKeyAgent.Transport.Bench;
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- --filter '*'      (BenchmarkDotNet)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- runner [bindings,...] [scale-only] (the BenchRunner tables)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- restart [bindings,...]  (HA restart from SQLite)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- alloc [steady|rekey] [suite]  (heap bytes per exchange step)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- loop steady|rekey|floor|rekey-floor seconds [suite]  (a hot loop to profile)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-write [bindings] [writes] [dir]  (SQLite write path, µs per Save)
 // (see docs/benchmarks.md for the recorded runs).
 if (args.Length > 0 && args[0] == "runner")
 {
@@ -24,15 +27,25 @@ if (args.Length > 0 && args[0] == "restart")
     MipKeyAgent.Benchmarks.RestartBenchmark.Run(args.Length > 1 ? args[1].Split(',').Select(int.Parse).ToArray() : [10_000], Console.Out);
     return;
 }
+if (args.Length > 0 && args[0] == "store-write")
+{
+    // store-write [bindings] [writes] [directory]: µs per fsynced store write (HA Save, IK reservation, MN Save), see StoreWriteBenchmark.
+    MipKeyAgent.Benchmarks.StoreWriteBenchmark.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5_000, args.Length > 3 ? args[3] : "/dev/shm", Console.Out);
+    return;
+}
 if (args.Length > 0 && args[0] == "alloc")
 {
-    // Heap bytes per step of a steady exchange, to find what allocates.
-    using var rig = new ExchangeRig();
+    // Heap bytes per step of a steady or a rekey exchange, to find what allocates: alloc [steady|rekey] [suite].
+    bool rekey = args.Length > 1 && args[1] == "rekey";
+    var suite = args.Length > 2 ? Enum.Parse<MipKeyAgent.Wire.EspSuite>(args[2]) : MipKeyAgent.Wire.EspSuite.AesGcm256;
+    using var rig = new ExchangeRig(suite);
+    Action exchange = rekey ? rig.RekeyExchange : rig.SteadyExchange;
     for (int i = 0; i < 10_000; i++)
     {
-        rig.SteadyExchange();
+        exchange();
     }
-    foreach (var (name, bytes) in rig.AllocationPerStep(10_000))
+    foreach (var (name, bytes) in rig.AllocationPerStep(10_000, rekey))
     {
         Console.WriteLine($"{name}: {bytes:F1} B/exchange");
     }

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using System.Globalization;
 using System.Text;
+using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store;
 
@@ -10,54 +12,206 @@ namespace MipKeyAgent.Store;
 /// Layout: nonce (12) || ciphertext || tag (16). Nonces are random: at 2^32 writes per key the
 /// collision probability stays below 2^-32 (NIST SP 800-38D section 8.3).
 /// </summary>
-internal sealed class RowSeal(MasterKey key)
+internal sealed class RowSeal(MasterKey key) : IDisposable
 {
     private const int NonceLength = 12;
     private const int TagLength = 16;
     private static readonly byte[] Domain = "mipkey-store-v1"u8.ToArray();
+    private readonly Lock _sealLock = new();
+
+    /// <summary>The cipher of every <see cref="Seal"/> (one key schedule per store, not per write); used under <see cref="_sealLock"/>.</summary>
+    private AesGcm? _sealCipher;
+    private bool _disposed;
 
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string associated)
     {
         byte[] sealedRow = new byte[NonceLength + plaintext.Length + TagLength];
         RandomNumberGenerator.Fill(sealedRow.AsSpan(0, NonceLength));
-        using var gcm = new AesGcm(key.Key, TagLength);
-        gcm.Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
-            sealedRow.AsSpan(NonceLength + plaintext.Length), Associated(associated));
+        byte[] associatedData = Associated(associated);
+        lock (_sealLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            (_sealCipher ??= CreateCipher()).Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
+                sealedRow.AsSpan(NonceLength + plaintext.Length), associatedData);
+        }
         return sealedRow;
     }
 
-    /// <summary>Opens a sealed row into a new array; throws <see cref="BindingStoreException"/> naming <paramref name="row"/>.</summary>
-    /// <summary>A cipher under the master key for a run of <see cref="Open"/> calls on one thread (dispose it).</summary>
-    public AesGcm CreateCipher() => new(key.Key, TagLength);
-
-    public byte[] Open(byte[]? sealedRow, string associated, string row, AesGcm? cipher = null)
+    /// <summary>Releases the sealing cipher (the store's Dispose; the master key itself is the store's or the caller's).</summary>
+    public void Dispose()
     {
-        if (sealedRow is null || sealedRow.Length < NonceLength + TagLength)
+        lock (_sealLock)
         {
-            throw new BindingStoreException($"{row}: sealed column missing or truncated (corrupted store)");
-        }
-        int length = sealedRow.Length - NonceLength - TagLength;
-        byte[] plaintext = new byte[length];
-        try
-        {
-            using var owned = cipher is null ? CreateCipher() : null;
-            (cipher ?? owned!).Decrypt(sealedRow.AsSpan(0, NonceLength), sealedRow.AsSpan(NonceLength, length), sealedRow.AsSpan(NonceLength + length),
-                plaintext, Associated(associated));
-            return plaintext;
-        }
-        catch (AuthenticationTagMismatchException e)
-        {
-            throw new BindingStoreException(
-                $"{row}: fails authentication under the master key (tampered, corrupted or moved row, or the wrong master key)", e);
+            _disposed = true;
+            _sealCipher?.Dispose();
+            _sealCipher = null;
         }
     }
 
-    private static byte[] Associated(string associated)
+    /// <summary>A cipher under the master key for a run of <see cref="Open(byte[], string, string, AesGcm)"/> calls on one thread (dispose it).</summary>
+    public AesGcm CreateCipher() => new(key.Key, TagLength);
+
+    /// <summary>Opens a sealed row into a new array; throws <see cref="BindingStoreException"/> naming <paramref name="row"/>.</summary>
+    public byte[] Open(byte[]? sealedRow, string associated, string row, AesGcm? cipher = null)
     {
-        byte[] text = Encoding.UTF8.GetBytes(associated);
-        byte[] all = new byte[Domain.Length + 1 + text.Length];
-        Domain.CopyTo(all, 0);
-        text.CopyTo(all, Domain.Length + 1);
-        return all;
+        using var owned = cipher is null ? CreateCipher() : null;
+        var data = new AssociatedData().Text(associated);
+        return TryOpen(sealedRow, data, cipher ?? owned!, out byte[] plaintext, out bool truncated)
+            ? plaintext
+            : throw Failure(row, truncated);
+    }
+
+    /// <summary>Opens a sealed row under <paramref name="associated"/>; throws <see cref="BindingStoreException"/> naming <paramref name="row"/>.</summary>
+    public byte[] Open(byte[]? sealedRow, AssociatedData associated, string row)
+    {
+        using var cipher = CreateCipher();
+        return TryOpen(sealedRow, associated, cipher, out byte[] plaintext, out bool truncated) ? plaintext : throw Failure(row, truncated);
+    }
+
+    /// <summary>
+    /// Seals under <paramref name="associated"/> as built by <see cref="AssociatedData"/>: the same bytes as
+    /// <see cref="Seal(ReadOnlySpan{byte}, string)"/> of its text (the store's write path builds no strings).
+    /// </summary>
+    public byte[] Seal(ReadOnlySpan<byte> plaintext, AssociatedData associated)
+    {
+        byte[] sealedRow = new byte[NonceLength + plaintext.Length + TagLength];
+        RandomNumberGenerator.Fill(sealedRow.AsSpan(0, NonceLength));
+        lock (_sealLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            (_sealCipher ??= CreateCipher()).Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
+                sealedRow.AsSpan(NonceLength + plaintext.Length), associated.Bytes);
+        }
+        return sealedRow;
+    }
+
+    /// <summary>
+    /// Opens a sealed row under <paramref name="associated"/> with <paramref name="cipher"/> (one per thread). False
+    /// when it does not authenticate or is truncated (<paramref name="truncated"/>): the caller names the row only
+    /// then, so a restart builds no row names. An empty plaintext is <see cref="Array.Empty{T}"/>.
+    /// </summary>
+    public static bool TryOpen(byte[]? sealedRow, AssociatedData associated, AesGcm cipher, out byte[] plaintext, out bool truncated)
+    {
+        plaintext = [];
+        truncated = sealedRow is null || sealedRow.Length < NonceLength + TagLength;
+        if (truncated)
+        {
+            return false;
+        }
+        int length = sealedRow!.Length - NonceLength - TagLength;
+        byte[] opened = length == 0 ? [] : new byte[length];
+        try
+        {
+            cipher.Decrypt(sealedRow.AsSpan(0, NonceLength), sealedRow.AsSpan(NonceLength, length), sealedRow.AsSpan(NonceLength + length),
+                opened, associated.Bytes);
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            return false;
+        }
+        plaintext = opened;
+        return true;
+    }
+
+    /// <summary>The error for a row <see cref="TryOpen"/> refused.</summary>
+    public static BindingStoreException Failure(string row, bool truncated) => truncated
+        ? new BindingStoreException($"{row}: sealed column missing or truncated (corrupted store)")
+        : new BindingStoreException($"{row}: fails authentication under the master key (tampered, corrupted or moved row, or the wrong master key)");
+
+    private static byte[] Associated(string associated) => new AssociatedData().Text(associated).Bytes.ToArray();
+
+    /// <summary>
+    /// A row's GCM associated data, built in place: the domain, a zero octet, then the UTF-8 of the
+    /// fields joined by '|' (numbers in invariant decimal, booleans as True/False, as
+    /// <c>string.Join('|', ...)</c> printed them). Reusable: <see cref="Start"/> clears it. One per
+    /// thread (the store's lock for writes, one per worker for the parallel verification at open).
+    /// </summary>
+    internal sealed class AssociatedData
+    {
+        private byte[] _buffer = new byte[256];
+        private int _length;
+        private bool _first;
+
+        public AssociatedData() => Start();
+
+        public ReadOnlySpan<byte> Bytes => _buffer.AsSpan(0, _length);
+
+        public AssociatedData Start()
+        {
+            Domain.CopyTo(_buffer, 0);
+            _buffer[Domain.Length] = 0;
+            _length = Domain.Length + 1;
+            _first = true;
+            return this;
+        }
+
+        /// <summary>Appends <paramref name="text"/> as it is (no separator): the string-based API's whole text.</summary>
+        public AssociatedData Text(string text)
+        {
+            Reserve(Encoding.UTF8.GetMaxByteCount(text.Length));
+            _length += Encoding.UTF8.GetBytes(text, _buffer.AsSpan(_length));
+            return this;
+        }
+
+        public AssociatedData Field(string text)
+        {
+            Separator();
+            return Text(text);
+        }
+
+        public AssociatedData Field(ulong value)
+        {
+            Separator();
+            Reserve(20);
+            value.TryFormat(_buffer.AsSpan(_length), out int written, default, CultureInfo.InvariantCulture);
+            _length += written;
+            return this;
+        }
+
+        public AssociatedData Field(long value)
+        {
+            Separator();
+            Reserve(20);
+            value.TryFormat(_buffer.AsSpan(_length), out int written, default, CultureInfo.InvariantCulture);
+            _length += written;
+            return this;
+        }
+
+        public AssociatedData Field(bool value) => Field(value ? "True" : "False");
+
+        /// <summary>A value or "-" when absent.</summary>
+        public AssociatedData FieldOrDash(ulong? value) => value is { } v ? Field(v) : Field("-");
+
+        /// <summary>An address in canonical text (RFC 5952, as <see cref="Ipv6Address.ToString"/>).</summary>
+        public AssociatedData Field(Ipv6Address address)
+        {
+            Separator();
+            Reserve(64);
+            if (!address.ToIPAddress().TryFormat(_buffer.AsSpan(_length), out int written))
+            {
+                throw new InvalidOperationException("an IPv6 address did not fit 64 octets");
+            }
+            _length += written;
+            return this;
+        }
+
+        /// <summary>Appends raw text after a separator, e.g. the store's reference part (already joined).</summary>
+        private void Separator()
+        {
+            if (!_first)
+            {
+                Reserve(1);
+                _buffer[_length++] = (byte)'|';
+            }
+            _first = false;
+        }
+
+        private void Reserve(int more)
+        {
+            if (_length + more > _buffer.Length)
+            {
+                Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + more));
+            }
+        }
     }
 }

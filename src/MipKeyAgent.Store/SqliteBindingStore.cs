@@ -34,6 +34,10 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
 
     private readonly SqliteConnection _connection;
     private readonly RowSeal _seal;
+    private readonly PreparedStatements _statements;
+
+    /// <summary>The write path's associated-data buffer (used under <see cref="_lock"/>).</summary>
+    private readonly RowSeal.AssociatedData _associated = new();
     private readonly MasterKey _masterKey;
     private StoreAnchor? _anchor;
     private StoreMarks _marks = new();
@@ -49,10 +53,23 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         _masterKey = masterKey;
         _ownsMasterKey = ownsMasterKey;
         _seal = new RowSeal(masterKey);
+        _statements = new PreparedStatements(connection);
     }
 
     /// <summary>The database file.</summary>
     public string Path { get; }
+
+    /// <summary>Statements prepared on this connection so far (tests: one per distinct statement, reused by every write).</summary>
+    internal int PreparedStatementCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _statements.Count;
+            }
+        }
+    }
 
     /// <summary>
     /// Opens (creating when missing, mode 0600) the store at <paramref name="path"/>. Refuses a
@@ -89,6 +106,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         }
         catch
         {
+            store._statements.Dispose();
+            store._seal.Dispose();
             connection.Dispose();
             throw;
         }
@@ -220,26 +239,109 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         }
     }
 
+    /// <summary>
+    /// The three scans, then the authentication on every core. The generations table (the largest) is
+    /// scanned on a second, read-only connection on another thread while this one scans bindings and
+    /// reservations. This connection holds the write lock meanwhile (BEGIN IMMEDIATE, nothing written,
+    /// so no commit reaches the disk), so no other writer can commit between the scans: both
+    /// connections read the same state.
+    /// </summary>
     private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) ReadAllLocked()
     {
+        try
+        {
+            Execute("BEGIN IMMEDIATE");
+        }
+        catch (SqliteException e)
+        {
+            throw new BindingStoreException($"'{Path}' is locked by another writer (another home agent on the same store?): {e.Message}", e);
+        }
+        (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) all;
+        try
+        {
+            all = ReadAllInSnapshot();
+        }
+        catch
+        {
+            try
+            {
+                Execute("ROLLBACK");
+            }
+            catch (SqliteException)
+            {
+                // SQLite already ended the transaction (it does on some errors); the first error is the one to report.
+            }
+            throw;
+        }
+        Execute("ROLLBACK");
+        return all;
+    }
+
+    private Dictionary<string, List<GenerationRow>> ReadGenerationRows(SqliteConnection connection)
+    {
         var generations = new Dictionary<string, List<GenerationRow>>(StringComparer.Ordinal);
-        using (var command = Command("""
+        using var command = connection.CreateCommand();
+        command.CommandText = """
             SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
                    control_edge, data_edge, secret, key_id, key_source, home_address FROM generations
-            """))
-        using (var reader = command.ExecuteReader())
+            """;
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
         {
-            while (reader.Read())
+            var row = ReadGenerationRow(reader, reader.GetString(13));
+            if (!generations.TryGetValue(row.Home, out var list))
             {
-                var row = ReadGenerationRow(reader, reader.GetString(13));
-                if (!generations.TryGetValue(row.Home, out var list))
-                {
-                    generations[row.Home] = list = [];
-                }
-                list.Add(row);
+                generations[row.Home] = list = [];
+            }
+            list.Add(row);
+        }
+        return generations;
+    }
+
+    private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) ReadAllInSnapshot()
+    {
+        var generationScan = Task.Run(() =>
+        {
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = Path,
+                Mode = SqliteOpenMode.ReadOnly,
+                Pooling = false,
+            }.ToString());
+            connection.Open();
+            return ReadGenerationRows(connection);
+        });
+        Dictionary<string, List<GenerationRow>> generations;
+        var bindings = new List<BindingRow>();
+        var reservations = new List<(string Home, long Reserved, byte[]? Seal)>();
+        try
+        {
+            ReadBindingAndReservationRows(bindings, reservations);
+        }
+        finally
+        {
+            // Never leave the scan running on a store being disposed (its exception, if any, is the one that counts).
+            try
+            {
+                generationScan.Wait();
+            }
+            catch (AggregateException) when (!generationScan.IsCompletedSuccessfully)
+            {
             }
         }
-        var bindings = new List<BindingRow>();
+        try
+        {
+            generations = generationScan.GetAwaiter().GetResult();
+        }
+        catch (SqliteException e)
+        {
+            throw new BindingStoreException($"'{Path}': reading the generation rows failed: {e.Message}", e);
+        }
+        return AuthenticateAll(generations, bindings, reservations);
+    }
+
+    private void ReadBindingAndReservationRows(List<BindingRow> bindings, List<(string Home, long Reserved, byte[]? Seal)> reservations)
+    {
         using (var command = Command("""
             SELECT care_of, expires_at, last_sequence, init_epoch, epoch_generation, highest_issued, rekey_due_at, rekey_pending,
                    ik_control_edge, ik_data_edge, seal, home_address FROM bindings
@@ -251,6 +353,19 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 bindings.Add(ReadBindingRow(reader, reader.GetString(11)));
             }
         }
+        using (var command = Command("SELECT home_address, reserved, seal FROM ik_reservations"))
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                reservations.Add((reader.GetString(0), reader.GetInt64(1), reader.GetValue(2) as byte[]));
+            }
+        }
+    }
+
+    private (Dictionary<Ipv6Address, BindingRecord> Records, Dictionary<Ipv6Address, uint> Reserved) AuthenticateAll(
+        Dictionary<string, List<GenerationRow>> generations, List<BindingRow> bindings, List<(string Home, long Reserved, byte[]? Seal)> reservations)
+    {
         var bound = new HashSet<string>(bindings.Count, StringComparer.Ordinal);
         foreach (var binding in bindings)
         {
@@ -261,16 +376,6 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             if (!bound.Contains(home))
             {
                 throw new BindingStoreException($"'{Path}': generation rows without a binding row (corrupted store)");
-            }
-        }
-
-        var reservations = new List<(string Home, long Reserved, byte[]? Seal)>();
-        using (var command = Command("SELECT home_address, reserved, seal FROM ik_reservations"))
-        using (var reader = command.ExecuteReader())
-        {
-            while (reader.Read())
-            {
-                reservations.Add((reader.GetString(0), reader.GetInt64(1), reader.GetValue(2) as byte[]));
             }
         }
 
@@ -285,6 +390,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, worker =>
             {
                 using var gcm = _seal.CreateCipher();
+                var associated = new RowSeal.AssociatedData();
                 int end = Math.Min(bindings.Count, (worker + 1) * chunk);
                 for (int i = worker * chunk; i < end; i++)
                 {
@@ -293,13 +399,13 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                     {
                         throw new BindingStoreException($"bindings(home_address={row.Home}): not an IPv6 address (corrupted store)");
                     }
-                    records[i] = BuildRecord(address, row, generations.GetValueOrDefault(row.Home), gcm);
+                    records[i] = BuildRecord(address, row, generations.GetValueOrDefault(row.Home), gcm, associated);
                 }
                 int reservationEnd = Math.Min(reservations.Count, (worker + 1) * reservationChunk);
                 for (int i = worker * reservationChunk; i < reservationEnd; i++)
                 {
                     var (home, value, seal) = reservations[i];
-                    uint opened = OpenReservation(home, value, seal, gcm);
+                    uint opened = OpenReservation(home, value, seal, gcm, associated);
                     reservedValues[i] = (Ipv6Address.TryParse(home, out var address) ? address : null, opened);
                 }
             });
@@ -347,12 +453,12 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         string home = homeAddress.ToString();
         List<GenerationRow>? generations = null;
-        using (var command = Command("""
-            SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
-                   control_edge, data_edge, secret, key_id, key_source FROM generations WHERE home_address = $home
-            """))
         {
-            command.Parameters.AddWithValue("$home", home);
+            var command = _statements.Get("""
+                SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
+                       control_edge, data_edge, secret, key_id, key_source FROM generations WHERE home_address = $home
+                """, null, "$home");
+            command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
@@ -360,11 +466,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             }
         }
 
-        using var binding = Command("""
+        var binding = _statements.Get("""
             SELECT care_of, expires_at, last_sequence, init_epoch, epoch_generation, highest_issued, rekey_due_at, rekey_pending,
                    ik_control_edge, ik_data_edge, seal FROM bindings WHERE home_address = $home
-            """);
-        binding.Parameters.AddWithValue("$home", home);
+            """, null, "$home");
+        binding.Parameters[0].Value = home;
         using var row = binding.ExecuteReader();
         if (!row.Read())
         {
@@ -375,7 +481,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             return null;
         }
         using var gcm = _seal.CreateCipher();
-        return BuildRecord(homeAddress, ReadBindingRow(row, home), generations, gcm);
+        return BuildRecord(homeAddress, ReadBindingRow(row, home), generations, gcm, new RowSeal.AssociatedData());
     }
 
     private static GenerationRow ReadGenerationRow(SqliteDataReader reader, string home)
@@ -384,7 +490,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         var values = new GenerationColumns(new Generation((uint)reader.GetInt64(1)), new Spi((uint)reader.GetInt64(2)),
             new Spi((uint)reader.GetInt64(3)), (EspSuite)reader.GetInt64(4), reader.GetInt64(5) != 0,
             new DateTimeOffset(reader.GetInt64(6), TimeSpan.Zero), (uint)reader.GetInt64(7), (uint)reader.GetInt64(8),
-            (uint)reader.GetInt64(9), ReadReference(reader, 11, $"generations(home_address={home}, slot={SlotName(slot)})"));
+            (uint)reader.GetInt64(9),
+            reader.IsDBNull(11) && reader.IsDBNull(12) ? null : ReadReference(reader, 11, GenerationRowName(home, slot)));
         return new GenerationRow(home, slot, values, reader.GetValue(10) as byte[]);
     }
 
@@ -392,8 +499,13 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         row.GetInt64(1), row.IsDBNull(2) ? null : row.GetInt64(2), row.IsDBNull(3) ? null : row.GetInt64(3), row.GetInt64(4), row.GetInt64(5),
         row.IsDBNull(6) ? null : row.GetInt64(6), row.GetInt64(7), row.GetInt64(8), row.GetInt64(9), row.GetValue(10) as byte[]);
 
-    /// <summary>Authenticates one binding row and its generation rows and builds the record (thread-safe: own cipher).</summary>
-    private BindingRecord BuildRecord(Ipv6Address homeAddress, BindingRow row, List<GenerationRow>? generations, AesGcm gcm)
+    private static string GenerationRowName(string home, int slot) => $"generations(home_address={home}, slot={SlotName(slot)})";
+
+    /// <summary>
+    /// Authenticates one binding row and its generation rows and builds the record (thread-safe: own
+    /// cipher and associated-data buffer; row names are built only for an error).
+    /// </summary>
+    private BindingRecord BuildRecord(Ipv6Address homeAddress, BindingRow row, List<GenerationRow>? generations, AesGcm gcm, RowSeal.AssociatedData associated)
     {
         string home = row.Home;
         GenerationRecord? newest = null;
@@ -402,17 +514,20 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         {
             foreach (var g in generations ?? [])
             {
-                string generationRow = $"generations(home_address={home}, slot={SlotName(g.Slot)})";
                 if (g.Slot is not (NewestSlot or PreviousSlot))
                 {
-                    throw new BindingStoreException($"{generationRow}: unknown slot (corrupted store)");
+                    throw new BindingStoreException($"{GenerationRowName(home, g.Slot)}: unknown slot (corrupted store)");
                 }
                 var values = g.Values;
-                byte[] secret = _seal.Open(g.Sealed, GenerationAssociated("generations", home, SlotName(g.Slot), values), generationRow, gcm);
+                if (!RowSeal.TryOpen(g.Sealed, GenerationAssociated(associated, "generations", home, SlotName(g.Slot), values), gcm,
+                    out byte[] secret, out bool truncated))
+                {
+                    throw RowSeal.Failure(GenerationRowName(home, g.Slot), truncated);
+                }
                 if (secret.Length != KeyLengths.Secret)
                 {
                     CryptographicOperations.ZeroMemory(secret);
-                    throw new BindingStoreException($"{generationRow}: secret is not {KeyLengths.Secret} octets");
+                    throw new BindingStoreException($"{GenerationRowName(home, g.Slot)}: secret is not {KeyLengths.Secret} octets");
                 }
                 var generation = new GenerationRecord(values.Generation, secret, values.SpiMnToHa, values.SpiHaToMn, values.Suite, values.Confirmed,
                     values.CreatedAt, values.TransmitReserved)
@@ -433,13 +548,12 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 }
             }
 
-            string rowName = $"bindings(home_address={home})";
             Ipv6Address? careOf = null;
             if (row.CareOf is { } careOfText)
             {
                 careOf = Ipv6Address.TryParse(careOfText, out var parsed)
                     ? parsed
-                    : throw new BindingStoreException($"{rowName}: care_of is not an IPv6 address (corrupted store)");
+                    : throw new BindingStoreException($"bindings(home_address={home}): care_of is not an IPv6 address (corrupted store)");
             }
             var record = new BindingRecord(homeAddress, careOf, new DateTimeOffset(row.ExpiresAt, TimeSpan.Zero),
                 row.LastSequence is { } last ? (ushort)last : null, row.InitEpoch is { } epoch ? unchecked((ulong)epoch) : null,
@@ -451,7 +565,10 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             };
             // The binding seal covers which generations the record holds, so a deleted or added
             // generation row is detected as well as an edited one.
-            _ = _seal.Open(row.Seal, BindingAssociated(record), rowName, gcm);
+            if (!RowSeal.TryOpen(row.Seal, BindingAssociated(associated, record), gcm, out _, out bool bindingTruncated))
+            {
+                throw RowSeal.Failure($"bindings(home_address={home})", bindingTruncated);
+            }
             return record;
         }
         catch
@@ -471,32 +588,40 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 Forget(record.HomeAddress);
                 using var transaction = _connection.BeginTransaction();
-                using (var upsert = Command("""
-                    INSERT OR REPLACE INTO bindings (home_address, care_of, expires_at, last_sequence, init_epoch, epoch_generation,
+                // Upserts in place (ON CONFLICT DO UPDATE keeps the rowid and the index entry; INSERT OR REPLACE
+                // deleted and re-inserted both, dirtying about three times the pages per commit).
+                var upsert = _statements.Get("""
+                    INSERT INTO bindings (home_address, care_of, expires_at, last_sequence, init_epoch, epoch_generation,
                         highest_issued, rekey_due_at, rekey_pending, ik_control_edge, ik_data_edge, seal)
                     VALUES ($home, $careOf, $expires, $last, $epoch, $epochGen, $highest, $rekeyDue, $pending, $ikControl, $ikData, $seal)
-                    """, transaction))
-                {
-                    var p = upsert.Parameters;
-                    p.AddWithValue("$home", home);
-                    p.AddWithValue("$careOf", (object?)record.CareOfAddress?.ToString() ?? DBNull.Value);
-                    p.AddWithValue("$expires", record.BindingExpiresAt.UtcTicks);
-                    p.AddWithValue("$last", record.LastSequence is { } last ? (long)last : DBNull.Value);
-                    p.AddWithValue("$epoch", record.InitEpoch is { } epoch ? unchecked((long)epoch) : DBNull.Value);
-                    p.AddWithValue("$epochGen", (long)record.EpochGeneration.Value);
-                    p.AddWithValue("$highest", (long)record.HighestIssued.Value);
-                    p.AddWithValue("$rekeyDue", record.RekeyDueAt is { } due ? due.UtcTicks : DBNull.Value);
-                    p.AddWithValue("$pending", record.RekeyPending ? 1 : 0);
-                    p.AddWithValue("$ikControl", (long)record.InitializationControlReceiveRightEdge);
-                    p.AddWithValue("$ikData", (long)record.InitializationDataReceiveRightEdge);
-                    p.AddWithValue("$seal", _seal.Seal([], BindingAssociated(record)));
-                    upsert.ExecuteNonQuery();
-                }
-                using (var delete = Command("DELETE FROM generations WHERE home_address = $home", transaction))
-                {
-                    delete.Parameters.AddWithValue("$home", home);
-                    delete.ExecuteNonQuery();
-                }
+                    ON CONFLICT (home_address) DO UPDATE SET care_of = excluded.care_of, expires_at = excluded.expires_at,
+                        last_sequence = excluded.last_sequence, init_epoch = excluded.init_epoch, epoch_generation = excluded.epoch_generation,
+                        highest_issued = excluded.highest_issued, rekey_due_at = excluded.rekey_due_at, rekey_pending = excluded.rekey_pending,
+                        ik_control_edge = excluded.ik_control_edge, ik_data_edge = excluded.ik_data_edge, seal = excluded.seal
+                    """, transaction,
+                    "$home", "$careOf", "$expires", "$last", "$epoch", "$epochGen", "$highest", "$rekeyDue", "$pending", "$ikControl", "$ikData", "$seal");
+                var p = upsert.Parameters;
+                p[0].Value = home;
+                p[1].Value = (object?)record.CareOfAddress?.ToString() ?? DBNull.Value;
+                p[2].Value = record.BindingExpiresAt.UtcTicks;
+                p[3].Value = record.LastSequence is { } last ? (long)last : DBNull.Value;
+                p[4].Value = record.InitEpoch is { } epoch ? unchecked((long)epoch) : DBNull.Value;
+                p[5].Value = (long)record.EpochGeneration.Value;
+                p[6].Value = (long)record.HighestIssued.Value;
+                p[7].Value = record.RekeyDueAt is { } due ? due.UtcTicks : DBNull.Value;
+                p[8].Value = record.RekeyPending ? 1L : 0L;
+                p[9].Value = (long)record.InitializationControlReceiveRightEdge;
+                p[10].Value = (long)record.InitializationDataReceiveRightEdge;
+                p[11].Value = _seal.Seal([], BindingAssociated(_associated, record));
+                upsert.ExecuteNonQuery();
+                // The generation rows the record no longer holds go; the held ones are upserted in place.
+                var delete = _statements.Get(
+                    "DELETE FROM generations WHERE home_address = $home AND NOT (slot = 0 AND $newest) AND NOT (slot = 1 AND $previous)",
+                    transaction, "$home", "$newest", "$previous");
+                delete.Parameters[0].Value = home;
+                delete.Parameters[1].Value = record.Newest is null ? 0L : 1L;
+                delete.Parameters[2].Value = record.Previous is null ? 0L : 1L;
+                delete.ExecuteNonQuery();
                 InsertGeneration(transaction, home, NewestSlot, record.Newest);
                 InsertGeneration(transaction, home, PreviousSlot, record.Previous);
                 transaction.Commit();
@@ -532,27 +657,33 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             return;
         }
         var values = GenerationColumns.From(generation);
-        using var insert = Command("""
+        var insert = _statements.Get("""
             INSERT INTO generations (home_address, slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at,
                 transmit_reserved, control_edge, data_edge, secret, key_id, key_source)
             VALUES ($home, $slot, $generation, $spiMnToHa, $spiHaToMn, $suite, $confirmed, $created, $reserved, $control, $data, $secret,
                 $keyId, $keySource)
-            """, transaction);
+            ON CONFLICT (home_address, slot) DO UPDATE SET generation = excluded.generation, spi_mn_to_ha = excluded.spi_mn_to_ha,
+                spi_ha_to_mn = excluded.spi_ha_to_mn, suite = excluded.suite, confirmed = excluded.confirmed, created_at = excluded.created_at,
+                transmit_reserved = excluded.transmit_reserved, control_edge = excluded.control_edge, data_edge = excluded.data_edge,
+                secret = excluded.secret, key_id = excluded.key_id, key_source = excluded.key_source
+            """, transaction,
+            "$home", "$slot", "$generation", "$spiMnToHa", "$spiHaToMn", "$suite", "$confirmed", "$created", "$reserved", "$control", "$data",
+            "$secret", "$keyId", "$keySource");
         var p = insert.Parameters;
-        p.AddWithValue("$home", home);
-        p.AddWithValue("$slot", slot);
-        p.AddWithValue("$generation", (long)values.Generation.Value);
-        p.AddWithValue("$spiMnToHa", (long)values.SpiMnToHa.Value);
-        p.AddWithValue("$spiHaToMn", (long)values.SpiHaToMn.Value);
-        p.AddWithValue("$suite", (long)values.Suite);
-        p.AddWithValue("$confirmed", values.Confirmed ? 1 : 0);
-        p.AddWithValue("$created", values.CreatedAt.UtcTicks);
-        p.AddWithValue("$reserved", (long)values.TransmitReserved);
-        p.AddWithValue("$control", (long)values.ControlEdge);
-        p.AddWithValue("$data", (long)values.DataEdge);
-        p.AddWithValue("$keyId", values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value);
-        p.AddWithValue("$keySource", values.Reference is { } s ? s.SourceIdentifier : DBNull.Value);
-        p.AddWithValue("$secret", _seal.Seal(generation.Secret, GenerationAssociated("generations", home, SlotName(slot), values)));
+        p[0].Value = home;
+        p[1].Value = (long)slot;
+        p[2].Value = (long)values.Generation.Value;
+        p[3].Value = (long)values.SpiMnToHa.Value;
+        p[4].Value = (long)values.SpiHaToMn.Value;
+        p[5].Value = (long)values.Suite;
+        p[6].Value = values.Confirmed ? 1L : 0L;
+        p[7].Value = values.CreatedAt.UtcTicks;
+        p[8].Value = (long)values.TransmitReserved;
+        p[9].Value = (long)values.ControlEdge;
+        p[10].Value = (long)values.DataEdge;
+        p[11].Value = _seal.Seal(generation.Secret, GenerationAssociated(_associated, "generations", home, SlotName(slot), values));
+        p[12].Value = values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
+        p[13].Value = values.Reference is { } s ? s.SourceIdentifier : DBNull.Value;
         insert.ExecuteNonQuery();
     }
 
@@ -563,10 +694,10 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         {
             Forget(homeAddress);
             using var transaction = _connection.BeginTransaction();
-            foreach (string table in new[] { "generations", "bindings" })
+            foreach (string sql in new[] { "DELETE FROM generations WHERE home_address = $home", "DELETE FROM bindings WHERE home_address = $home" })
             {
-                using var delete = Command($"DELETE FROM {table} WHERE home_address = $home", transaction);
-                delete.Parameters.AddWithValue("$home", home);
+                var delete = _statements.Get(sql, transaction, "$home");
+                delete.Parameters[0].Value = home;
                 delete.ExecuteNonQuery();
             }
             transaction.Commit();
@@ -588,8 +719,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 return preloaded;
             }
-            using var command = Command("SELECT reserved, seal FROM ik_reservations WHERE home_address = $home");
-            command.Parameters.AddWithValue("$home", home);
+            var command = _statements.Get("SELECT reserved, seal FROM ik_reservations WHERE home_address = $home", null, "$home");
+            command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
             return reader.Read() ? OpenReservation(home, reader.GetInt64(0), reader.GetValue(1) as byte[]) : 0;
         }
@@ -601,10 +732,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloadedReserved.Remove(homeAddress);
-            using var command = Command("INSERT OR REPLACE INTO ik_reservations (home_address, reserved, seal) VALUES ($home, $reserved, $seal)");
-            command.Parameters.AddWithValue("$home", home);
-            command.Parameters.AddWithValue("$reserved", (long)reserved);
-            command.Parameters.AddWithValue("$seal", _seal.Seal([], ReservationAssociated(home, reserved)));
+            var command = _statements.Get("INSERT OR REPLACE INTO ik_reservations (home_address, reserved, seal) VALUES ($home, $reserved, $seal)",
+                null, "$home", "$reserved", "$seal");
+            command.Parameters[0].Value = home;
+            command.Parameters[1].Value = (long)reserved;
+            command.Parameters[2].Value = _seal.Seal([], ReservationAssociated(_associated, home, reserved));
             ExecuteWrite(command, $"the IK reservation of {home}");
             Anchor(marks => marks.IkReserved[home] = reserved);
         }
@@ -813,18 +945,30 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         }
     }
 
-    private uint OpenReservation(string home, long reserved, byte[]? seal, AesGcm? gcm = null)
+    private uint OpenReservation(string home, long reserved, byte[]? seal, AesGcm? gcm = null, RowSeal.AssociatedData? associated = null)
     {
-        _ = _seal.Open(seal, ReservationAssociated(home, (uint)reserved), $"ik_reservations(home_address={home})", gcm);
+        using var owned = gcm is null ? _seal.CreateCipher() : null;
+        if (!RowSeal.TryOpen(seal, ReservationAssociated(associated ?? new RowSeal.AssociatedData(), home, (uint)reserved), gcm ?? owned!, out _, out bool truncated))
+        {
+            throw RowSeal.Failure($"ik_reservations(home_address={home})", truncated);
+        }
         return (uint)reserved;
     }
 
-    private static string BindingAssociated(BindingRecord r) => string.Join('|',
-        "bindings", r.HomeAddress, r.CareOfAddress?.ToString() ?? "-", r.BindingExpiresAt.UtcTicks, r.LastSequence?.ToString(CultureInfo.InvariantCulture) ?? "-",
-        r.InitEpoch?.ToString(CultureInfo.InvariantCulture) ?? "-", r.EpochGeneration.Value, r.HighestIssued.Value,
-        r.RekeyDueAt?.UtcTicks.ToString(CultureInfo.InvariantCulture) ?? "-", r.RekeyPending, r.InitializationControlReceiveRightEdge,
-        r.InitializationDataReceiveRightEdge, r.Newest?.Generation.Value.ToString(CultureInfo.InvariantCulture) ?? "-",
-        r.Previous?.Generation.Value.ToString(CultureInfo.InvariantCulture) ?? "-", "seal");
+    /// <summary>
+    /// The binding row's associated data: bindings|home|care-of or -|expiry ticks|last sequence or -|epoch or -|epoch
+    /// generation|highest issued|rekey due ticks or -|rekey pending (True/False)|IK control edge|IK data edge|newest
+    /// generation or -|previous generation or -|seal (addresses canonical). Built in place, no strings (restart: one per row).
+    /// </summary>
+    internal static RowSeal.AssociatedData BindingAssociated(RowSeal.AssociatedData data, BindingRecord r)
+    {
+        data.Start().Field("bindings").Field(r.HomeAddress);
+        _ = r.CareOfAddress is { } careOf ? data.Field(careOf) : data.Field("-");
+        return data.Field(r.BindingExpiresAt.UtcTicks).FieldOrDash(r.LastSequence).FieldOrDash(r.InitEpoch)
+            .Field(r.EpochGeneration.Value).Field(r.HighestIssued.Value).FieldOrDash(r.RekeyDueAt is { } due ? (ulong)due.UtcTicks : null)
+            .Field(r.RekeyPending).Field(r.InitializationControlReceiveRightEdge).Field(r.InitializationDataReceiveRightEdge)
+            .FieldOrDash(r.Newest?.Generation.Value).FieldOrDash(r.Previous?.Generation.Value).Field("seal");
+    }
 
     /// <summary>
     /// The generation row's associated data. A key reference (not secret: it names a key the KMEs
@@ -832,12 +976,16 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     /// when present (length-prefixed, the source identifier is free text), so rows without one
     /// keep their schema-1 associated data.
     /// </summary>
-    internal static string GenerationAssociated(string table, string owner, string slot, GenerationColumns v) => string.Join('|',
-        table, owner, slot, v.Generation.Value, v.SpiMnToHa.Value, v.SpiHaToMn.Value, (int)v.Suite, v.Confirmed,
-        v.CreatedAt.UtcTicks, v.TransmitReserved, v.ControlEdge, v.DataEdge,
-        v.Reference is { } r
-            ? string.Create(CultureInfo.InvariantCulture, $"reference|{r.KeyId:D}|{r.SourceIdentifier.Length}:{r.SourceIdentifier}|secret")
-            : "secret");
+    internal static RowSeal.AssociatedData GenerationAssociated(RowSeal.AssociatedData data, string table, string owner, string slot, GenerationColumns v)
+    {
+        data.Start().Field(table).Field(owner).Field(slot).Field(v.Generation.Value).Field(v.SpiMnToHa.Value).Field(v.SpiHaToMn.Value)
+            .Field((int)v.Suite).Field(v.Confirmed).Field(v.CreatedAt.UtcTicks).Field(v.TransmitReserved).Field(v.ControlEdge).Field(v.DataEdge);
+        if (v.Reference is { } r)
+        {
+            data.Field("reference").Field(r.KeyId.ToString("D")).Field(string.Create(CultureInfo.InvariantCulture, $"{r.SourceIdentifier.Length}:{r.SourceIdentifier}"));
+        }
+        return data.Field("secret");
+    }
 
     /// <summary>Both reference columns or neither; a key_id that is not a UUID is a corrupted row.</summary>
     internal static KeyReference? ReadReference(SqliteDataReader reader, int keyIdColumn, string row)
@@ -856,7 +1004,8 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         return new KeyReference(keyId, reader.GetString(keySourceColumn));
     }
 
-    private static string ReservationAssociated(string home, uint reserved) => string.Join('|', "ik_reservations", home, reserved, "seal");
+    private static RowSeal.AssociatedData ReservationAssociated(RowSeal.AssociatedData data, string home, uint reserved) =>
+        data.Start().Field("ik_reservations").Field(home).Field(reserved).Field("seal");
 
     private static string SlotName(int slot) => slot switch
     {
@@ -914,6 +1063,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 ZeroSecrets(record);
             }
             _preloaded.Clear();
+            // Statements first: a connection closed with live statements stays open as a zombie.
+            _statements.Dispose();
+            _seal.Dispose();
             _connection.Dispose();
             if (_ownsMasterKey)
             {

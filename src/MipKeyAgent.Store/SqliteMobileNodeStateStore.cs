@@ -29,6 +29,7 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
 
     private readonly SqliteConnection _connection;
     private readonly RowSeal _seal;
+    private readonly PreparedStatements _statements;
     private readonly MasterKey _masterKey;
     private readonly bool _ownsMasterKey;
     private readonly Lock _lock = new();
@@ -40,9 +41,22 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
         _masterKey = masterKey;
         _ownsMasterKey = ownsMasterKey;
         _seal = new RowSeal(masterKey);
+        _statements = new PreparedStatements(connection);
     }
 
     public string Path { get; }
+
+    /// <summary>Statements prepared on this connection so far (tests: one per distinct statement, reused by every write).</summary>
+    internal int PreparedStatementCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _statements.Count;
+            }
+        }
+    }
 
     /// <summary>Opens (creating when missing, mode 0600) the MN store; every stored row is checked here.</summary>
     public static SqliteMobileNodeStateStore Open(string path, MasterKey masterKey) => Open(path, masterKey, ownsMasterKey: false);
@@ -62,6 +76,8 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
         }
         catch
         {
+            store._statements.Dispose();
+            store._seal.Dispose();
             connection.Dispose();
             throw;
         }
@@ -160,10 +176,10 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
             var generations = new GenerationRecord?[2];
             try
             {
-                using (var command = Command("""
+                var command = _statements.Get("""
                     SELECT slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
                            control_edge, data_edge, secret, key_id, key_source FROM mn_generations
-                    """))
+                    """, null);
                 using (var reader = command.ExecuteReader())
                 {
                     while (reader.Read())
@@ -211,9 +227,9 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
 
     private (MobileNodeState State, (Generation? Newest, Generation? Previous) Held, Generation? InitAnswer) LoadState()
     {
-        using var command = Command("""
+        var command = _statements.Get("""
             SELECT init_epoch, next_sequence, ik_reserved, ik_control_edge, ik_data_edge, awaiting_init, init_answer, seal FROM mn_state WHERE id = 1
-            """);
+            """, null);
         using var reader = command.ExecuteReader();
         if (!reader.Read())
         {
@@ -264,26 +280,21 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
         byte[] held = new byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(held, keys?.Newest.Generation.Value ?? 0);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(held.AsSpan(4), keys?.Previous?.Generation.Value ?? 0);
-        using (var upsert = Command("""
+        var upsert = _statements.Get("""
             INSERT OR REPLACE INTO mn_state (id, init_epoch, next_sequence, ik_reserved, ik_control_edge, ik_data_edge, awaiting_init, init_answer, seal)
             VALUES (1, $epoch, $sequence, $reserved, $control, $data, $awaiting, $answer, $seal)
-            """, transaction))
-        {
-            var p = upsert.Parameters;
-            p.AddWithValue("$epoch", unchecked((long)state.InitEpoch));
-            p.AddWithValue("$sequence", (long)state.NextSequence);
-            p.AddWithValue("$reserved", (long)state.InitializationSequenceReserved);
-            p.AddWithValue("$control", (long)state.InitializationControlReceiveRightEdge);
-            p.AddWithValue("$data", (long)state.InitializationDataReceiveRightEdge);
-            p.AddWithValue("$awaiting", state.AwaitingInit ? 1 : 0);
-            p.AddWithValue("$answer", keys?.InitAnswer is { } answer ? (long)answer.Value : DBNull.Value);
-            p.AddWithValue("$seal", _seal.Seal(held, StateAssociated(state, keys?.InitAnswer)));
-            upsert.ExecuteNonQuery();
-        }
-        using (var delete = Command("DELETE FROM mn_generations", transaction))
-        {
-            delete.ExecuteNonQuery();
-        }
+            """, transaction, "$epoch", "$sequence", "$reserved", "$control", "$data", "$awaiting", "$answer", "$seal");
+        var p = upsert.Parameters;
+        p[0].Value = unchecked((long)state.InitEpoch);
+        p[1].Value = (long)state.NextSequence;
+        p[2].Value = (long)state.InitializationSequenceReserved;
+        p[3].Value = (long)state.InitializationControlReceiveRightEdge;
+        p[4].Value = (long)state.InitializationDataReceiveRightEdge;
+        p[5].Value = state.AwaitingInit ? 1L : 0L;
+        p[6].Value = keys?.InitAnswer is { } answer ? (long)answer.Value : DBNull.Value;
+        p[7].Value = _seal.Seal(held, StateAssociated(state, keys?.InitAnswer));
+        upsert.ExecuteNonQuery();
+        _statements.Get("DELETE FROM mn_generations", transaction).ExecuteNonQuery();
         if (keys is null)
         {
             return;
@@ -298,30 +309,32 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
     private void InsertGeneration(SqliteTransaction transaction, long slot, GenerationRecord generation)
     {
         var values = SqliteBindingStore.GenerationColumns.From(generation);
-        using var insert = Command("""
+        var insert = _statements.Get("""
             INSERT INTO mn_generations (slot, generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at, transmit_reserved,
                 control_edge, data_edge, secret, key_id, key_source)
             VALUES ($slot, $generation, $spiMnToHa, $spiHaToMn, $suite, $confirmed, $created, $reserved, $control, $data, $secret, $keyId, $keySource)
-            """, transaction);
+            """, transaction,
+            "$slot", "$generation", "$spiMnToHa", "$spiHaToMn", "$suite", "$confirmed", "$created", "$reserved", "$control", "$data", "$secret",
+            "$keyId", "$keySource");
         var p = insert.Parameters;
-        p.AddWithValue("$slot", slot);
-        p.AddWithValue("$generation", (long)values.Generation.Value);
-        p.AddWithValue("$spiMnToHa", (long)values.SpiMnToHa.Value);
-        p.AddWithValue("$spiHaToMn", (long)values.SpiHaToMn.Value);
-        p.AddWithValue("$suite", (long)values.Suite);
-        p.AddWithValue("$confirmed", values.Confirmed ? 1 : 0);
-        p.AddWithValue("$created", values.CreatedAt.UtcTicks);
-        p.AddWithValue("$reserved", (long)values.TransmitReserved);
-        p.AddWithValue("$control", (long)values.ControlEdge);
-        p.AddWithValue("$data", (long)values.DataEdge);
-        p.AddWithValue("$keyId", values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value);
-        p.AddWithValue("$keySource", values.Reference is { } s ? s.SourceIdentifier : DBNull.Value);
-        p.AddWithValue("$secret", _seal.Seal(generation.Secret, Associated(slot, values)));
+        p[0].Value = slot;
+        p[1].Value = (long)values.Generation.Value;
+        p[2].Value = (long)values.SpiMnToHa.Value;
+        p[3].Value = (long)values.SpiHaToMn.Value;
+        p[4].Value = (long)values.Suite;
+        p[5].Value = values.Confirmed ? 1L : 0L;
+        p[6].Value = values.CreatedAt.UtcTicks;
+        p[7].Value = (long)values.TransmitReserved;
+        p[8].Value = (long)values.ControlEdge;
+        p[9].Value = (long)values.DataEdge;
+        p[10].Value = _seal.Seal(generation.Secret, Associated(slot, values));
+        p[11].Value = values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
+        p[12].Value = values.Reference is { } s ? s.SourceIdentifier : DBNull.Value;
         insert.ExecuteNonQuery();
     }
 
-    private static string Associated(long slot, SqliteBindingStore.GenerationColumns values) =>
-        SqliteBindingStore.GenerationAssociated("mn_generations", Owner, SlotNames[slot], values);
+    private static RowSeal.AssociatedData Associated(long slot, SqliteBindingStore.GenerationColumns values) =>
+        SqliteBindingStore.GenerationAssociated(new RowSeal.AssociatedData(), "mn_generations", Owner, SlotNames[slot], values);
 
     private static string StateAssociated(MobileNodeState s, Generation? initAnswer) => string.Join('|', "mn_state", Owner,
         s.InitEpoch.ToString(CultureInfo.InvariantCulture), s.NextSequence, s.InitializationSequenceReserved, s.InitializationControlReceiveRightEdge,
@@ -339,6 +352,8 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
     {
         lock (_lock)
         {
+            _statements.Dispose();
+            _seal.Dispose();
             _connection.Dispose();
             if (_ownsMasterKey)
             {

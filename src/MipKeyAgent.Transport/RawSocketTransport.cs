@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using MipKeyAgent.Transport.Internal;
 using MipKeyAgent.Wire;
@@ -45,7 +46,10 @@ public sealed class RawSocketTransport : IDatagramTransport
     private readonly int _interfaceIndex;
     private readonly HashSet<Ipv6Address> _localAddresses;
     private readonly HashSet<byte> _upperProtocols;
+    private readonly int _receiveDescriptor;
+    private readonly int _sendDescriptor;
     private long _filtered;
+    private long _truncated;
 
     private RawSocketTransport(Socket receive, Socket send, string interfaceName, int interfaceIndex, RawSocketTransportOptions options)
     {
@@ -55,12 +59,24 @@ public sealed class RawSocketTransport : IDatagramTransport
         _localAddresses = [.. options.LocalAddresses];
         _upperProtocols = [.. options.UpperProtocols];
         Name = $"raw:{interfaceName}";
+        _receiveDescriptor = (int)receive.SafeHandle.DangerousGetHandle();
+        _sendDescriptor = (int)send.SafeHandle.DangerousGetHandle();
     }
 
     public string Name { get; }
 
     /// <summary>Datagrams seen on the interface and passed over by the address/protocol filter.</summary>
     public long Filtered => Interlocked.Read(ref _filtered);
+
+    /// <summary>Datagrams longer than a <see cref="RawReceiveBatch"/> slot, dropped by <see cref="ReceiveBatch"/>.</summary>
+    public long Truncated => Interlocked.Read(ref _truncated);
+
+    /// <summary>Whether <see cref="ReceiveBatch"/> and <see cref="RawSendBatch"/> work here (64-bit little-endian Linux).</summary>
+    public static bool SupportsBatches => MessageLayout.Supported;
+
+    internal int InterfaceIndex => _interfaceIndex;
+
+    internal SafeHandle SendHandle => _send.SafeHandle;
 
     /// <summary>Opens both sockets on <see cref="RawSocketTransportOptions.InterfaceName"/> in the
     /// calling thread's network namespace.</summary>
@@ -87,6 +103,10 @@ public sealed class RawSocketTransport : IDatagramTransport
             // Linux 4.20+: our own transmissions are not looped back into the packet socket.
             receive.SetRawSocketOption(SolPacket, PacketIgnoreOutgoing, BitConverter.GetBytes(1));
             receive.Bind(new LinkLayerEndPoint(index, EtherTypeIpv6));
+            if (options.ReceiveBufferBytes is { } bytes)
+            {
+                SetReceiveBuffer(receive, bytes);
+            }
 
             send = new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.Raw);
             send.SetRawSocketOption(SolSocket, SoBindToDevice, Encoding.ASCII.GetBytes(options.InterfaceName + "\0"));
@@ -135,6 +155,142 @@ public sealed class RawSocketTransport : IDatagramTransport
 
     private const int Sockaddr6AddressOffset = 8;
     private const int Sockaddr6ScopeOffset = 24;
+
+    /// <summary>
+    /// Buffers for <see cref="ReceiveBatch"/>: <paramref name="capacity"/> datagrams of at most
+    /// <paramref name="slotLength"/> octets each (the default holds any IPv6 datagram; only the
+    /// octets a datagram fills are ever touched).
+    /// </summary>
+    public static RawReceiveBatch CreateReceiveBatch(int capacity = 64, int slotLength = 65_535 + 40)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfLessThan(slotLength, Ipv6Header.Length);
+        ThrowIfNoBatches();
+        return new RawReceiveBatch(capacity, slotLength);
+    }
+
+    /// <summary>A batch of up to <paramref name="capacity"/> datagrams for one sendmmsg through this transport.</summary>
+    public RawSendBatch CreateSendBatch(int capacity = 64, int slotLength = 2048)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfLessThan(slotLength, Ipv6Header.Length);
+        ThrowIfNoBatches();
+        return new RawSendBatch(this, capacity, slotLength);
+    }
+
+    /// <summary>
+    /// Receives what is readable now, up to <see cref="RawReceiveBatch.Capacity"/> datagrams in one
+    /// recvmmsg; when nothing is, waits up to <paramref name="timeoutMilliseconds"/> (-1: no limit)
+    /// for a datagram or for <paramref name="wakeup"/> and then takes what arrived. The datagrams
+    /// the filter keeps are in <paramref name="batch"/> in arrival order (same filter and
+    /// Ethernet-padding trim as <see cref="ReceiveAsync"/>); a datagram longer than a slot is
+    /// dropped and counted in <see cref="Truncated"/>. Returns <see cref="RawReceiveBatch.Count"/>
+    /// (0 after a timeout or a wake-up). One receiving thread at a time, not mixed with <see cref="ReceiveAsync"/>.
+    /// </summary>
+    public int ReceiveBatch(RawReceiveBatch batch, int timeoutMilliseconds, TransportWakeup? wakeup = null)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        batch.Clear();
+        int received = TryReceive(batch);
+        if (received == 0 && timeoutMilliseconds != 0)
+        {
+            var poll = batch.Poll;
+            poll[0] = new LibC.PollFd { Fd = _receiveDescriptor, Events = LibC.POLLIN };
+            poll[1] = new LibC.PollFd { Fd = wakeup?.Descriptor ?? -1, Events = LibC.POLLIN };
+            int ready = LibC.poll(poll, 2, timeoutMilliseconds);
+            if (ready < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != LibC.EINTR)
+                {
+                    ObjectDisposedException.ThrowIf(_receive.SafeHandle.IsClosed, this);
+                    throw new IOException($"poll on {Name} failed: errno {errno}");
+                }
+                return 0;
+            }
+            if (poll[1].Revents != 0)
+            {
+                wakeup?.Clear();
+            }
+            if (poll[0].Revents != 0)
+            {
+                received = TryReceive(batch);
+            }
+        }
+        for (int slot = 0; slot < received; slot++)
+        {
+            int length = batch.ReceivedLength(slot);
+            if ((batch.ReceivedFlags(slot) & LibC.MSG_TRUNC) != 0 || length > batch.SlotLength)
+            {
+                Interlocked.Increment(ref _truncated);
+                continue;
+            }
+            var octets = batch.Slot(slot, length);
+            length = Datagram.Length(octets);
+            if (IsForUs(octets[..length]))
+            {
+                batch.Keep(slot, length);
+            }
+            else
+            {
+                Interlocked.Increment(ref _filtered);
+            }
+        }
+        return batch.Count;
+    }
+
+    // One non-blocking recvmmsg: how many slots it filled (0 when nothing was readable).
+    private int TryReceive(RawReceiveBatch batch)
+    {
+        while (true)
+        {
+            int result = LibC.recvmmsg(_receive.SafeHandle, batch.HeadersAddress, (uint)batch.Capacity, LibC.MSG_DONTWAIT, 0);
+            if (result >= 0)
+            {
+                return result;
+            }
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == LibC.EINTR)
+            {
+                continue;
+            }
+            if (errno == LibC.EAGAIN)
+            {
+                return 0;
+            }
+            throw new IOException($"recvmmsg on {Name} failed: errno {errno}");
+        }
+    }
+
+    internal void WaitWritable()
+    {
+        var poll = new[] { new LibC.PollFd { Fd = _sendDescriptor, Events = LibC.POLLOUT } };
+        _ = LibC.poll(poll, 1, 100);
+    }
+
+    private const int SoRcvBuf = 8;
+    private const int SoRcvBufForce = 33;
+
+    // SO_RCVBUFFORCE passes net.core.rmem_max with CAP_NET_ADMIN; without it SO_RCVBUF gets what the cap allows.
+    private static void SetReceiveBuffer(Socket socket, int bytes)
+    {
+        try
+        {
+            socket.SetRawSocketOption(SolSocket, SoRcvBufForce, BitConverter.GetBytes(bytes));
+        }
+        catch (SocketException)
+        {
+            socket.SetRawSocketOption(SolSocket, SoRcvBuf, BitConverter.GetBytes(bytes));
+        }
+    }
+
+    private static void ThrowIfNoBatches()
+    {
+        if (!MessageLayout.Supported)
+        {
+            throw new PlatformNotSupportedException("recvmmsg/sendmmsg batches need 64-bit little-endian Linux.");
+        }
+    }
 
     public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {

@@ -13,4 +13,12 @@ public sealed class RawSocketTransportOptions
 
     /// <summary>Delivered when the extension-header chain reaches one of these (default: Mobility Header 135, ESP 50).</summary>
     public IReadOnlyList<byte> UpperProtocols { get; init; } = [IpProtocol.Mobility, IpProtocol.Esp];
+
+    /// <summary>
+    /// The packet socket's receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF capped by
+    /// net.core.rmem_max): room for a burst of datagrams while the receiving thread waits for a
+    /// core. The kernel's default (~212 KiB, ~270 small datagrams) overflows, dropping BUs, when a
+    /// busy home agent is descheduled for a few tens of milliseconds. Null keeps the default.
+    /// </summary>
+    public int? ReceiveBufferBytes { get; init; } = 4 * 1024 * 1024;
 }

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using MipKeyAgent.Transport.Internal;
 using MipKeyAgent.Wire;
 
@@ -30,21 +29,17 @@ public sealed class TapTransport : IDatagramTransport
     private const int MaxFrameLength = Ethernet.HeaderLength + Ipv6Header.Length + 65_535;
     private const int SourceMacOffset = 6;
 
-    private readonly IFrameDevice _device;
+    private readonly DevicePump _pump;
     private readonly TapTransportOptions _options;
     private readonly byte[] _mac;
     private readonly HashSet<Ipv6Address> _addresses;
-    private readonly Channel<byte[]> _received;
     private readonly Dictionary<Ipv6Address, byte[]> _neighbors = [];
     private readonly Dictionary<Ipv6Address, PendingResolution> _pending = [];
     private readonly Lock _gate = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _receiveLoop;
     private long _answeredSolicitations;
     private long _sentSolicitations;
     private long _droppedUnresolved;
     private long _droppedNoRoute;
-    private long _droppedReceiveQueueFull;
     private bool _disposed;
 
     internal TapTransport(IFrameDevice device, TapTransportOptions options)
@@ -66,25 +61,18 @@ public sealed class TapTransport : IDatagramTransport
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.RetransmitInterval, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)options.OnLinkPrefixLength, 128u);
 
-        _device = device;
+        _pump = new DevicePump(device, options.ReceiveQueueLength);
         _options = options;
         _mac = options.MacAddress.IsEmpty ? RandomLocalMac() : options.MacAddress.ToArray();
         _addresses = [.. options.Addresses];
-        _received = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(options.ReceiveQueueLength)
-        {
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
 
-        // A dedicated thread: the tap device's reads block in poll().
-        _receiveLoop = Task.Factory.StartNew(ReceiveLoopAsync, CancellationToken.None,
-            TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _pump.Start(HandleFrame, MaxFrameLength);
     }
 
-    public string Name => $"tap:{_device.Name}";
+    public string Name => $"tap:{_pump.Device.Name}";
 
     /// <summary>The tap interface's name as the kernel knows it.</summary>
-    public string InterfaceName => _device.Name;
+    public string InterfaceName => _pump.Device.Name;
 
     /// <summary>This host's MAC (not the tap interface's own, which belongs to the kernel side).</summary>
     public ReadOnlyMemory<byte> MacAddress => _mac;
@@ -99,7 +87,7 @@ public sealed class TapTransport : IDatagramTransport
     /// <summary>Datagrams dropped because they were off-link and no default router is set.</summary>
     public long DroppedNoRoute => Interlocked.Read(ref _droppedNoRoute);
 
-    public long DroppedReceiveQueueFull => Interlocked.Read(ref _droppedReceiveQueueFull);
+    public long DroppedReceiveQueueFull => _pump.DroppedQueueFull;
 
     /// <summary>Creates the tap interface <see cref="TapTransportOptions.InterfaceName"/> in the
     /// calling thread's network namespace (CAP_NET_ADMIN needed) and starts serving it.</summary>
@@ -181,27 +169,8 @@ public sealed class TapTransport : IDatagramTransport
         return ValueTask.CompletedTask;
     }
 
-    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        while (true)
-        {
-            if (_received.Reader.TryRead(out var datagram))
-            {
-                if (datagram.Length > buffer.Length)
-                {
-                    throw new ArgumentException($"The buffer holds {buffer.Length} octets; the datagram has {datagram.Length}.", nameof(buffer));
-                }
-
-                datagram.CopyTo(buffer);
-                return datagram.Length;
-            }
-
-            if (!await _received.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return 0;
-            }
-        }
-    }
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _pump.ReceiveAsync(buffer, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -221,42 +190,7 @@ public sealed class TapTransport : IDatagramTransport
             _pending.Clear();
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _receiveLoop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        _received.Writer.TryComplete();
-        _device.Dispose();
-        _stop.Dispose();
-    }
-
-    private async Task ReceiveLoopAsync()
-    {
-        var frame = new byte[MaxFrameLength];
-        try
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                var length = await _device.ReadFrameAsync(frame, _stop.Token).ConfigureAwait(false);
-                HandleFrame(frame.AsSpan(0, length));
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            // A device failure ends the transport; the receiver sees the exception.
-            _received.Writer.TryComplete(e);
-            return;
-        }
-
-        _received.Writer.TryComplete();
+        await _pump.DisposeAsync().ConfigureAwait(false);
     }
 
     private void HandleFrame(ReadOnlySpan<byte> frame)
@@ -313,10 +247,7 @@ public sealed class TapTransport : IDatagramTransport
             return;
         }
 
-        if (!_received.Writer.TryWrite(datagram.ToArray()))
-        {
-            Interlocked.Increment(ref _droppedReceiveQueueFull);
-        }
+        _pump.Enqueue(datagram);
     }
 
     private void HandleSolicitation(ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> frameSourceMac)
@@ -434,7 +365,7 @@ public sealed class TapTransport : IDatagramTransport
         var frame = new byte[Ethernet.HeaderLength + datagram.Length];
         Ethernet.WriteHeader(frame, destinationMac, _mac, Ethernet.EtherTypeIpv6);
         datagram.CopyTo(frame.AsSpan(Ethernet.HeaderLength));
-        _device.WriteFrame(frame);
+        _pump.Device.WriteFrame(frame);
     }
 
     private bool TryGetNextHop(Ipv6Address destination, out Ipv6Address nextHop)

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using MipKeyAgent.Transport.Internal;
 
 namespace MipKeyAgent.Transport;
@@ -21,34 +20,20 @@ public sealed class TunTransport : IDatagramTransport
     private const int MaxPacketLength = 40 + 65_535;
     private const int IpVersion6 = 6;
 
-    private readonly IFrameDevice _device;
-    private readonly Channel<byte[]> _received;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _receiveLoop;
-    private long _droppedReceiveQueueFull;
+    private readonly DevicePump _pump;
     private long _passedOver;
-    private int _disposed;
 
     internal TunTransport(IFrameDevice device, int receiveQueueLength)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(receiveQueueLength);
-        _device = device;
-        _received = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(receiveQueueLength)
-        {
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
-
-        // A dedicated thread: the device's reads block in poll().
-        _receiveLoop = Task.Factory.StartNew(ReceiveLoopAsync, CancellationToken.None,
-            TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _pump = new DevicePump(device, receiveQueueLength);
+        _pump.Start(HandlePacket, MaxPacketLength);
     }
 
-    public string Name => $"tun:{_device.Name}";
+    public string Name => $"tun:{_pump.Device.Name}";
 
-    public string InterfaceName => _device.Name;
+    public string InterfaceName => _pump.Device.Name;
 
-    public long DroppedReceiveQueueFull => Interlocked.Read(ref _droppedReceiveQueueFull);
+    public long DroppedReceiveQueueFull => _pump.DroppedQueueFull;
 
     /// <summary>Packets read from the tun that were not IPv6.</summary>
     public long PassedOver => Interlocked.Read(ref _passedOver);
@@ -83,83 +68,24 @@ public sealed class TunTransport : IDatagramTransport
     public ValueTask SendAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        _device.WriteFrame(datagram.Span);
+        ObjectDisposedException.ThrowIf(_pump.IsDisposed, this);
+        _pump.Device.WriteFrame(datagram.Span);
         return ValueTask.CompletedTask;
     }
 
-    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _pump.ReceiveAsync(buffer, cancellationToken);
+
+    public ValueTask DisposeAsync() => _pump.DisposeAsync();
+
+    private void HandlePacket(ReadOnlySpan<byte> packet)
     {
-        while (true)
+        if (packet.Length == 0 || packet[0] >> 4 != IpVersion6)
         {
-            if (_received.Reader.TryRead(out var packet))
-            {
-                if (packet.Length > buffer.Length)
-                {
-                    throw new ArgumentException($"The buffer holds {buffer.Length} octets; the packet has {packet.Length}.", nameof(buffer));
-                }
-
-                packet.CopyTo(buffer);
-                return packet.Length;
-            }
-
-            if (!await _received.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return 0;
-            }
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
+            Interlocked.Increment(ref _passedOver);
             return;
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _receiveLoop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        _received.Writer.TryComplete();
-        _device.Dispose();
-        _stop.Dispose();
-    }
-
-    private async Task ReceiveLoopAsync()
-    {
-        var packet = new byte[MaxPacketLength];
-        try
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                var length = await _device.ReadFrameAsync(packet, _stop.Token).ConfigureAwait(false);
-                if (length == 0 || packet[0] >> 4 != IpVersion6)
-                {
-                    Interlocked.Increment(ref _passedOver);
-                    continue;
-                }
-
-                if (!_received.Writer.TryWrite(packet.AsSpan(0, Datagram.Length(packet.AsSpan(0, length))).ToArray()))
-                {
-                    Interlocked.Increment(ref _droppedReceiveQueueFull);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            _received.Writer.TryComplete(e);
-            return;
-        }
-
-        _received.Writer.TryComplete();
+        _pump.Enqueue(packet[..Datagram.Length(packet)]);
     }
 }

@@ -29,7 +29,7 @@ public sealed class HelpTests
         { "lab", ["up", "down", "status", "run", "tunnel-demo", "record", "--loss"] },
         { "bench", ["engine", "process", "--append"] },
         { "bench engine", ["--scale", "--suites", "--round-time", "--append"] },
-        { "bench process", ["--nodes", "--duration", "--window", "--rekey-interval", "--volatile", "--ha-log-level", "--ha-program", "--json", "--append"] },
+        { "bench process", ["--nodes", "--duration", "--window", "--rekey-interval", "--volatile", "--ha-log-level", "--ha-program", "--paced-rate", "--json", "--append"] },
         { "keys show", ["--status-socket", "--metrics-port", "--store", "--config", "--master-key"] },
         { "qkd-node", ["--kme-id", "--port", "--bind", "--cert", "--key", "--ca", "--sae", "--key-size", "--min-key-size", "--max-key-count",
             "--max-key-per-request", "--link-key-rate", "--prefill", "--generation-tick", "--peer-kme-id", "--peer-sae", "--peer-role",

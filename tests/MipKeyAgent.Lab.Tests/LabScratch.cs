@@ -40,6 +40,32 @@ internal sealed class LabScratch(string tag) : IAsyncDisposable
         return name;
     }
 
+    /// <summary>Runs a command inside a namespace as a child process (<c>ip netns exec</c>).</summary>
+    public static Task<(int ExitCode, string Output)> ExecAsync(string ns, TimeSpan timeout, params string[] command) =>
+        Shell.RunAsync("ip", ["netns", "exec", ns, .. command], timeout, check: false);
+
+    /// <summary>
+    /// Waits until no address in this run's namespaces is tentative. Fresh links keep their
+    /// link-local addresses in duplicate address detection for a second or two, and the first
+    /// datagrams then wait in the kernels' neighbour queues; tests start on settled links instead.
+    /// </summary>
+    public void WaitUntilSettled()
+    {
+        foreach (var ns in _namespaces)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (Shell.Run("ip", "-n", ns, "-6", "addr", "show", "tentative").Trim().Length > 0)
+            {
+                if (DateTime.UtcNow > deadline)
+                {
+                    throw new TimeoutException($"addresses in {ns} stayed tentative");
+                }
+
+                Thread.Sleep(100);
+            }
+        }
+    }
+
     public string File(string name) => Path.Combine(Directory, name);
 
     /// <summary>Writes a file only its owner may read (mipkey refuses key files others can read).</summary>

@@ -23,18 +23,17 @@ public sealed class LabTopology : IAsyncLifetime
     public static readonly Ipv6Address HomeAgentAddress = Ipv6Address.Parse("fd00:1::2");
     public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("fd00:3::100");
 
-    private readonly string _suffix = Convert.ToHexString(Guid.NewGuid().ToByteArray().AsSpan(0, 3)).ToLowerInvariant();
-    private readonly List<string> _namespaces = [];
+    private readonly LabScratch _lab = new("mk");
 
-    public string RouterNamespace => $"mk{_suffix}r";
+    public string RouterNamespace => _lab.Name("r");
 
-    public string HomeNamespace => $"mk{_suffix}h";
+    public string HomeNamespace => _lab.Name("h");
 
-    public string TapName => $"mk{_suffix}t";
+    public string TapName => _lab.Name("t");
 
-    public string RouterVeth => $"mk{_suffix}vr";
+    public string RouterVeth => _lab.Name("vr");
 
-    public string HomeVeth => $"mk{_suffix}vh";
+    public string HomeVeth => _lab.Name("vh");
 
     public TapTransport Tap { get; private set; } = null!;
 
@@ -42,12 +41,7 @@ public sealed class LabTopology : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (!Environment.IsPrivilegedProcess)
-        {
-            // CI runs as root: a lab test that cannot run is a failure, never a skip.
-            throw new InvalidOperationException("The lab tests need root (network namespaces, tap, raw sockets).");
-        }
-
+        await _lab.InitializeAsync();
         try
         {
             await Task.Run(Build);
@@ -73,24 +67,17 @@ public sealed class LabTopology : IAsyncLifetime
             await HomeAgent.DisposeAsync();
         }
 
-        foreach (var name in _namespaces)
-        {
-            await Shell.RunAsync("ip", ["netns", "del", name], TimeSpan.FromSeconds(10), check: false);
-        }
+        await _lab.DisposeAsync();
     }
 
     /// <summary>Runs a command inside a namespace as a child process (<c>ip netns exec</c>).</summary>
     public Task<(int ExitCode, string Output)> ExecAsync(string ns, TimeSpan timeout, params string[] command) =>
-        Shell.RunAsync("ip", ["netns", "exec", ns, .. command], timeout, check: false);
+        LabScratch.ExecAsync(ns, timeout, command);
 
     private void Build()
     {
-        foreach (var ns in new[] { RouterNamespace, HomeNamespace })
-        {
-            Shell.Run("ip", "netns", "add", ns);
-            _namespaces.Add(ns);
-            Shell.Run("ip", "-n", ns, "link", "set", "lo", "up");
-        }
+        _lab.Namespace("r");
+        _lab.Namespace("h");
 
         Shell.Run("ip", "-n", RouterNamespace, "link", "add", RouterVeth, "type", "veth", "peer", "name", HomeVeth, "netns", HomeNamespace);
         Shell.Run("ip", "netns", "exec", RouterNamespace, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
@@ -119,26 +106,6 @@ public sealed class LabTopology : IAsyncLifetime
             LocalAddresses = [HomeAgentAddress],
         }));
 
-        // Fresh links keep their link-local addresses tentative for a second or two of
-        // duplicate address detection, and the first datagrams then wait in the kernels'
-        // neighbour queues; start the tests on settled links instead.
-        foreach (var ns in _namespaces)
-        {
-            WaitUntilNoTentativeAddresses(ns);
-        }
-    }
-
-    private static void WaitUntilNoTentativeAddresses(string ns)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (Shell.Run("ip", "-n", ns, "-6", "addr", "show", "tentative").Trim().Length > 0)
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"addresses in {ns} stayed tentative");
-            }
-
-            Thread.Sleep(100);
-        }
+        _lab.WaitUntilSettled();
     }
 }

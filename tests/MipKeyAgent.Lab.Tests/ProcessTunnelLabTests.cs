@@ -35,30 +35,19 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
     /// <summary>Engine drop reasons that would mean a key mismatch between the two ends.</summary>
     private static readonly string[] KeyMismatchDrops = ["unknown_spi", "authentication_failed", "generation_not_receivable"];
 
-    private readonly string _suffix = Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
-    private readonly List<string> _namespaces = [];
+    private readonly LabScratch _lab = new("pt");
     private readonly List<Process> _processes = [];
     private readonly StringBuilder _logs = new();
-    private string _dir = "";
 
-    private string Ns(string role) => $"pt{_suffix}{role}";
+    private string Ns(string role) => _lab.Name(role);
 
-    private string HaSocket => Path.Combine(_dir, "ha.sock");
+    private string HaSocket => Path.Combine(_lab.Directory, "ha.sock");
 
-    private string MnSocket => Path.Combine(_dir, "mn.sock");
+    private string MnSocket => Path.Combine(_lab.Directory, "mn.sock");
 
-    private string TunName => $"pt{_suffix}tun";
+    private string TunName => _lab.Name("tun");
 
-    public Task InitializeAsync()
-    {
-        if (!Environment.IsPrivilegedProcess)
-        {
-            throw new InvalidOperationException("The lab tests need root (network namespaces, tun, packet sockets).");
-        }
-
-        _dir = Directory.CreateTempSubdirectory("mipkey-pt").FullName;
-        return Task.CompletedTask;
-    }
+    public Task InitializeAsync() => _lab.InitializeAsync();
 
     public async Task DisposeAsync()
     {
@@ -79,18 +68,7 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
             process.Dispose();
         }
 
-        foreach (var name in _namespaces)
-        {
-            await Shell.RunAsync("ip", ["netns", "del", name], TimeSpan.FromSeconds(10), check: false);
-        }
-
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        await _lab.DisposeAsync();
     }
 
     [Fact]
@@ -99,10 +77,10 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
         var mipkey = MipkeyDll();
         Build();
         WriteConfigs();
-        var wire = Start("wire", Ns("w"), Shell.Python, Script("lossy_wire.py"), $"pt{_suffix}wr", $"pt{_suffix}wm", "0.2", "7");
+        var wire = Start("wire", Ns("w"), Shell.Python, Script("lossy_wire.py"), _lab.Name("wr"), _lab.Name("wm"), "0.2", "7");
         var ha = StartHomeAgent(mipkey, "ha1");
-        Start("mn", Ns("m"), "dotnet", mipkey, "mn", "-c", Path.Combine(_dir, "mn.conf"), "-i", $"pt{_suffix}m", "--tun", TunName,
-            "--store", Path.Combine(_dir, "mn.db"), "--rekey-interval", "1s", "--status-socket", MnSocket);
+        Start("mn", Ns("m"), "dotnet", mipkey, "mn", "-c", Path.Combine(_lab.Directory, "mn.conf"), "-i", _lab.Name("m"), "--tun", TunName,
+            "--store", Path.Combine(_lab.Directory, "mn.db"), "--rekey-interval", "1s", "--status-socket", MnSocket);
         await WaitAsync(async () => (await StatusAsync(HaSocket)) is { } s && s.GetProperty("bindings")[0].GetProperty("careOfAddress").ValueKind == JsonValueKind.String,
             TimeSpan.FromSeconds(30), "the node never registered");
         var firstGeneration = Newest(await StatusAsync(MnSocket));
@@ -200,20 +178,18 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
     {
         foreach (var role in new[] { "c", "r", "h", "w", "m" })
         {
-            Shell.Run("ip", "netns", "add", Ns(role));
-            _namespaces.Add(Ns(role));
-            Shell.Run("ip", "-n", Ns(role), "link", "set", "lo", "up");
+            _lab.Namespace(role);
         }
 
-        var bridge = $"pt{_suffix}br";
+        var bridge = _lab.Name("br");
         Shell.Run("ip", "netns", "exec", Ns("r"), "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
         Shell.Run("ip", "-n", Ns("r"), "link", "add", bridge, "type", "bridge", "mcast_snooping", "0");
         Shell.Run("ip", "-n", Ns("r"), "addr", "add", $"{RouterHome}/64", "dev", bridge, "nodad");
         Shell.Run("ip", "-n", Ns("r"), "link", "set", bridge, "up");
         foreach (var (role, address) in new[] { ("c", Correspondent), ("h", HomeAgent) })
         {
-            var port = $"pt{_suffix}p{role}";
-            var end = $"pt{_suffix}{role}";
+            var port = _lab.Name($"p{role}");
+            var end = _lab.Name(role);
             Shell.Run("ip", "-n", Ns("r"), "link", "add", port, "type", "veth", "peer", "name", end, "netns", Ns(role));
             Shell.Run("ip", "-n", Ns("r"), "link", "set", port, "master", bridge);
             Shell.Run("ip", "-n", Ns("r"), "link", "set", port, "up");
@@ -224,10 +200,10 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
         }
 
         // router --veth-- wire namespace --veth-- node; the wire copies frames in user space, dropping some.
-        var routerForeign = $"pt{_suffix}rf";
-        var wireRouter = $"pt{_suffix}wr";
-        var wireNode = $"pt{_suffix}wm";
-        var nodeLink = $"pt{_suffix}m";
+        var routerForeign = _lab.Name("rf");
+        var wireRouter = _lab.Name("wr");
+        var wireNode = _lab.Name("wm");
+        var nodeLink = _lab.Name("m");
         Shell.Run("ip", "-n", Ns("r"), "link", "add", routerForeign, "type", "veth", "peer", "name", wireRouter, "netns", Ns("w"));
         Shell.Run("ip", "-n", Ns("w"), "link", "add", wireNode, "type", "veth", "peer", "name", nodeLink, "netns", Ns("m"));
         Shell.Run("ip", "-n", Ns("r"), "addr", "add", $"{RouterForeign}/64", "dev", routerForeign, "nodad");
@@ -272,20 +248,11 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
             """);
     }
 
-    private void Write(string name, string text)
-    {
-        var path = Path.Combine(_dir, name);
-        File.WriteAllText(path, text);
-        if (OperatingSystem.IsLinux())
-        {
-            // mipkey refuses key files others may read.
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-    }
+    private void Write(string name, string text) => _lab.PrivateFile(name, text);
 
     private Process StartHomeAgent(string mipkey, string label) =>
-        Start(label, Ns("h"), "dotnet", mipkey, "ha", "-c", Path.Combine(_dir, "ha.conf"), "-i", $"pt{_suffix}h", "--home-link", $"pt{_suffix}h",
-            "--store", Path.Combine(_dir, "ha.db"), "--rekey-interval", "1s", "--status-socket", HaSocket);
+        Start(label, Ns("h"), "dotnet", mipkey, "ha", "-c", Path.Combine(_lab.Directory, "ha.conf"), "-i", _lab.Name("h"), "--home-link", _lab.Name("h"),
+            "--store", Path.Combine(_lab.Directory, "ha.db"), "--rekey-interval", "1s", "--status-socket", HaSocket);
 
     private Process Start(string label, string ns, params string[] command)
     {

@@ -30,21 +30,20 @@ public sealed class TunnelTopology : IAsyncLifetime
     public static readonly Ipv6Address RouterForeign = Ipv6Address.Parse("fd00:2::1");
     public static readonly Ipv6Address CareOf = Ipv6Address.Parse("fd00:2::100");
 
-    private readonly string _suffix = Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
-    private readonly List<string> _namespaces = [];
+    private readonly LabScratch _lab = new("dp");
     private RawSocketTransport? _homeAgentRaw;
     private RawSocketTransport? _nodeRaw;
     private HomeLinkProxy? _proxy;
 
-    public string CorrespondentNs => $"dp{_suffix}c";
+    public string CorrespondentNs => _lab.Name("c");
 
-    public string RouterNs => $"dp{_suffix}r";
+    public string RouterNs => _lab.Name("r");
 
-    public string HomeAgentNs => $"dp{_suffix}h";
+    public string HomeAgentNs => _lab.Name("h");
 
-    public string NodeNs => $"dp{_suffix}m";
+    public string NodeNs => _lab.Name("m");
 
-    public string TunName => $"dp{_suffix}tun";
+    public string TunName => _lab.Name("tun");
 
     public HomeAgentHost HomeAgent { get; private set; } = null!;
 
@@ -52,12 +51,7 @@ public sealed class TunnelTopology : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (!Environment.IsPrivilegedProcess)
-        {
-            // CI runs as root: a lab test that cannot run is a failure, never a skip.
-            throw new InvalidOperationException("The lab tests need root (network namespaces, tun, packet sockets).");
-        }
-
+        await _lab.InitializeAsync();
         try
         {
             await Task.Run(Build);
@@ -95,14 +89,11 @@ public sealed class TunnelTopology : IAsyncLifetime
             }
         }
 
-        foreach (var name in _namespaces)
-        {
-            await Shell.RunAsync("ip", ["netns", "del", name], TimeSpan.FromSeconds(10), check: false);
-        }
+        await _lab.DisposeAsync();
     }
 
     public Task<(int ExitCode, string Output)> ExecAsync(string ns, TimeSpan timeout, params string[] command) =>
-        Shell.RunAsync("ip", ["netns", "exec", ns, .. command], timeout, check: false);
+        LabScratch.ExecAsync(ns, timeout, command);
 
     public static async Task WaitAsync(Func<bool> condition, TimeSpan timeout, string what)
     {
@@ -120,14 +111,12 @@ public sealed class TunnelTopology : IAsyncLifetime
 
     private void Build()
     {
-        foreach (var ns in new[] { CorrespondentNs, RouterNs, HomeAgentNs, NodeNs })
+        foreach (var role in new[] { "c", "r", "h", "m" })
         {
-            Shell.Run("ip", "netns", "add", ns);
-            _namespaces.Add(ns);
-            Shell.Run("ip", "-n", ns, "link", "set", "lo", "up");
+            _lab.Namespace(role);
         }
 
-        var bridge = $"dp{_suffix}br";
+        var bridge = _lab.Name("br");
         Shell.Run("ip", "netns", "exec", RouterNs, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
 
         // No multicast snooping: without an MLD querier it could keep solicited-node traffic from the proxy.
@@ -136,8 +125,8 @@ public sealed class TunnelTopology : IAsyncLifetime
         Shell.Run("ip", "-n", RouterNs, "link", "set", bridge, "up");
         foreach (var (ns, address, letter) in new[] { (CorrespondentNs, Correspondent, "c"), (HomeAgentNs, HomeAgentAddress, "h") })
         {
-            var port = $"dp{_suffix}p{letter}";
-            var end = $"dp{_suffix}{letter}";
+            var port = _lab.Name($"p{letter}");
+            var end = _lab.Name(letter);
             Shell.Run("ip", "-n", RouterNs, "link", "add", port, "type", "veth", "peer", "name", end, "netns", ns);
             Shell.Run("ip", "-n", RouterNs, "link", "set", port, "master", bridge);
             Shell.Run("ip", "-n", RouterNs, "link", "set", port, "up");
@@ -149,20 +138,17 @@ public sealed class TunnelTopology : IAsyncLifetime
             Shell.Run("ip", "netns", "exec", ns, Shell.Python, Path.Combine(AppContext.BaseDirectory, "lab", "txcsum_off.py"), end);
         }
 
-        var routerForeign = $"dp{_suffix}rf";
-        var nodeLink = $"dp{_suffix}m";
+        var routerForeign = _lab.Name("rf");
+        var nodeLink = _lab.Name("m");
         Shell.Run("ip", "-n", RouterNs, "link", "add", routerForeign, "type", "veth", "peer", "name", nodeLink, "netns", NodeNs);
         Shell.Run("ip", "-n", RouterNs, "addr", "add", $"{RouterForeign}/64", "dev", routerForeign, "nodad");
         Shell.Run("ip", "-n", RouterNs, "link", "set", routerForeign, "up");
         Shell.Run("ip", "-n", NodeNs, "addr", "add", $"{CareOf}/64", "dev", nodeLink, "nodad");
         Shell.Run("ip", "-n", NodeNs, "link", "set", nodeLink, "up");
 
-        foreach (var ns in _namespaces)
-        {
-            WaitUntilNoTentativeAddresses(ns);
-        }
+        _lab.WaitUntilSettled();
 
-        var homeLink = $"dp{_suffix}h";
+        var homeLink = _lab.Name("h");
         var provisioning = new MobileNodeProvisioning(HomeAddress, RandomNumberGenerator.GetBytes(32), new Spi(300), new Spi(301));
         _homeAgentRaw = NetworkNamespace.Run(HomeAgentNs, () => RawSocketTransport.Open(new RawSocketTransportOptions
         {
@@ -191,19 +177,5 @@ public sealed class TunnelTopology : IAsyncLifetime
         Shell.Run("ip", "-n", NodeNs, "-6", "route", "add", $"{HomeAgentAddress}/128", "via", RouterForeign.ToString(), "dev", nodeLink);
         Shell.Run("ip", "-n", NodeNs, "-6", "route", "add", "default", "dev", TunName, "src", HomeAddress.ToString());
         Node.Run(Node.Engine.Start);
-    }
-
-    private static void WaitUntilNoTentativeAddresses(string ns)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (Shell.Run("ip", "-n", ns, "-6", "addr", "show", "tentative").Trim().Length > 0)
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"addresses in {ns} stayed tentative");
-            }
-
-            Thread.Sleep(100);
-        }
     }
 }

@@ -164,6 +164,30 @@ public sealed class SqliteBindingStoreTests : IDisposable
         Assert.Equal("wal", command.ExecuteScalar());
     }
 
+    [Fact]
+    public void Open_WhileAnotherWriterHoldsTheLock_RefusedNamingTheFile_AndOpensOnceItIsReleased()
+    {
+        using (var store = _directory.Open())
+        {
+            store.Save(CopyOf(FullRecord(Home)));
+        }
+        using (var writer = new SqliteConnection($"Data Source={_directory.DatabasePath};Pooling=False"))
+        {
+            writer.Open();
+            using var begin = writer.CreateCommand();
+            begin.CommandText = "BEGIN IMMEDIATE";
+            begin.ExecuteNonQuery();
+
+            // Open reads its three tables under the write lock (one state for both of its connections).
+            var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+            Assert.Contains(_directory.DatabasePath, error.Message, StringComparison.Ordinal);
+            Assert.Contains("locked by another writer", error.Message, StringComparison.Ordinal);
+        }
+
+        using var reopened = _directory.Open();
+        Assert.Equal(FullRecord(Home).LastSequence, reopened.Load(Home)!.LastSequence);
+    }
+
     private static void AssertGeneration(GenerationRecord expected, GenerationRecord actual)
     {
         Assert.Equal(expected.Secret, actual.Secret);

@@ -28,6 +28,9 @@ public sealed record ProcessBenchOptions
     /// <summary>Fraction of the closed-loop rate the paced phase sends at.</summary>
     public double PacedFraction { get; init; } = 0.5;
 
+    /// <summary>A fixed rate (exchanges/s) for the paced phase instead of <see cref="PacedFraction"/> of the closed-loop rate: latency and CPU of two HA builds at the same offered load.</summary>
+    public double? PacedRate { get; init; }
+
     /// <summary>A node's own rekey interval (KEY-UPDATE-REQ in its first BU after this much time).</summary>
     public TimeSpan RekeyInterval { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -152,7 +155,7 @@ public static class ProcessBench
                 var max = Measure(pid, () => generator.RunClosedLoop(options.Duration, options.Window));
                 output.WriteLine($"closed loop: {max.Load.ExchangesPerSecond:F0} exchanges/s ({max.Load.Rekeys} rekeys of {max.Load.Exchanges}), " +
                     $"HA {max.HomeAgentCpuMicrosecondsPerExchange:F1} µs CPU per exchange, {max.Load.Timeouts} timeouts");
-                double pacedRate = Math.Max(1, max.Load.ExchangesPerSecond * options.PacedFraction);
+                double pacedRate = options.PacedRate ?? Math.Max(1, max.Load.ExchangesPerSecond * options.PacedFraction);
                 var paced = Measure(pid, () => generator.RunPaced(pacedRate, options.Duration));
                 output.WriteLine($"paced at {pacedRate:F0}/s: {paced.Load.ExchangesPerSecond:F0} exchanges/s, p50 {paced.Load.Latency.P50:F0} µs, " +
                     $"p99 {paced.Load.Latency.P99:F0} µs, {paced.Load.Timeouts} timeouts");

@@ -101,13 +101,17 @@ internal static class BenchCommand
         };
         logLevel.AcceptOnlyFromAmong("Trace", "Debug", "Information", "Warning", "Error");
         var program = new Option<string?>("--ha-program") { Description = "Run another build's mipkey.dll (or executable) as the HA: before/after comparisons with the same load generator." };
+        var pacedRate = new Option<double?>("--paced-rate")
+        {
+            Description = "Exchanges/s of the paced phase (default: half the closed-loop rate): two HA builds at the same offered load.",
+        };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the whole report as JSON to this file." };
         var append = Append();
         var command = new Command("process",
             "The process benchmark (needs root): builds two network namespaces joined by a veth pair, runs 'mipkey ha' on raw sockets in " +
             "one (provisioned with --nodes nodes, fresh keys in a 0600 file in a temporary directory, SQLite store unless --volatile), " +
             "and simulates the nodes in this process in the other: every node initializes, then a closed loop keeps --window exchanges " +
-            "outstanding for --duration (maximum sustained exchanges/s), then an open loop sends at half that rate for --duration " +
+            "outstanding for --duration (maximum sustained exchanges/s), then an open loop sends at half that rate (or --paced-rate) for --duration " +
             "(BU-to-BA latency p50/p90/p99). Nodes rekey every --rekey-interval, plain BUs otherwise. Reports the HA process's CPU " +
             "(utime+stime) per exchange, timeouts, BA verification failures and the HA's drop counters. Everything is removed afterwards.\n\n" +
             "Examples:\n" +
@@ -115,8 +119,15 @@ internal static class BenchCommand
             "  sudo mipkey bench process --nodes 10000 --duration 10s --append docs/benchmarks.md\n" +
             "  sudo mipkey bench process --nodes 100 --duration 3s --volatile --json report.json")
         {
-            nodes, duration, window, rekey, volatileStore, logLevel, program, json, append,
+            nodes, duration, window, rekey, volatileStore, logLevel, program, pacedRate, json, append,
         };
+        pacedRate.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is <= 0)
+            {
+                r.AddError("--paced-rate: give a rate above 0");
+            }
+        });
         nodes.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000)
@@ -142,6 +153,7 @@ internal static class BenchCommand
                 Volatile = parse.GetValue(volatileStore),
                 HomeAgentLogLevel = parse.GetValue(logLevel)!,
                 HomeAgentProgram = parse.GetValue(program),
+                PacedRate = parse.GetValue(pacedRate),
                 JsonReport = parse.GetValue(json)?.FullName,
                 AppendTo = parse.GetValue(append)?.FullName,
                 Command = CommandLine(parse),

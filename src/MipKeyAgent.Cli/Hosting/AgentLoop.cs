@@ -10,11 +10,14 @@ namespace MipKeyAgent.Cli.Hosting;
 /// transport into an inbox, a send loop drains what the engine emitted, and one loop owns the
 /// engine: it handles inbox items (datagrams, posted work) in order and calls Tick at the
 /// engine's NextDeadline. Engines are single-threaded, so everything touching one goes through
-/// this loop (<see cref="InvokeAsync{T}"/> for status queries). On a <see cref="RawSocketTransport"/>
-/// what the engine emits is sent at once from the engine loop (a sendto that does not wait for the
-/// network, no copy, no allocation) instead of through the send loop.
+/// this loop (<see cref="InvokeAsync{T}"/> for status queries).
+/// On a <see cref="RawSocketTransport"/> (64-bit Linux) there is no receive loop, inbox copy or
+/// send loop: one dedicated thread drains what is readable with recvmmsg, runs the engine on
+/// each datagram in place, collects what the engine emits in a send batch and hands it to the
+/// kernel with one sendmmsg per received batch; it waits in poll on the socket and an eventfd
+/// that <see cref="Post"/> signals. No allocation, copy or thread hand-off per datagram.
 /// </summary>
-public sealed class AgentLoop : IDatagramSink
+public sealed class AgentLoop : IDatagramSink, IDisposable
 {
     private const int MaxDatagram = 65_535 + 40;
 
@@ -24,12 +27,20 @@ public sealed class AgentLoop : IDatagramSink
     private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Channel<byte[]> _outbox = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly RawSocketTransport? _direct;
+    private readonly RawSendBatch? _batch;
+    private readonly TransportWakeup? _wakeup;
+    private int _loopThread;
 
     public AgentLoop(IDatagramTransport transport, TimeProvider time, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(transport);
         _transport = transport;
         _direct = transport as RawSocketTransport;
+        if (_direct is not null && RawSocketTransport.SupportsBatches)
+        {
+            _batch = _direct.CreateSendBatch();
+            _wakeup = new TransportWakeup();
+        }
         _time = time;
         _logger = logger;
     }
@@ -39,7 +50,11 @@ public sealed class AgentLoop : IDatagramSink
 
     private long _sent;
 
-    /// <summary>The engine's sink: sends at once on a raw socket; otherwise copies the datagram (the engine reuses its buffer) and queues it.</summary>
+    /// <summary>
+    /// The engine's sink. On the batched raw loop's thread: copied into the send batch, sent at the
+    /// end of the current batch of work; elsewhere on a raw socket: sent at once; otherwise copied
+    /// (the engine reuses its buffer) and queued for the send loop.
+    /// </summary>
     public void Send(ReadOnlySpan<byte> datagram)
     {
         if (_direct is null)
@@ -49,6 +64,11 @@ public sealed class AgentLoop : IDatagramSink
         }
         try
         {
+            if (_batch is not null && Environment.CurrentManagedThreadId == _loopThread)
+            {
+                _batch.Add(datagram);
+                return;
+            }
             _direct.Send(datagram);
             Interlocked.Increment(ref _sent);
         }
@@ -62,7 +82,7 @@ public sealed class AgentLoop : IDatagramSink
     public Task<T> InvokeAsync<T>(Func<T> work)
     {
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_inbox.Writer.TryWrite(() =>
+        if (!TryPost(() =>
             {
                 try
                 {
@@ -80,10 +100,18 @@ public sealed class AgentLoop : IDatagramSink
     }
 
     /// <summary>Queues <paramref name="work"/> to run on the loop.</summary>
-    public void Post(Action work) => _inbox.Writer.TryWrite(work);
+    public void Post(Action work) => TryPost(work);
 
     /// <summary>As <see cref="Post"/>; false when the loop has stopped (the work will never run).</summary>
-    public bool TryPost(Action work) => _inbox.Writer.TryWrite(work);
+    public bool TryPost(Action work)
+    {
+        if (!_inbox.Writer.TryWrite(work))
+        {
+            return false;
+        }
+        _wakeup?.Signal();
+        return true;
+    }
 
     /// <summary>
     /// Runs until <paramref name="cancellationToken"/> is cancelled (or the transport ends):
@@ -94,6 +122,11 @@ public sealed class AgentLoop : IDatagramSink
     {
         ArgumentNullException.ThrowIfNull(nextDeadline);
         ArgumentNullException.ThrowIfNull(tick);
+        if (_batch is not null)
+        {
+            await RunBatchedAsync(nextDeadline, tick, onDatagram, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var receiving = ReceiveLoopAsync(onDatagram, stop);
         var sending = SendLoopAsync(stop.Token);
@@ -138,6 +171,131 @@ public sealed class AgentLoop : IDatagramSink
             await Swallow(receiving).ConfigureAwait(false);
             await sending.ConfigureAwait(false);
         }
+    }
+
+    private async Task RunBatchedAsync(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram,
+        CancellationToken cancellationToken)
+    {
+        using var wakeOnStop = cancellationToken.Register(static w => ((TransportWakeup)w!).Signal(), _wakeup);
+        var thread = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var loop = new Thread(() =>
+        {
+            try
+            {
+                RunBatched(nextDeadline, tick, onDatagram, cancellationToken);
+            }
+            finally
+            {
+                _inbox.Writer.TryComplete();
+                _outbox.Writer.TryComplete();
+                thread.SetResult();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "agent loop",
+        };
+        loop.Start();
+        await thread.Task.ConfigureAwait(false);
+        _wakeup!.Dispose();
+    }
+
+    // The batched raw-socket loop: posted work, due ticks, then one receive batch handled in place,
+    // then one sendmmsg for everything the engine emitted meanwhile.
+    private void RunBatched(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram, CancellationToken cancellationToken)
+    {
+        _loopThread = Environment.CurrentManagedThreadId;
+        var direct = _direct!;
+        var batch = _batch!;
+        var received = RawSocketTransport.CreateReceiveBatch();
+        var breathe = false;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                }
+                var now = _time.GetUtcNow();
+                if (nextDeadline() is { } due && due <= now)
+                {
+                    Run(tick);
+                    // An engine whose deadline does not move after Tick would spin; breathe instead.
+                    breathe = nextDeadline() is { } again && again <= now;
+                }
+                Flush(batch);
+                int timeout = breathe ? 10 : WaitMilliseconds(nextDeadline(), _time.GetUtcNow());
+                breathe = false;
+                int count;
+                try
+                {
+                    count = direct.ReceiveBatch(received, timeout, _wakeup);
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                {
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        AgentLog.TransportFailed(_logger, _transport.Name, e);
+                    }
+                    return;
+                }
+                for (int i = 0; i < count; i++)
+                {
+                    try
+                    {
+                        onDatagram(received[i]);
+                    }
+                    catch (Exception e)
+                    {
+                        AgentLog.LoopError(_logger, e);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            // Answers already produced still go out.
+            while (_inbox.Reader.TryRead(out var work))
+            {
+                Run(work);
+            }
+            Flush(batch);
+            _loopThread = 0;
+        }
+    }
+
+    private void Flush(RawSendBatch batch)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+        long failed = batch.Failed;
+        try
+        {
+            Interlocked.Add(ref _sent, batch.Flush());
+        }
+        catch (ObjectDisposedException e)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name, e);
+        }
+        if (batch.Failed != failed)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name,
+                new IOException($"{batch.Failed - failed} datagram(s) refused by the kernel, errno {batch.LastError}"));
+        }
+    }
+
+    // Until the engine's next deadline, rounded up to a millisecond; -1 without one.
+    private static int WaitMilliseconds(DateTimeOffset? deadline, DateTimeOffset now)
+    {
+        if (deadline is not { } due)
+        {
+            return -1;
+        }
+        double milliseconds = Math.Ceiling((due - now).TotalMilliseconds);
+        return milliseconds <= 0 ? 0 : (int)Math.Min(milliseconds, int.MaxValue);
     }
 
     private void Run(Action work)
@@ -208,4 +366,7 @@ public sealed class AgentLoop : IDatagramSink
         {
         }
     }
+
+    /// <summary>Releases the batched loop's eventfd (also released when <see cref="RunAsync"/> ends).</summary>
+    public void Dispose() => _wakeup?.Dispose();
 }

@@ -161,5 +161,9 @@ public sealed class HomeAgentHost : IDisposable
         return true;
     }
 
-    public void Dispose() => _engine.Dispose();
+    public void Dispose()
+    {
+        _engine.Dispose();
+        _loop.Dispose();
+    }
 }

@@ -214,5 +214,6 @@ public sealed class MobileNodeHost : IDisposable
     {
         (_resolver as IDisposable)?.Dispose();
         _engine.Dispose();
+        _loop.Dispose();
     }
 }

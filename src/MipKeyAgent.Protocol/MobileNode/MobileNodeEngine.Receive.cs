@@ -107,6 +107,23 @@ public sealed partial class MobileNodeEngine
 
     private ReceiveResult OnBindingAcknowledgement(GenerationKeys keys, BindingAcknowledgement ba)
     {
+        // A KEY-DIST's secret is unwrapped once per BA: the check that drops an unusable KEY-DIST
+        // before anything changes leaves it here for the install. (AES-KWP through the BCL builds an
+        // OpenSSL context per AES block, ~24 per unwrap: unwrapping twice made a rekey 1.2-1.4x
+        // dearer; docs/benchmarks.md "Session 3: rekey cost".)
+        Span<byte> secret = stackalloc byte[KeyWrap.WrappedLength];
+        try
+        {
+            return OnBindingAcknowledgement(keys, ba, secret);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(secret);
+        }
+    }
+
+    private ReceiveResult OnBindingAcknowledgement(GenerationKeys keys, BindingAcknowledgement ba, Span<byte> secret)
+    {
         var now = _time.GetUtcNow();
         if (ba.Status == BindingAckStatus.SequenceNumberOutOfWindow)
         {
@@ -129,7 +146,7 @@ public sealed partial class MobileNodeEngine
         {
             if (IsLateInitAnswer(ba, out var late))
             {
-                if (IsUnusable(late, answersInit: true))
+                if (IsUnusable(late, answersInit: true, secret, out bool lateUnwrapped))
                 {
                     return Dropped(DropReason.KeyDistributionRejected, keys);
                 }
@@ -137,7 +154,8 @@ public sealed partial class MobileNodeEngine
                 // installed; in implicit mode (no epoch) the HA took it for a new init (rule 6) and
                 // now holds only the new generation and IK: follow it, or neither side can read the other.
                 Counters.ControlAccepted++;
-                return OnKeyDistribution(keys, late, BindingUpdateKind.Init, now, lateInitAnswer: true);
+                return OnKeyDistribution(keys, late, BindingUpdateKind.Init, now, lateUnwrapped ? secret[..KeyLengths.Secret] : default,
+                    lateInitAnswer: true);
             }
             return Dropped(DropReason.Unexpected, keys);
         }
@@ -145,8 +163,9 @@ public sealed partial class MobileNodeEngine
         // changes: the exchange stays open, so the retransmission asks again (rule 3 resends the
         // same key). Found by the fuzzer's re-seal class: the BA used to end the exchange and
         // register the binding, then report the drop.
+        bool unwrapped = false;
         if (ba.IsAccepted && kind != BindingUpdateKind.Deregister && ba.Options.TryGetKeyDistribution(_options.VendorId, out var offered)
-            && IsUnusable(offered, answersInit: _awaitingInit && kind == BindingUpdateKind.Init))
+            && IsUnusable(offered, answersInit: _awaitingInit && kind == BindingUpdateKind.Init, secret, out unwrapped))
         {
             return Dropped(DropReason.KeyDistributionRejected, keys);
         }
@@ -171,7 +190,7 @@ public sealed partial class MobileNodeEngine
         Raise(ProtocolEventKind.BindingAcknowledged, keys, ba.Sequence);
         if (ba.Options.TryGetKeyDistribution(_options.VendorId, out var distribution))
         {
-            return OnKeyDistribution(keys, distribution, kind, now);
+            return OnKeyDistribution(keys, distribution, kind, now, unwrapped ? secret[..KeyLengths.Secret] : default);
         }
         if (ba.Options.TryGetKeyStatus(_options.VendorId, out var status))
         {
@@ -211,9 +230,11 @@ public sealed partial class MobileNodeEngine
     /// PROTOCOL.md section 6: a KEY-DIST newer than N (or answering the current init, whatever its
     /// number) is unwrapped and installed, keeping {g, previous}; a duplicate is ignored. A key
     /// reference starts a fetch from the node's own KME instead (installed by <see cref="KeyArrived"/>).
+    /// <paramref name="unwrappedSecret"/>: this KEY-DIST's secret when <see cref="IsUnusable"/> already
+    /// unwrapped it (32 octets), else empty and it is unwrapped here.
     /// </summary>
     private ReceiveResult OnKeyDistribution(GenerationKeys keys, KeyDistribution distribution, BindingUpdateKind kind, DateTimeOffset now,
-        bool lateInitAnswer = false)
+        ReadOnlySpan<byte> unwrappedSecret, bool lateInitAnswer = false)
     {
         bool answersInit = (_awaitingInit && kind == BindingUpdateKind.Init) || lateInitAnswer;
         var generation = new Generation(distribution.Generation);
@@ -236,13 +257,18 @@ public sealed partial class MobileNodeEngine
         Span<byte> secret = stackalloc byte[KeyWrap.WrappedLength];
         try
         {
-            if (!KeyWrap.TryUnwrap(_kek, distribution.WrappedKey, secret, out int written).IsOk || written != KeyLengths.Secret)
+            scoped ReadOnlySpan<byte> key = unwrappedSecret;
+            if (key.Length != KeyLengths.Secret)
             {
-                return Dropped(DropReason.KeyDistributionRejected, keys);
+                if (!KeyWrap.TryUnwrap(_kek, distribution.WrappedKey, secret, out int written).IsOk || written != KeyLengths.Secret)
+                {
+                    return Dropped(DropReason.KeyDistributionRejected, keys);
+                }
+                key = secret[..KeyLengths.Secret];
             }
             // A wrapped key supersedes a reference still being fetched (e.g. the HA fell back to a local key).
             _fetch = null;
-            Install(generation, secret[..KeyLengths.Secret], spiMnToHa, spiHaToMn, suite, answersInit, now);
+            Install(generation, key, spiMnToHa, spiHaToMn, suite, answersInit, now);
             return Accepted(keys);
         }
         finally
@@ -255,9 +281,12 @@ public sealed partial class MobileNodeEngine
     /// True for a KEY-DIST that <see cref="OnKeyDistribution"/> would reject (KeyDistributionRejected):
     /// not a duplicate, but IK, an unknown suite, SPIs this ring cannot install, a key reference
     /// without a resolver, or a wrapped key that does not unwrap under the KEK to 32 octets.
+    /// A usable wrapped key is left unwrapped in <paramref name="secret"/> (<paramref name="unwrapped"/>
+    /// true; the caller zeroes it) so the install does not unwrap it again.
     /// </summary>
-    private bool IsUnusable(in KeyDistribution distribution, bool answersInit)
+    private bool IsUnusable(in KeyDistribution distribution, bool answersInit, Span<byte> secret, out bool unwrapped)
     {
+        unwrapped = false;
         var generation = new Generation(distribution.Generation);
         if (!answersInit && generation <= _ring.Newest.Generation)
         {
@@ -272,15 +301,8 @@ public sealed partial class MobileNodeEngine
         {
             return false;
         }
-        Span<byte> secret = stackalloc byte[KeyWrap.WrappedLength];
-        try
-        {
-            return !KeyWrap.TryUnwrap(_kek, distribution.WrappedKey, secret, out int written).IsOk || written != KeyLengths.Secret;
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(secret);
-        }
+        unwrapped = KeyWrap.TryUnwrap(_kek, distribution.WrappedKey, secret, out int written).IsOk && written == KeyLengths.Secret;
+        return !unwrapped;
     }
 
     /// <summary>Installs generation <paramref name="generation"/> as N: {g, IK} after an init, else {g, N}.</summary>

@@ -66,14 +66,24 @@ public sealed class ExchangeRig : IDisposable
         Deliver();
     }
 
-    /// <summary>Heap bytes per exchange spent in each step (MN builds the BU, HA answers, MN takes the BA).</summary>
-    public IReadOnlyList<(string Step, double Bytes)> AllocationPerStep(int exchanges)
+    /// <summary>
+    /// Heap bytes per exchange spent in each step (MN builds the BU, HA answers, MN takes the BA),
+    /// of steady exchanges or, with <paramref name="rekey"/>, of exchanges carrying a rekey.
+    /// </summary>
+    public IReadOnlyList<(string Step, double Bytes)> AllocationPerStep(int exchanges, bool rekey = false)
     {
         long buildBu = 0, homeAgent = 0, mobileNode = 0;
         for (int i = 0; i < exchanges; i++)
         {
             long a = GC.GetAllocatedBytesForCurrentThread();
-            MobileNode.MoveTo(CareOfAddress);
+            if (rekey)
+            {
+                MobileNode.RequestUpdate();
+            }
+            else
+            {
+                MobileNode.MoveTo(CareOfAddress);
+            }
             long b = GC.GetAllocatedBytesForCurrentThread();
             HomeAgent.Receive(_toHomeAgent.Take(), _inner);
             long c = GC.GetAllocatedBytesForCurrentThread();

@@ -75,6 +75,11 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
     private readonly long _timeoutTicks;
     private readonly long _rekeyTicks;
     private readonly long[] _drops = new long[Enum.GetValues<DropReason>().Length];
+    private readonly RawSendBatch? _sendBatch;
+    private readonly Node[] _batched;
+    private readonly TransportWakeup? _wakeup;
+    private int _batchedCount;
+    private int _driverThread;
     private List<long> _latencies = [];
     private long _sent;
     private long _exchanges;
@@ -107,7 +112,17 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
             _nodes[i] = new Node(engine, address);
             _byCareOf.Add(address, _nodes[i]);
         }
-        _receiving = Task.Factory.StartNew(ReceiveLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        if (_raw is not null && RawSocketTransport.SupportsBatches)
+        {
+            _sendBatch = _raw.CreateSendBatch();
+            _wakeup = new TransportWakeup();
+            _receiving = Task.Factory.StartNew(ReceiveBatches, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        else
+        {
+            _receiving = Task.Factory.StartNew(ReceiveLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        }
+        _batched = new Node[_sendBatch?.Capacity ?? 0];
     }
 
     public int Count => _nodes.Length;
@@ -128,7 +143,11 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
     /// <summary>Sends the engines' datagrams (the <see cref="IDatagramSink"/> of every simulated node).</summary>
     public void Send(ReadOnlySpan<byte> datagram)
     {
-        if (_raw is not null)
+        if (_sendBatch is not null && Environment.CurrentManagedThreadId == _driverThread)
+        {
+            _sendBatch.Add(datagram);
+        }
+        else if (_raw is not null)
         {
             _raw.Send(datagram);
         }
@@ -194,22 +213,40 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
         long start = Stopwatch.GetTimestamp();
         long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         long nextSweep = start;
-        while (Stopwatch.GetTimestamp() < end)
+        BeginBatching();
+        try
         {
-            if (Stopwatch.GetTimestamp() >= nextSweep)
+            while (Stopwatch.GetTimestamp() < end)
             {
-                Sweep();
-                nextSweep = Stopwatch.GetTimestamp() + (long)(SweepInterval.TotalSeconds * Stopwatch.Frequency);
+                if (Stopwatch.GetTimestamp() >= nextSweep)
+                {
+                    Sweep();
+                    nextSweep = Stopwatch.GetTimestamp() + (long)(SweepInterval.TotalSeconds * Stopwatch.Frequency);
+                }
+                // Start what the window allows without waiting; send it all before waiting.
+                if (!slots.Wait(0))
+                {
+                    FlushBatch();
+                    if (!slots.Wait(SweepInterval))
+                    {
+                        continue;
+                    }
+                }
+                if (!StartNext(slots))
+                {
+                    slots.Release();
+                    FlushBatch();
+                    Thread.Sleep(1);
+                }
+                else if (_batchedCount == _batched.Length)
+                {
+                    FlushBatch();
+                }
             }
-            if (!slots.Wait(SweepInterval))
-            {
-                continue;
-            }
-            if (!StartNext(slots))
-            {
-                slots.Release();
-                Thread.Sleep(1);
-            }
+        }
+        finally
+        {
+            EndBatching();
         }
         var result = Result("closed loop", before, start);
         Drain();
@@ -226,26 +263,40 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
         double ticksPerSend = Stopwatch.Frequency / rate;
         long started = 0;
         long nextSweep = start;
-        while (true)
+        BeginBatching();
+        try
         {
-            long now = Stopwatch.GetTimestamp();
-            if (now >= end)
+            while (true)
             {
-                break;
+                long now = Stopwatch.GetTimestamp();
+                if (now >= end)
+                {
+                    break;
+                }
+                long due = (long)((now - start) / ticksPerSend);
+                while (started < due)
+                {
+                    // A node still waiting for its BA is passed over; the send is not made up later.
+                    StartNext(null);
+                    started++;
+                    if (_batchedCount == _batched.Length)
+                    {
+                        FlushBatch();
+                    }
+                }
+                FlushBatch();
+                if (now >= nextSweep)
+                {
+                    Sweep();
+                    FlushBatch();
+                    nextSweep = now + (long)(SweepInterval.TotalSeconds * Stopwatch.Frequency);
+                }
+                Thread.Sleep(1);
             }
-            long due = (long)((now - start) / ticksPerSend);
-            while (started < due)
-            {
-                // A node still waiting for its BA is passed over; the send is not made up later.
-                StartNext(null);
-                started++;
-            }
-            if (now >= nextSweep)
-            {
-                Sweep();
-                nextSweep = now + (long)(SweepInterval.TotalSeconds * Stopwatch.Frequency);
-            }
-            Thread.Sleep(1);
+        }
+        finally
+        {
+            EndBatching();
         }
         var result = Result("paced", before, start);
         Drain();
@@ -292,10 +343,56 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
                     continue;
                 }
                 Interlocked.Add(ref _sent, delta);
+                if (_driverThread != 0 && _batchedCount < _batched.Length)
+                {
+                    _batched[_batchedCount++] = node;
+                }
                 return true;
             }
         }
         return false;
+    }
+
+    // From here the driver thread's sends are collected and go out with FlushBatch (one sendmmsg).
+    private void BeginBatching()
+    {
+        if (_sendBatch is not null)
+        {
+            _driverThread = Environment.CurrentManagedThreadId;
+        }
+    }
+
+    private void EndBatching()
+    {
+        FlushBatch();
+        _driverThread = 0;
+    }
+
+    // Sends the collected BUs in one sendmmsg. Their latency clock starts here, just before the
+    // BUs go to the kernel together, not when each was built: the batch's build time is the load
+    // generator's, not the home agent's.
+    private void FlushBatch()
+    {
+        if (_sendBatch is null || _sendBatch.Count == 0)
+        {
+            _batchedCount = 0;
+            return;
+        }
+        long stamp = Stopwatch.GetTimestamp();
+        for (int i = 0; i < _batchedCount; i++)
+        {
+            var node = _batched[i];
+            lock (node)
+            {
+                if (node.SentAt != 0)
+                {
+                    node.SentAt = stamp;
+                }
+            }
+            _batched[i] = null!;
+        }
+        _batchedCount = 0;
+        _sendBatch.Flush();
     }
 
     // Times out overdue exchanges (their slot is freed) and lets stuck engines retransmit.
@@ -364,6 +461,28 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
         }
     }
 
+    // recvmmsg batches on this thread; one arrival time per batch, taken as the call returns.
+    private void ReceiveBatches()
+    {
+        var batch = RawSocketTransport.CreateReceiveBatch();
+        var inner = new byte[MaxDatagram];
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                int count = _raw!.ReceiveBatch(batch, -1, _wakeup);
+                long arrived = Stopwatch.GetTimestamp();
+                for (int i = 0; i < count; i++)
+                {
+                    OnDatagram(batch[i].Span, inner, arrived);
+                }
+            }
+        }
+        catch (ObjectDisposedException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
     private void OnDatagram(ReadOnlySpan<byte> datagram, byte[] inner, long arrived)
     {
         if (!Ipv6Header.TryRead(datagram, out var header).IsOk || !_byCareOf.TryGetValue(header.Destination, out var node))
@@ -413,7 +532,7 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
     {
         lock (_latencyLock)
         {
-            _latencies = [];
+            _latencies = new List<long>(1 << 18);
             return Counts();
         }
     }
@@ -438,14 +557,27 @@ public sealed class LoadGenerator : IDatagramSink, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
+        _wakeup?.Signal();
+        if (_wakeup is not null)
+        {
+            // The batched receive thread still uses the socket until it sees the stop.
+            try
+            {
+                await _receiving.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or IOException)
+            {
+            }
+        }
         await _transport.DisposeAsync().ConfigureAwait(false);
         try
         {
             await _receiving.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException or IOException)
         {
         }
+        _wakeup?.Dispose();
         foreach (var node in _nodes)
         {
             node.Engine.Dispose();

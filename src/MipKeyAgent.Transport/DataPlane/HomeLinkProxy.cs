@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using MipKeyAgent.Transport.Internal;
 using MipKeyAgent.Wire;
 
@@ -32,19 +31,15 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
     private const int MaxFrameLength = Ethernet.HeaderLength + Ipv6Header.Length + 65_535;
     private const int AdvertisementLength = NeighborAnswer.MaxLength;
 
-    private readonly IFrameDevice _device;
+    private readonly DevicePump _pump;
     private readonly HomeLinkProxyOptions _options;
     private readonly byte[] _mac;
     private readonly Dictionary<Ipv6Address, ITimer?> _addresses = [];
     private readonly Dictionary<Ipv6Address, int> _advertisementsLeft = [];
-    private readonly Channel<byte[]> _intercepted;
     private readonly Lock _gate = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _receiveLoop;
     private long _answeredSolicitations;
     private long _unsolicitedAdvertisements;
     private long _interceptedCount;
-    private long _droppedReceiveQueueFull;
     private bool _disposed;
 
     internal HomeLinkProxy(IFrameDevice device, ReadOnlySpan<byte> interfaceMac, HomeLinkProxyOptions options)
@@ -59,19 +54,13 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
             throw new ArgumentException("The proxy needs a 6-octet unicast MAC.", nameof(options));
         }
 
-        _device = device;
+        _pump = new DevicePump(device, options.ReceiveQueueLength);
         _options = options;
         _mac = mac.ToArray();
-        _intercepted = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(options.ReceiveQueueLength)
-        {
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
-        _receiveLoop = Task.Factory.StartNew(ReceiveLoopAsync, CancellationToken.None,
-            TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _pump.Start(HandleFrame, MaxFrameLength);
     }
 
-    public string Name => $"proxy:{_device.Name}";
+    public string Name => $"proxy:{_pump.Device.Name}";
 
     /// <summary>The MAC advertised for the home addresses.</summary>
     public ReadOnlyMemory<byte> MacAddress => _mac;
@@ -82,7 +71,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
 
     public long Intercepted => Interlocked.Read(ref _interceptedCount);
 
-    public long DroppedReceiveQueueFull => Interlocked.Read(ref _droppedReceiveQueueFull);
+    public long DroppedReceiveQueueFull => _pump.DroppedQueueFull;
 
     /// <summary>The home addresses answered for now.</summary>
     public IReadOnlyList<Ipv6Address> HomeAddresses
@@ -151,27 +140,8 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
     }
 
     /// <summary>Waits for the next intercepted IPv6 packet (no Ethernet header) and copies it to <paramref name="buffer"/>; 0 after disposal.</summary>
-    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        while (true)
-        {
-            if (_intercepted.Reader.TryRead(out var packet))
-            {
-                if (packet.Length > buffer.Length)
-                {
-                    throw new ArgumentException($"The buffer holds {buffer.Length} octets; the packet has {packet.Length}.", nameof(buffer));
-                }
-
-                packet.CopyTo(buffer);
-                return packet.Length;
-            }
-
-            if (!await _intercepted.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return 0;
-            }
-        }
-    }
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _pump.ReceiveAsync(buffer, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -191,41 +161,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
             _addresses.Clear();
         }
 
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _receiveLoop.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        _intercepted.Writer.TryComplete();
-        _device.Dispose();
-        _stop.Dispose();
-    }
-
-    private async Task ReceiveLoopAsync()
-    {
-        var frame = new byte[MaxFrameLength];
-        try
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                var length = await _device.ReadFrameAsync(frame, _stop.Token).ConfigureAwait(false);
-                HandleFrame(frame.AsSpan(0, length));
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            _intercepted.Writer.TryComplete(e);
-            return;
-        }
-
-        _intercepted.Writer.TryComplete();
+        await _pump.DisposeAsync().ConfigureAwait(false);
     }
 
     private void HandleFrame(ReadOnlySpan<byte> frame)
@@ -273,10 +209,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
         }
 
         Interlocked.Increment(ref _interceptedCount);
-        if (!_intercepted.Writer.TryWrite(datagram.ToArray()))
-        {
-            Interlocked.Increment(ref _droppedReceiveQueueFull);
-        }
+        _pump.Enqueue(datagram);
     }
 
     private void HandleSolicitation(ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> frameSourceMac)
@@ -346,6 +279,6 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
         Span<byte> frame = stackalloc byte[Ethernet.HeaderLength + datagram.Length];
         Ethernet.WriteHeader(frame, destinationMac, _mac, Ethernet.EtherTypeIpv6);
         datagram.CopyTo(frame[Ethernet.HeaderLength..]);
-        _device.WriteFrame(frame);
+        _pump.Device.WriteFrame(frame);
     }
 }

@@ -38,6 +38,15 @@ internal static partial class LibC
     public const int IfNameSize = 16;
 
     public const short POLLIN = 0x0001;
+    public const short POLLOUT = 0x0004;
+
+    /// <summary>recv(2)/send(2) flags and the msg_flags a receive reports.</summary>
+    public const int MSG_TRUNC = 0x20;
+    public const int MSG_DONTWAIT = 0x40;
+
+    /// <summary>eventfd(2) flags.</summary>
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
 
     public const int CLONE_NEWNET = 0x40000000;
 
@@ -60,6 +69,17 @@ internal static partial class LibC
 
     [DllImport("libc", SetLastError = true)]
     public static extern int poll([In, Out] PollFd[] fds, nuint count, int timeoutMilliseconds);
+
+    /// <summary>recvmmsg(2): <paramref name="messages"/> is a pinned array of struct mmsghdr.</summary>
+    [DllImport("libc", SetLastError = true)]
+    public static extern int recvmmsg(SafeHandle fd, nint messages, uint count, int flags, nint timeout);
+
+    /// <summary>sendmmsg(2): <paramref name="messages"/> is a pinned array of struct mmsghdr.</summary>
+    [DllImport("libc", SetLastError = true)]
+    public static extern int sendmmsg(SafeHandle fd, nint messages, uint count, int flags);
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern int eventfd(uint initialValue, int flags);
 
     [DllImport("libc", SetLastError = true)]
     public static extern int setns(SafeHandle fd, int namespaceType);

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Globalization;
+using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Protocol.MobileNode;
+using MipKeyAgent.Store;
+using MipKeyAgent.Transport.Bench;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Benchmarks;
+
+/// <summary>
+/// The SQLite write path (issue 7, the process benchmark's SQLite row): the HA's store holds N
+/// bindings (written first, untimed), then the timed part re-saves existing bindings as the engine
+/// does for each accepted BU (a new last sequence number and expiry, the same generation), then
+/// writes IK reservations, then saves an MN store's state and keys. Every write is one fsynced
+/// commit as in production; on tmpfs (the default directory <c>/dev/shm</c>) the fsync is free,
+/// so this is the CPU cost per write. Prints wall and process CPU µs per write.
+/// </summary>
+internal static class StoreWriteBenchmark
+{
+    public static void Run(int bindings, int writes, string directoryRoot, TextWriter output)
+    {
+        output.WriteLine($"store writes (SQLite in {directoryRoot}), {bindings:N0} bindings, {writes:N0} writes per kind, " +
+            $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC, load {File.ReadAllText("/proc/loadavg").Trim()}");
+        output.WriteLine("| write | count | wall µs/write | process CPU µs/write |");
+        output.WriteLine("|---|---:|---:|---:|");
+        string directory = Path.Combine(directoryRoot, "mipkey-store-write-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string keyPath = Path.Combine(directory, "master.key");
+            MasterKey.Create(keyPath);
+            using var rig = new ScaleRig(Math.Max(bindings, 1), activeNodes: 1);
+            var created = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
+            var secret = new byte[KeyLengths.Secret];
+            new Random(5).NextBytes(secret);
+            using (var sqlite = BindingStores.Open(Path.Combine(directory, "bindings.db"), keyPath, requireAnchor: false))
+            {
+                IBindingStore store = sqlite;
+                void SaveBinding(int i, ushort sequence)
+                {
+                    var newest = new GenerationState(new Generation(1), secret, new Spi(0x4000_0000 + 2 * (uint)i), new Spi(0x4000_0001 + 2 * (uint)i),
+                        EspSuite.AesGcm256, true, created, 64, 3, 0, null);
+                    store.Save(new BindingState(rig.Provisioning(i).HomeAddress, new Ipv6Address((UInt128)i + 1), created + TimeSpan.FromHours(1) + TimeSpan.FromSeconds(sequence),
+                        sequence, null, new Generation(1), new Generation(1), newest, default, created + TimeSpan.FromHours(1), false, 1, 0));
+                }
+                for (int i = 0; i < bindings; i++)
+                {
+                    SaveBinding(i, 2);
+                }
+                output.WriteLine(Time("HA `Save` (BU: existing binding updated)", writes, k => SaveBinding(k % Math.Max(bindings, 1), (ushort)(3 + k))));
+                output.WriteLine(Time("HA `SaveInitializationSequenceReserved`", writes, k =>
+                    store.SaveInitializationSequenceReserved(rig.Provisioning(k % Math.Max(bindings, 1)).HomeAddress, 64 + 4096 * (uint)(k + 1))));
+            }
+            using (var mn = BindingStores.OpenMobileNode(Path.Combine(directory, "mn.db"), keyPath))
+            {
+                output.WriteLine(Time("MN `Save` (state + one generation)", writes, k =>
+                {
+                    var generation = new GenerationRecord(new Generation(1), (byte[])secret.Clone(), new Spi(0x4000_0000), new Spi(0x4000_0001),
+                        EspSuite.AesGcm256, true, created, 64);
+                    mn.Save(new MobileNodeState(7, (ushort)k, 4096), new MobileNodeKeys(generation, null));
+                }));
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static string Time(string what, int count, Action<int> write)
+    {
+        // A short warm-up (JIT, statement caches) outside the timed part.
+        for (int k = 0; k < Math.Min(200, count); k++)
+        {
+            write(k);
+        }
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        long start = Stopwatch.GetTimestamp();
+        for (int k = 0; k < count; k++)
+        {
+            write(k);
+        }
+        var wall = Stopwatch.GetElapsedTime(start);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {what} | {count:N0} | {wall.TotalMicroseconds / count:F1} | {cpu.TotalMicroseconds / count:F1} |");
+    }
+}

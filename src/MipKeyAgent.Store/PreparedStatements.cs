@@ -1,0 +1,65 @@
+using Microsoft.Data.Sqlite;
+
+namespace MipKeyAgent.Store;
+
+/// <summary>
+/// The hot statements of one store connection, each prepared once and reused by every write and
+/// point read (issue 7: building a new <see cref="SqliteCommand"/> per <c>Save</c> made SQLite parse
+/// and prepare the SQL every time). A command keeps its compiled statement across executions
+/// (Microsoft.Data.Sqlite resets it after each, also after a failed one); only its parameter values
+/// change. Not thread-safe: the owning store calls it under its lock. <see cref="Dispose"/>
+/// finalizes every statement, before the connection closes.
+/// </summary>
+internal sealed class PreparedStatements(SqliteConnection connection) : IDisposable
+{
+    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+    private bool _disposed;
+
+    /// <summary>How many distinct statements are prepared (tests: reuse, not one per call).</summary>
+    public int Count => _commands.Count;
+
+    /// <summary>
+    /// The command for <paramref name="sql"/> (prepared on first use, with one parameter per name in
+    /// <paramref name="parameters"/>, each value <see cref="DBNull"/> until set), enlisted in <paramref name="transaction"/>.
+    /// </summary>
+    public SqliteCommand Get(string sql, SqliteTransaction? transaction, params ReadOnlySpan<string> parameters)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_commands.TryGetValue(sql, out var command))
+        {
+            command = connection.CreateCommand();
+            try
+            {
+                command.CommandText = sql;
+                command.Transaction = transaction;
+                foreach (string name in parameters)
+                {
+                    command.Parameters.Add(new SqliteParameter(name, DBNull.Value));
+                }
+                command.Prepare();
+            }
+            catch
+            {
+                command.Dispose();
+                throw;
+            }
+            _commands.Add(sql, command);
+        }
+        command.Transaction = transaction;
+        return command;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        foreach (var command in _commands.Values)
+        {
+            command.Dispose();
+        }
+        _commands.Clear();
+    }
+}

@@ -1,0 +1,279 @@
+using System.Runtime.InteropServices;
+using MipKeyAgent.Transport.Internal;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Transport;
+
+/// <summary>
+/// struct mmsghdr, struct msghdr and struct iovec on 64-bit Linux (x86-64, arm64: LP64, little
+/// endian), laid out by hand in pinned arrays: the repository allows no unsafe code, and pinned
+/// arrays (the pinned object heap) give both a native address for the kernel and spans for us.
+/// </summary>
+internal static class MessageLayout
+{
+    /// <summary>sizeof(struct mmsghdr): struct msghdr (56) then unsigned int msg_len, padded.</summary>
+    public const int Length = 64;
+    public const int NameOffset = 0;
+    public const int NameLengthOffset = 8;
+    public const int IovOffset = 16;
+    public const int IovLengthOffset = 24;
+    public const int FlagsOffset = 48;
+    public const int MessageLengthOffset = 56;
+
+    /// <summary>sizeof(struct iovec): base, length.</summary>
+    public const int IovecLength = 16;
+
+    /// <summary>sizeof(struct sockaddr_in6).</summary>
+    public const int SockaddrIn6Length = 28;
+
+    /// <summary>AF_INET6 on Linux.</summary>
+    public const ushort AfInet6 = 10;
+
+    public static bool Supported => OperatingSystem.IsLinux() && Environment.Is64BitProcess && BitConverter.IsLittleEndian;
+
+    public static nint Address(byte[] pinned, int offset) => Marshal.UnsafeAddrOfPinnedArrayElement(pinned, offset);
+
+    public static void WritePointer(Span<byte> at, nint value) => MemoryMarshal.Write(at, (long)value);
+
+    public static void WriteSize(Span<byte> at, long value) => MemoryMarshal.Write(at, value);
+}
+
+/// <summary>
+/// The datagrams one <see cref="RawSocketTransport.ReceiveBatch"/> call returned, in arrival
+/// order, in buffers reused by the next call. Belongs to the one receiving thread.
+/// </summary>
+public sealed class RawReceiveBatch
+{
+    private readonly byte[] _headers;
+    private readonly byte[] _data;
+    private readonly int[] _offsets;
+    private readonly int[] _lengths;
+
+    internal RawReceiveBatch(int capacity, int slotLength)
+    {
+        Capacity = capacity;
+        SlotLength = slotLength;
+        _headers = GC.AllocateArray<byte>(capacity * MessageLayout.Length, pinned: true);
+        Iovecs = GC.AllocateArray<byte>(capacity * MessageLayout.IovecLength, pinned: true);
+        _data = GC.AllocateUninitializedArray<byte>(capacity * slotLength, pinned: true);
+        _offsets = new int[capacity];
+        _lengths = new int[capacity];
+        for (int i = 0; i < capacity; i++)
+        {
+            var iovec = Iovecs.AsSpan(i * MessageLayout.IovecLength, MessageLayout.IovecLength);
+            MessageLayout.WritePointer(iovec, MessageLayout.Address(_data, i * slotLength));
+            MessageLayout.WriteSize(iovec[8..], slotLength);
+            var header = _headers.AsSpan(i * MessageLayout.Length, MessageLayout.Length);
+            MessageLayout.WritePointer(header[MessageLayout.IovOffset..], MessageLayout.Address(Iovecs, i * MessageLayout.IovecLength));
+            MessageLayout.WriteSize(header[MessageLayout.IovLengthOffset..], 1);
+        }
+        HeadersAddress = MessageLayout.Address(_headers, 0);
+    }
+
+    /// <summary>At most this many datagrams per call (one recvmmsg).</summary>
+    public int Capacity { get; }
+
+    /// <summary>The largest datagram a slot holds; a longer one is a counted drop (<see cref="RawSocketTransport.Truncated"/>).</summary>
+    public int SlotLength { get; }
+
+    /// <summary>Datagrams kept by the last call (those the transport's filter passed).</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Datagram <paramref name="index"/> of the last call; valid until the next call.</summary>
+    public ReadOnlyMemory<byte> this[int index]
+    {
+        get
+        {
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));
+            return _data.AsMemory(_offsets[index], _lengths[index]);
+        }
+    }
+
+    // Kept alive with the headers that point at it.
+    private byte[] Iovecs { get; }
+
+    internal nint HeadersAddress { get; }
+
+    internal LibC.PollFd[] Poll { get; } = new LibC.PollFd[2];
+
+    internal void Clear() => Count = 0;
+
+    internal int ReceivedLength(int slot) => MemoryMarshal.Read<int>(_headers.AsSpan(slot * MessageLayout.Length + MessageLayout.MessageLengthOffset));
+
+    internal int ReceivedFlags(int slot) => MemoryMarshal.Read<int>(_headers.AsSpan(slot * MessageLayout.Length + MessageLayout.FlagsOffset));
+
+    internal Span<byte> Slot(int slot, int length) => _data.AsSpan(slot * SlotLength, Math.Min(length, SlotLength));
+
+    internal void Keep(int slot, int length)
+    {
+        _offsets[Count] = slot * SlotLength;
+        _lengths[Count] = length;
+        Count++;
+    }
+}
+
+/// <summary>
+/// Datagrams collected for one sendmmsg: <see cref="Add"/> copies a datagram and its destination
+/// (the IPv6 header's, as <see cref="RawSocketTransport.Send"/> routes it), <see cref="Flush"/>
+/// hands them all to the kernel in order in one system call. A full batch flushes itself.
+/// Belongs to one thread. No allocation per datagram.
+/// </summary>
+public sealed class RawSendBatch
+{
+    private readonly RawSocketTransport _transport;
+    private readonly byte[] _headers;
+    private readonly byte[] _iovecs;
+    private readonly byte[] _names;
+    private readonly byte[] _data;
+    private readonly nint _headersAddress;
+
+    internal RawSendBatch(RawSocketTransport transport, int capacity, int slotLength)
+    {
+        _transport = transport;
+        Capacity = capacity;
+        SlotLength = slotLength;
+        _headers = GC.AllocateArray<byte>(capacity * MessageLayout.Length, pinned: true);
+        _iovecs = GC.AllocateArray<byte>(capacity * MessageLayout.IovecLength, pinned: true);
+        _names = GC.AllocateArray<byte>(capacity * MessageLayout.SockaddrIn6Length, pinned: true);
+        _data = GC.AllocateUninitializedArray<byte>(capacity * slotLength, pinned: true);
+        for (int i = 0; i < capacity; i++)
+        {
+            var iovec = _iovecs.AsSpan(i * MessageLayout.IovecLength, MessageLayout.IovecLength);
+            MessageLayout.WritePointer(iovec, MessageLayout.Address(_data, i * slotLength));
+            var name = _names.AsSpan(i * MessageLayout.SockaddrIn6Length, MessageLayout.SockaddrIn6Length);
+            MemoryMarshal.Write(name, MessageLayout.AfInet6);
+            // struct sockaddr_in6: the scope id (at 24) names the interface for a link-local destination.
+            MemoryMarshal.Write(name[24..], (uint)transport.InterfaceIndex);
+            var header = _headers.AsSpan(i * MessageLayout.Length, MessageLayout.Length);
+            MessageLayout.WritePointer(header[MessageLayout.NameOffset..], MessageLayout.Address(_names, i * MessageLayout.SockaddrIn6Length));
+            MemoryMarshal.Write(header[MessageLayout.NameLengthOffset..], MessageLayout.SockaddrIn6Length);
+            MessageLayout.WritePointer(header[MessageLayout.IovOffset..], MessageLayout.Address(_iovecs, i * MessageLayout.IovecLength));
+            MessageLayout.WriteSize(header[MessageLayout.IovLengthOffset..], 1);
+        }
+        _headersAddress = MessageLayout.Address(_headers, 0);
+    }
+
+    public int Capacity { get; }
+
+    /// <summary>A longer datagram is sent on its own (after the batch so far, keeping the order).</summary>
+    public int SlotLength { get; }
+
+    /// <summary>Datagrams waiting for <see cref="Flush"/>.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Datagrams the kernel refused so far (each skipped, the rest still sent); <see cref="LastError"/> says why.</summary>
+    public long Failed { get; private set; }
+
+    /// <summary>The errno of the last refused datagram (0 if none).</summary>
+    public int LastError { get; private set; }
+
+    /// <summary>Datagrams handed to the kernel so far.</summary>
+    public long Sent { get; private set; }
+
+    /// <summary>Copies <paramref name="datagram"/> into the batch (flushing first when it is full).</summary>
+    /// <exception cref="ArgumentException">Not an IPv6 datagram (as <see cref="RawSocketTransport.Send"/>).</exception>
+    public void Add(ReadOnlySpan<byte> datagram)
+    {
+        var error = Ipv6Header.TryRead(datagram, out var header);
+        if (!error.IsOk)
+        {
+            throw new ArgumentException($"Not an IPv6 datagram: {error}", nameof(datagram));
+        }
+        if (datagram.Length > SlotLength)
+        {
+            Flush();
+            _transport.Send(datagram);
+            Sent++;
+            return;
+        }
+        if (Count == Capacity)
+        {
+            Flush();
+        }
+        int i = Count;
+        datagram.CopyTo(_data.AsSpan(i * SlotLength, SlotLength));
+        MessageLayout.WriteSize(_iovecs.AsSpan(i * MessageLayout.IovecLength + 8), datagram.Length);
+        header.Destination.WriteTo(_names.AsSpan(i * MessageLayout.SockaddrIn6Length + 8, Ipv6Address.Length));
+        Count++;
+    }
+
+    /// <summary>
+    /// Sends every collected datagram, in order, with as few sendmmsg calls as the kernel allows.
+    /// A datagram the kernel refuses (no route, ...) is skipped and counted in <see cref="Failed"/>.
+    /// Returns how many were sent.
+    /// </summary>
+    public int Flush()
+    {
+        int done = 0;
+        int sent = 0;
+        while (done < Count)
+        {
+            int result = LibC.sendmmsg(_transport.SendHandle, _headersAddress + (done * MessageLayout.Length), (uint)(Count - done), 0);
+            if (result > 0)
+            {
+                done += result;
+                sent += result;
+                continue;
+            }
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == LibC.EINTR)
+            {
+                continue;
+            }
+            if (errno == LibC.EAGAIN)
+            {
+                _transport.WaitWritable();
+                continue;
+            }
+            // The first datagram left was refused: skip it, send the rest.
+            Failed++;
+            LastError = errno;
+            done++;
+        }
+        Count = 0;
+        Sent += sent;
+        return sent;
+    }
+}
+
+/// <summary>
+/// An eventfd another thread signals to end a <see cref="RawSocketTransport.ReceiveBatch"/> wait
+/// early (work posted to a loop that is blocked on the socket).
+/// </summary>
+public sealed class TransportWakeup : IDisposable
+{
+    private static readonly byte[] One = BitConverter.GetBytes(1UL);
+    private readonly byte[] _drain = new byte[8];
+
+    public TransportWakeup()
+    {
+        int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+        if (fd < 0)
+        {
+            throw new IOException($"eventfd failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        Handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        Descriptor = fd;
+    }
+
+    internal SafeHandle Handle { get; }
+
+    internal int Descriptor { get; }
+
+    /// <summary>Wakes the waiting receiver (or the next wait returns at once). Any thread.</summary>
+    public void Signal()
+    {
+        try
+        {
+            _ = LibC.write(Handle, One, 8);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The loop has ended; nothing waits any more.
+        }
+    }
+
+    internal void Clear() => _ = LibC.read(Handle, _drain, 8);
+
+    public void Dispose() => Handle.Dispose();
+}

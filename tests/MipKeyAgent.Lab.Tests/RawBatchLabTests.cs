@@ -1,0 +1,213 @@
+using System.Buffers.Binary;
+using MipKeyAgent.Transport;
+using MipKeyAgent.Transport.Tests;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Lab.Tests;
+
+/// <summary>
+/// The raw transport's recvmmsg/sendmmsg batches (<see cref="RawSocketTransport.ReceiveBatch"/>,
+/// <see cref="RawSendBatch"/>) between two namespaces joined by a veth pair of their own:
+/// <code>
+///  ns s: RawSocketTransport fd00:b::1 ==veth== fd00:b::2 RawSocketTransport :ns r
+/// </code>
+/// Needs root. Waits are conditions with generous deadlines, never timing assertions.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class RawBatchLabTests : IAsyncLifetime
+{
+    private static readonly Ipv6Address SenderAddress = Ipv6Address.Parse("fd00:b::1");
+    private static readonly Ipv6Address ReceiverAddress = Ipv6Address.Parse("fd00:b::2");
+    private static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("fd00:3::100");
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+    private const int SpiOffset = Ipv6Header.Length + ExtensionHeaders.HomeAddressOptionHeaderLength;
+
+    private readonly LabScratch _scratch = new("mkb");
+    private RawSocketTransport _sender = null!;
+    private RawSocketTransport _receiver = null!;
+
+    public async Task InitializeAsync()
+    {
+        try
+        {
+            await _scratch.InitializeAsync();
+            await Task.Run(Build);
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_sender is not null)
+        {
+            await _sender.DisposeAsync();
+        }
+        if (_receiver is not null)
+        {
+            await _receiver.DisposeAsync();
+        }
+        await _scratch.DisposeAsync();
+    }
+
+    [Fact]
+    public void SendBatch_BurstFromManySources_ReceiveBatchReturnsEveryDatagramInOrderWithItsSource()
+    {
+        const int count = 150; // more than one batch on both sides (capacity 64)
+        var send = _sender.CreateSendBatch();
+        var sent = new List<byte[]>();
+        for (int i = 0; i < count; i++)
+        {
+            var source = Ipv6Address.Parse($"fd00:9::{i + 1:x}");
+            var datagram = TestDatagrams.HomeAddressEsp(source, ReceiverAddress, HomeAddress, spi: 0x3000 + (uint)i, sequence: (uint)i + 1, payloadLength: 16 + i);
+            sent.Add(datagram);
+            send.Add(datagram);
+        }
+        Assert.Equal(count - 2 * send.Capacity, send.Count); // two full batches went out on their own
+        send.Flush();
+        Assert.Equal(count, send.Sent);
+        Assert.Equal(0, send.Failed);
+
+        var received = ReceiveUntil(RawSocketTransport.CreateReceiveBatch(), count, d => Spi(d) is >= 0x3000 and < 0x3000 + count);
+        Assert.Equal(count, received.Count);
+        for (int i = 0; i < count; i++)
+        {
+            Assert.True(Ipv6Header.TryRead(received[i], out var header).IsOk);
+            Assert.Equal(Ipv6Address.Parse($"fd00:9::{i + 1:x}"), header.Source);
+            Assert.Equal(Convert.ToHexString(sent[i]), Convert.ToHexString(received[i]));
+        }
+    }
+
+    [Fact]
+    public void ReceiveBatch_DatagramLongerThanSlot_IsCountedDropAndOthersStillDelivered()
+    {
+        var batch = RawSocketTransport.CreateReceiveBatch(capacity: 8, slotLength: 256);
+        long truncated = _receiver.Truncated;
+        long filtered = _receiver.Filtered;
+        var send = _sender.CreateSendBatch();
+        send.Add(TestDatagrams.HomeAddressEsp(SenderAddress, ReceiverAddress, HomeAddress, spi: 0x4001, sequence: 1));
+        send.Add(TestDatagrams.HomeAddressEsp(SenderAddress, ReceiverAddress, HomeAddress, spi: 0x4002, sequence: 2, payloadLength: 600));
+        send.Add(TestDatagrams.Other(SenderAddress, ReceiverAddress)); // not ESP or MH: filtered
+        send.Add(TestDatagrams.HomeAddressEsp(SenderAddress, ReceiverAddress, HomeAddress, spi: 0x4003, sequence: 3));
+        Assert.Equal(4, send.Flush());
+
+        var received = ReceiveUntil(batch, 2, d => Spi(d) is >= 0x4001 and <= 0x4003);
+        Assert.Equal(new uint[] { 0x4001, 0x4003 }, received.Select(Spi));
+        WaitFor(() => _receiver.Truncated > truncated && _receiver.Filtered > filtered);
+        Assert.Equal(truncated + 1, _receiver.Truncated);
+    }
+
+    [Fact]
+    public void SendBatch_UnroutableDatagramInTheMiddle_IsCountedFailureAndTheRestDelivered()
+    {
+        var send = _sender.CreateSendBatch();
+        send.Add(TestDatagrams.HomeAddressEsp(SenderAddress, ReceiverAddress, HomeAddress, spi: 0x5001, sequence: 1));
+        // The sender's namespace has no default route: the kernel refuses this one.
+        send.Add(TestDatagrams.HomeAddressEsp(SenderAddress, Ipv6Address.Parse("2001:db8:ffff::1"), HomeAddress, spi: 0x5002, sequence: 2));
+        send.Add(TestDatagrams.HomeAddressEsp(SenderAddress, ReceiverAddress, HomeAddress, spi: 0x5003, sequence: 3));
+
+        Assert.Equal(2, send.Flush());
+        Assert.Equal(1, send.Failed);
+        Assert.NotEqual(0, send.LastError);
+        var received = ReceiveUntil(RawSocketTransport.CreateReceiveBatch(), 2, d => Spi(d) is >= 0x5001 and <= 0x5003);
+        Assert.Equal(new uint[] { 0x5001, 0x5003 }, received.Select(Spi));
+    }
+
+    [Fact]
+    public void SendBatch_NotAnIpv6Datagram_IsRejectedAndNothingQueued()
+    {
+        var send = _sender.CreateSendBatch();
+        Assert.Throws<ArgumentException>(() => send.Add(new byte[10]));
+        Assert.Equal(0, send.Count);
+    }
+
+    [Fact]
+    public async Task ReceiveBatch_WaitingWithoutTraffic_ReturnsEmptyWhenWoken()
+    {
+        using var wakeup = new TransportWakeup();
+        var batch = RawSocketTransport.CreateReceiveBatch();
+        // Anything still in the socket from another test is taken first.
+        while (_receiver.ReceiveBatch(batch, 0) > 0)
+        {
+        }
+        var waiting = Task.Run(() => _receiver.ReceiveBatch(batch, -1, wakeup));
+        wakeup.Signal();
+        var finished = await Task.WhenAny(waiting, Task.Delay(Deadline));
+        Assert.Same(waiting, finished);
+        Assert.Equal(0, await waiting);
+    }
+
+    private static uint Spi(byte[] datagram) =>
+        datagram.Length >= SpiOffset + 4 ? BinaryPrimitives.ReadUInt32BigEndian(datagram.AsSpan(SpiOffset)) : 0;
+
+    private List<byte[]> ReceiveUntil(RawReceiveBatch batch, int count, Func<byte[], bool> wanted)
+    {
+        var received = new List<byte[]>();
+        var deadline = DateTime.UtcNow + Deadline;
+        while (received.Count < count && DateTime.UtcNow < deadline)
+        {
+            int n = _receiver.ReceiveBatch(batch, 200);
+            for (int i = 0; i < n; i++)
+            {
+                var datagram = batch[i].ToArray();
+                if (wanted(datagram))
+                {
+                    received.Add(datagram);
+                }
+            }
+        }
+        return received;
+    }
+
+    private void WaitFor(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        var batch = RawSocketTransport.CreateReceiveBatch(capacity: 8, slotLength: 256);
+        while (!condition() && DateTime.UtcNow < deadline)
+        {
+            _receiver.ReceiveBatch(batch, 100);
+        }
+    }
+
+    private void Build()
+    {
+        var s = _scratch.Namespace("s");
+        var r = _scratch.Namespace("r");
+        var sLink = _scratch.Name("vs");
+        var rLink = _scratch.Name("vr");
+        Shell.Run("ip", "-n", s, "link", "add", sLink, "type", "veth", "peer", "name", rLink, "netns", r);
+        Shell.Run("ip", "-n", s, "addr", "add", $"{SenderAddress}/64", "dev", sLink, "nodad");
+        Shell.Run("ip", "-n", r, "addr", "add", $"{ReceiverAddress}/64", "dev", rLink, "nodad");
+        Shell.Run("ip", "-n", s, "link", "set", sLink, "up");
+        Shell.Run("ip", "-n", r, "link", "set", rLink, "up");
+        _sender = NetworkNamespace.Run(s, () => RawSocketTransport.Open(new RawSocketTransportOptions { InterfaceName = sLink, LocalAddresses = [SenderAddress] }));
+        _receiver = NetworkNamespace.Run(r, () => RawSocketTransport.Open(new RawSocketTransportOptions { InterfaceName = rLink, LocalAddresses = [ReceiverAddress] }));
+
+        // Settle: link-local addresses out of DAD and the receiver's MAC resolved, so a burst is
+        // not held in (or dropped from) the sender kernel's neighbour queue.
+        _scratch.WaitUntilSettled();
+        var deadline = DateTime.UtcNow + Deadline;
+        var batch = RawSocketTransport.CreateReceiveBatch(capacity: 8);
+        uint probe = 0;
+        while (true)
+        {
+            _sender.Send(TestDatagrams.HomeAddressEsp(SenderAddress, ReceiverAddress, HomeAddress, spi: 0x100, sequence: ++probe));
+            int n = _receiver.ReceiveBatch(batch, 200);
+            if (n > 0)
+            {
+                break;
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("the veth pair did not pass a datagram");
+            }
+        }
+        // Late probes.
+        while (_receiver.ReceiveBatch(batch, 300) > 0)
+        {
+        }
+    }
+}
