@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 using MipKeyAgent.Wire.Internal;
 
 namespace MipKeyAgent.Wire;
@@ -26,7 +27,10 @@ public sealed class ReplayWindow
     private const int BitsPerWord = 64;
 
     // Bit i (word i / 64, bit i % 64) is set when sequence number RightEdge - i was received.
-    private readonly ulong[] _bits;
+    // A window of at most 64 (the default) keeps its one word inline, larger ones an array:
+    // one object per receiving SA instead of two (memory per binding, docs/benchmarks.md).
+    private readonly ulong[]? _words;
+    private ulong _word0;
 
     /// <summary>
     /// Creates a window. A non-zero <paramref name="rightEdge"/> restores a window from durable
@@ -37,13 +41,15 @@ public sealed class ReplayWindow
     {
         ValidateSize(size);
         Size = size;
-        _bits = new ulong[(size + BitsPerWord - 1) / BitsPerWord];
+        _words = size > BitsPerWord ? new ulong[(size + BitsPerWord - 1) / BitsPerWord] : null;
         RightEdge = rightEdge;
         if (rightEdge != 0)
         {
-            Array.Fill(_bits, ulong.MaxValue);
+            Bits.Fill(ulong.MaxValue);
         }
     }
+
+    private Span<ulong> Bits => _words ?? MemoryMarshal.CreateSpan(ref _word0, 1);
 
     /// <summary>Throws unless <paramref name="size"/> is a multiple of 32 in [32, 1024].</summary>
     internal static void ValidateSize(int size)
@@ -82,7 +88,7 @@ public sealed class ReplayWindow
             return false;
         }
 
-        return (_bits[back / BitsPerWord] & (1UL << (int)(back % BitsPerWord))) == 0;
+        return (Bits[(int)(back / BitsPerWord)] & (1UL << (int)(back % BitsPerWord))) == 0;
     }
 
     /// <summary>Marks <paramref name="sequence"/> as received, sliding the window when it is above the right edge.</summary>
@@ -97,14 +103,14 @@ public sealed class ReplayWindow
         {
             Shift(sequence - RightEdge);
             RightEdge = sequence;
-            _bits[0] |= 1UL;
+            Bits[0] |= 1UL;
             return;
         }
 
         uint back = RightEdge - sequence;
         if (back < (uint)Size)
         {
-            _bits[back / BitsPerWord] |= 1UL << (int)(back % BitsPerWord);
+            Bits[(int)(back / BitsPerWord)] |= 1UL << (int)(back % BitsPerWord);
         }
     }
 
@@ -121,16 +127,17 @@ public sealed class ReplayWindow
         }
 
         RightEdge = rightEdge;
-        Array.Fill(_bits, ulong.MaxValue);
+        Bits.Fill(ulong.MaxValue);
     }
 
     /// <summary>Number of sequence numbers inside the window marked as received (for diagnostics and tests).</summary>
     public int CountReceived()
     {
         int count = 0;
-        for (int i = 0; i < _bits.Length; i++)
+        var bits = Bits;
+        for (int i = 0; i < bits.Length; i++)
         {
-            ulong word = _bits[i];
+            ulong word = bits[i];
             int valid = Math.Min(BitsPerWord, Size - (i * BitsPerWord));
             if (valid < BitsPerWord)
             {
@@ -146,24 +153,25 @@ public sealed class ReplayWindow
     // Moves every bit up by 'distance' positions (older numbers fall off the far end).
     private void Shift(uint distance)
     {
-        if (distance >= (uint)(_bits.Length * BitsPerWord))
+        var map = Bits;
+        if (distance >= (uint)(map.Length * BitsPerWord))
         {
-            Array.Clear(_bits);
+            map.Clear();
             return;
         }
 
         int words = (int)(distance / BitsPerWord);
         int bits = (int)(distance % BitsPerWord);
-        for (int i = _bits.Length - 1; i >= 0; i--)
+        for (int i = map.Length - 1; i >= 0; i--)
         {
             int src = i - words;
-            ulong value = src >= 0 ? _bits[src] << bits : 0;
+            ulong value = src >= 0 ? map[src] << bits : 0;
             if (bits != 0 && src - 1 >= 0)
             {
-                value |= _bits[src - 1] >> (BitsPerWord - bits);
+                value |= map[src - 1] >> (BitsPerWord - bits);
             }
 
-            _bits[i] = value;
+            map[i] = value;
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using MipKeyAgent.Wire.Internal;
 
@@ -62,32 +63,31 @@ public sealed class SecurityAssociation : IDisposable
     [ThreadStatic]
     private static byte[]? t_scratch;
 
-    private readonly Lock _lock = new();
-    private readonly int _ivLength;
-    private readonly int _alignment;
+    // Calls are serialized by Monitor on this object (its header's thin lock): a separate Lock
+    // object would cost ~40 B per SA, and a home agent holds millions of SAs (memory per binding,
+    // docs/benchmarks.md). The type is sealed and never handed out as a lock to anyone else.
+    private object Gate => this;
+    // Computed from the suite, not stored: 8 octets less per SA.
+    private int IvLength => EspSuites.IvLength(Suite);
+    private int Alignment => EspSuites.CiphertextAlignment(Suite);
 
     /// <summary>Default of <see cref="LiveCipherLimit"/>: ~65k native contexts, ~100 MB.</summary>
     public const int DefaultLiveCipherLimit = 65_536;
 
-    // The key material: the cipher objects are built from it at the first Seal/Open and again
-    // after LiveCiphers released them. Zeroed and dropped at Dispose.
-    private byte[]? _keyMaterial;
+    // The key material, inline (no array per SA): the cipher objects are built from it at the
+    // first Seal/Open and again after LiveCiphers released them. Zeroed at Dispose.
+    private KeyMaterialBuffer _keyMaterial;
 
     // The slot in LiveCiphers while the cipher objects exist (-1: none); set by every use, cleared by the ring's hand.
     private int _cipherSlot = -1;
     private volatile bool _used;
 
-    // Suite 1.
-    private AesGcm? _gcm;
+    // Suite 1: the salt (the key is in the cipher objects).
     private uint _salt;
 
-    // Suite 2. The transforms are created once; CBC chaining across calls is undone by
-    // feeding the previous last ciphertext block back in (see SealCbc / OpenCbc).
-    private Aes? _aes;
-    private ICryptoTransform? _cbcEncryptor;
-    private ICryptoTransform? _cbcDecryptor;
-    private IncrementalHash? _hmac;
-    private readonly byte[] _chain;
+    // The cipher objects while this SA holds a slot in LiveCiphers, else null: one reference per
+    // SA instead of six (the suite-2 objects and the CBC chain exist only while live).
+    private CipherObjects? _ciphers;
 
     private byte[] _scratch = [];
     private ReplayWindow? _replayWindow;
@@ -124,11 +124,8 @@ public sealed class SecurityAssociation : IDisposable
         ReplayWindow.ValidateSize(replayWindowSize);
         _replayWindowSize = replayWindowSize;
         _lastSequenceSent = lastSequenceSent;
-        _ivLength = EspSuites.IvLength(suite);
-        _alignment = EspSuites.CiphertextAlignment(suite);
 
-        _keyMaterial = keyMaterial.ToArray();
-        _chain = suite == EspSuite.AesGcm256 ? [] : new byte[AesBlock];
+        keyMaterial.CopyTo(_keyMaterial);
         if (suite == EspSuite.AesGcm256)
         {
             _salt = BinaryPrimitives.ReadUInt32BigEndian(keyMaterial[EspSuites.GcmKeyLength..]);
@@ -153,7 +150,7 @@ public sealed class SecurityAssociation : IDisposable
     {
         get
         {
-            lock (_lock)
+            lock (Gate)
             {
                 return _cipherSlot >= 0;
             }
@@ -169,22 +166,27 @@ public sealed class SecurityAssociation : IDisposable
             return;
         }
 
-        var key = _keyMaterial!;
+        ReadOnlySpan<byte> key = _keyMaterial;
+        var ciphers = new CipherObjects();
         if (Suite == EspSuite.AesGcm256)
         {
-            _gcm = new AesGcm(key.AsSpan(0, EspSuites.GcmKeyLength), EspSuites.IcvLength);
+            ciphers.Gcm = new AesGcm(key[..EspSuites.GcmKeyLength], EspSuites.IcvLength);
         }
         else
         {
-            _aes = Aes.Create();
-            _aes.SetKey(key.AsSpan(0, EspSuites.CbcEncryptionKeyLength));
-            _aes.Mode = CipherMode.CBC;
-            _aes.Padding = PaddingMode.None;
-            _aes.IV = new byte[AesBlock];
-            _cbcEncryptor = _aes.CreateEncryptor();
-            _cbcDecryptor = _aes.CreateDecryptor();
-            _hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.AsSpan(EspSuites.CbcEncryptionKeyLength, EspSuites.CbcAuthenticationKeyLength));
+            var aes = Aes.Create();
+            ciphers.Aes = aes;
+            aes.SetKey(key[..EspSuites.CbcEncryptionKeyLength]);
+            aes.Mode = CipherMode.CBC;
+            aes.Padding = PaddingMode.None;
+            aes.IV = new byte[AesBlock];
+            ciphers.CbcEncryptor = aes.CreateEncryptor();
+            ciphers.CbcDecryptor = aes.CreateDecryptor();
+            ciphers.Hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Slice(EspSuites.CbcEncryptionKeyLength, EspSuites.CbcAuthenticationKeyLength));
+            ciphers.Chain = new byte[AesBlock];
         }
+
+        _ciphers = ciphers;
 
         _cipherSlot = LiveCiphers.Add(this);
     }
@@ -207,7 +209,7 @@ public sealed class SecurityAssociation : IDisposable
     /// </summary>
     internal bool TryReleaseCipher()
     {
-        if (!_lock.TryEnter())
+        if (!Monitor.TryEnter(Gate))
         {
             return false;
         }
@@ -220,24 +222,34 @@ public sealed class SecurityAssociation : IDisposable
         }
         finally
         {
-            _lock.Exit();
+            Monitor.Exit(Gate);
+        }
+    }
+
+    /// <summary>True when every octet of the kept key material is zero (after <see cref="Dispose"/>); for tests.</summary>
+    internal bool KeyMaterialIsZeroed()
+    {
+        lock (Gate)
+        {
+            return !((ReadOnlySpan<byte>)_keyMaterial).ContainsAnyExcept((byte)0);
         }
     }
 
     // Under the lock. A rebuilt CBC encryptor starts from the zero IV again, so the chain restarts there too.
     private void ReleaseCipherObjects()
     {
-        _gcm?.Dispose();
-        _gcm = null;
-        _cbcEncryptor?.Dispose();
-        _cbcEncryptor = null;
-        _cbcDecryptor?.Dispose();
-        _cbcDecryptor = null;
-        _aes?.Dispose();
-        _aes = null;
-        _hmac?.Dispose();
-        _hmac = null;
-        Array.Clear(_chain);
+        if (_ciphers is not { } ciphers)
+        {
+            return;
+        }
+
+        _ciphers = null;
+        ciphers.Gcm?.Dispose();
+        ciphers.CbcEncryptor?.Dispose();
+        ciphers.CbcDecryptor?.Dispose();
+        ciphers.Aes?.Dispose();
+        ciphers.Hmac?.Dispose();
+        CryptographicOperations.ZeroMemory(ciphers.Chain);
     }
 
     public uint Spi { get; }
@@ -249,7 +261,7 @@ public sealed class SecurityAssociation : IDisposable
     {
         get
         {
-            lock (_lock)
+            lock (Gate)
             {
                 return _lastSequenceSent;
             }
@@ -261,7 +273,7 @@ public sealed class SecurityAssociation : IDisposable
     {
         get
         {
-            lock (_lock)
+            lock (Gate)
             {
                 return Window;
             }
@@ -276,7 +288,7 @@ public sealed class SecurityAssociation : IDisposable
     {
         get
         {
-            lock (_lock)
+            lock (Gate)
             {
                 return _replayWindow?.RightEdge ?? _restoredRightEdge;
             }
@@ -289,7 +301,7 @@ public sealed class SecurityAssociation : IDisposable
     /// </summary>
     public void RestoreReplayRightEdge(uint rightEdge)
     {
-        lock (_lock)
+        lock (Gate)
         {
             if (_replayWindow is { } window)
             {
@@ -310,7 +322,7 @@ public sealed class SecurityAssociation : IDisposable
 
     /// <summary>Largest payload an ESP packet of <paramref name="espLength"/> octets can carry (0 if none).</summary>
     public int MaxPayloadLength(int espLength) =>
-        Math.Max(0, espLength - EspSuites.HeaderLength - _ivLength - EspSuites.IcvLength - EspSuites.TrailerLength);
+        Math.Max(0, espLength - EspSuites.HeaderLength - IvLength - EspSuites.IcvLength - EspSuites.TrailerLength);
 
     /// <summary>
     /// Reads SPI and Sequence Number without any key, to pick the SA an inbound packet names.
@@ -341,8 +353,8 @@ public sealed class SecurityAssociation : IDisposable
     {
         written = 0;
         int ciphertextLength = EspSuites.CiphertextLength(Suite, payload.Length);
-        int sealedLength = EspSuites.HeaderLength + _ivLength + ciphertextLength + EspSuites.IcvLength;
-        lock (_lock)
+        int sealedLength = EspSuites.HeaderLength + IvLength + ciphertextLength + EspSuites.IcvLength;
+        lock (Gate)
         {
             ThrowIfDisposed();
             if (_lastSequenceSent == uint.MaxValue)
@@ -394,12 +406,12 @@ public sealed class SecurityAssociation : IDisposable
             return new WireError(WireErrorKind.UnknownSpi, SpiOffset, "SPI of another SA");
         }
 
-        int minimum = EspSuites.HeaderLength + _ivLength + _alignment + EspSuites.IcvLength;
-        int ciphertextOffset = EspSuites.HeaderLength + _ivLength;
+        int minimum = EspSuites.HeaderLength + IvLength + Alignment + EspSuites.IcvLength;
+        int ciphertextOffset = EspSuites.HeaderLength + IvLength;
         int ciphertextLength = esp.Length - ciphertextOffset - EspSuites.IcvLength;
         int icvOffset = esp.Length - EspSuites.IcvLength;
 
-        lock (_lock)
+        lock (Gate)
         {
             ThrowIfDisposed();
 
@@ -414,7 +426,7 @@ public sealed class SecurityAssociation : IDisposable
                 return new WireError(WireErrorKind.Truncated, esp.Length, "shorter than header, IV, one block and ICV");
             }
 
-            if (ciphertextLength % _alignment != 0)
+            if (ciphertextLength % Alignment != 0)
             {
                 return new WireError(WireErrorKind.BadLength, ciphertextOffset, "ciphertext not aligned for the suite");
             }
@@ -483,7 +495,7 @@ public sealed class SecurityAssociation : IDisposable
     /// <summary>Releases the cipher objects (which zero their key copies) and zeroes the salt and scratch.</summary>
     public void Dispose()
     {
-        lock (_lock)
+        lock (Gate)
         {
             if (_disposed)
             {
@@ -498,14 +510,8 @@ public sealed class SecurityAssociation : IDisposable
             }
 
             ReleaseCipherObjects();
-            if (_keyMaterial is { } key)
-            {
-                CryptographicOperations.ZeroMemory(key);
-                _keyMaterial = null;
-            }
-
+            CryptographicOperations.ZeroMemory(_keyMaterial);
             _salt = 0;
-            CryptographicOperations.ZeroMemory(_chain);
         }
     }
 
@@ -547,7 +553,7 @@ public sealed class SecurityAssociation : IDisposable
 
         // RFC 4106 section 5: AAD = SPI || 32-bit sequence number (no ESN).
         Span<byte> icv = destination.Slice(IvOffset + EspSuites.GcmIvLength + ciphertextLength, EspSuites.IcvLength);
-        _gcm!.Encrypt(nonce, ciphertext, ciphertext, icv, destination[..EspSuites.HeaderLength]);
+        _ciphers!.Gcm!.Encrypt(nonce, ciphertext, ciphertext, icv, destination[..EspSuites.HeaderLength]);
     }
 
     private bool OpenGcm(ReadOnlySpan<byte> esp, int ciphertextLength)
@@ -558,7 +564,7 @@ public sealed class SecurityAssociation : IDisposable
         ReadOnlySpan<byte> ciphertext = esp.Slice(IvOffset + EspSuites.GcmIvLength, ciphertextLength);
         try
         {
-            _gcm!.Decrypt(nonce, ciphertext, esp[^EspSuites.IcvLength..], _scratch.AsSpan(0, ciphertextLength), esp[..EspSuites.HeaderLength]);
+            _ciphers!.Gcm!.Decrypt(nonce, ciphertext, esp[^EspSuites.IcvLength..], _scratch.AsSpan(0, ciphertextLength), esp[..EspSuites.HeaderLength]);
             return true;
         }
         catch (CryptographicException)
@@ -581,30 +587,34 @@ public sealed class SecurityAssociation : IDisposable
         BinaryPrimitives.WriteUInt32BigEndian(block, Spi);
         BinaryPrimitives.WriteUInt32BigEndian(block[4..], 0);
         BinaryPrimitives.WriteUInt64BigEndian(block[8..], sequence);
+        var ciphers = _ciphers!;
+        byte[] chain = ciphers.Chain!;
         for (int i = 0; i < AesBlock; i++)
         {
-            block[i] ^= _chain[i];
+            block[i] ^= chain[i];
         }
 
-        _cbcEncryptor!.TransformBlock(_scratch, 0, length, _scratch, 0);
-        scratch[^AesBlock..].CopyTo(_chain);
+        ciphers.CbcEncryptor!.TransformBlock(_scratch, 0, length, _scratch, 0);
+        scratch[^AesBlock..].CopyTo(chain);
 
         WriteHeader(sequence, destination);
         scratch.CopyTo(destination[IvOffset..]);
 
         // RFC 4868 section 2.3 / RFC 4303 section 3.3.4: HMAC over header, IV and ciphertext, truncated to 128 bits.
         Span<byte> mac = stackalloc byte[32];
-        _hmac!.AppendData(destination[..(IvOffset + length)]);
-        _hmac.GetHashAndReset(mac);
+        var hmac = ciphers.Hmac!;
+        hmac.AppendData(destination[..(IvOffset + length)]);
+        hmac.GetHashAndReset(mac);
         mac[..EspSuites.IcvLength].CopyTo(destination[(IvOffset + length)..]);
     }
 
     private bool OpenCbc(ReadOnlySpan<byte> esp, int ciphertextLength)
     {
         // RFC 4303 section 3.4.4.1: verify the ICV before decrypting.
+        var ciphers = _ciphers!;
         Span<byte> mac = stackalloc byte[32];
-        _hmac!.AppendData(esp[..^EspSuites.IcvLength]);
-        _hmac.GetHashAndReset(mac);
+        ciphers.Hmac!.AppendData(esp[..^EspSuites.IcvLength]);
+        ciphers.Hmac.GetHashAndReset(mac);
         if (!CryptographicOperations.FixedTimeEquals(mac[..EspSuites.IcvLength], esp[^EspSuites.IcvLength..]))
         {
             return false;
@@ -614,7 +624,7 @@ public sealed class SecurityAssociation : IDisposable
         // is discarded, every later one is XORed with its true predecessor (the IV first).
         int length = AesBlock + ciphertextLength;
         esp.Slice(IvOffset, length).CopyTo(_scratch);
-        _cbcDecryptor!.TransformBlock(_scratch, 0, length, _scratch, 0);
+        ciphers.CbcDecryptor!.TransformBlock(_scratch, 0, length, _scratch, 0);
         return true;
     }
 
@@ -634,5 +644,25 @@ public sealed class SecurityAssociation : IDisposable
         {
             EspThrow.ObjectDisposed(this);
         }
+    }
+
+    // The cipher objects of one live SA. Suite 2's transforms are created once; CBC chaining
+    // across calls is undone by feeding the previous last ciphertext block (Chain) back in (see
+    // SealCbc / OpenCbc).
+    private sealed class CipherObjects
+    {
+        public AesGcm? Gcm;
+        public Aes? Aes;
+        public ICryptoTransform? CbcEncryptor;
+        public ICryptoTransform? CbcDecryptor;
+        public IncrementalHash? Hmac;
+        public byte[]? Chain;
+    }
+
+    // Room for the longest key material of any suite (48 octets: suite 2).
+    [InlineArray(48)]
+    private struct KeyMaterialBuffer
+    {
+        private byte _element;
     }
 }

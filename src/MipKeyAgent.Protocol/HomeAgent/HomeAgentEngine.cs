@@ -95,7 +95,7 @@ public sealed partial class HomeAgentEngine : IDisposable
         uint ikReserved = _store.LoadInitializationSequenceReserved(provisioning.HomeAddress);
         var ik = GenerationKeys.Create(Generation.Initialization, provisioning.InitializationKey, provisioning.SpiMnToHa, provisioning.SpiHaToMn,
             provisioning.Suite, _time.GetUtcNow(), _options.ReplayWindowSize, ikReserved);
-        var node = new HomeAgentNode(provisioning, new KeyRing(KeyRingSide.HomeAgent, provisioning.HomeAddress, ik, _spis));
+        var node = new HomeAgentNode(new KeyRing(KeyRingSide.HomeAgent, provisioning.HomeAddress, ik, _spis));
         _nodes.Add(provisioning.HomeAddress, node);
         if (_store.Load(provisioning.HomeAddress) is { } record)
         {
@@ -314,6 +314,12 @@ public sealed partial class HomeAgentEngine : IDisposable
             return;
         }
         keys.Confirmed = true;
+        if (!keys.Generation.IsInitialization)
+        {
+            // IK's control SA now opens only a re-init: it need not stay built (memory per
+            // binding, docs/benchmarks.md); a re-init derives it again from IK, above the kept edge.
+            node.Ring.Initialization.ReleaseControlReceive(KeyRingSide.HomeAgent);
+        }
         Counters.Confirmations++;
         Raise(ProtocolEventKind.GenerationConfirmed, node, keys);
         Persist(node);
@@ -355,7 +361,7 @@ public sealed partial class HomeAgentEngine : IDisposable
             }
             var (mnToHa, haToMn) = _spis.PickPair(_spiSource);
             var generation = node.HighestIssued.Next;
-            keys = GenerationKeys.Create(generation, secret, mnToHa, haToMn, node.Provisioning.Suite, _time.GetUtcNow(), _options.ReplayWindowSize);
+            keys = GenerationKeys.Create(generation, secret, mnToHa, haToMn, node.Suite, _time.GetUtcNow(), _options.ReplayWindowSize);
             keys.Reference = reference;
             node.HighestIssued = generation;
             if (fallback)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Wire;
@@ -6,26 +7,49 @@ namespace MipKeyAgent.Protocol.HomeAgent;
 
 /// <summary>The HA's state for one mobile node: its key ring plus the binding cache entry (RFC 6275 section 10.1).</summary>
 /// <param name="kek">The KEK when already derived; null: derived from IK at the first KEY-DIST (a restart pays no HKDF for it).</param>
-internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing ring, byte[]? kek = null)
+/// <remarks>
+/// Memory per binding (issue 7, docs/benchmarks.md): the node keeps no reference to its
+/// <see cref="MobileNodeProvisioning"/> (home address, IK, its SPIs and the suite are all in the key
+/// ring's IK generation), and its times are stored as UTC ticks (<see cref="NoTime"/>: none), not
+/// as (nullable) <see cref="DateTimeOffset"/>s; the KEK is inline, not an array.
+/// </remarks>
+internal sealed class HomeAgentNode
 {
-    private byte[]? _kek = kek;
+    private const long NoTime = long.MinValue;
 
-    public MobileNodeProvisioning Provisioning { get; } = provisioning;
+    private KekBuffer _kek;
+    private bool _kekDerived;
+    private long _bindingExpiresAt;
+    private long _rekeyDueAt = NoTime;
+    private long _refreshRequestRetryAt = NoTime;
+    private long _deadline;
 
-    public Ipv6Address HomeAddress => Provisioning.HomeAddress;
+    public HomeAgentNode(KeyRing ring, ReadOnlySpan<byte> kek = default)
+    {
+        Ring = ring;
+        if (!kek.IsEmpty)
+        {
+            kek.CopyTo(_kek);
+            _kekDerived = true;
+        }
+    }
 
-    public KeyRing Ring { get; } = ring;
+    public Ipv6Address HomeAddress => Ring.HomeAddress;
 
-    /// <summary>KEK = HKDF(IK, "kek" || HoA); wraps K_g in KEY-DIST (PROTOCOL.md section 3).</summary>
-    public byte[] Kek
+    public KeyRing Ring { get; }
+
+    /// <summary>The ESP suite provisioned for the node (every generation uses it).</summary>
+    public EspSuite Suite => Ring.Initialization.Suite;
+
+    /// <summary>KEK = HKDF(IK, "kek" || HoA); wraps K_g in KEY-DIST (PROTOCOL.md section 3). Derived at the first use.</summary>
+    public ReadOnlySpan<byte> Kek
     {
         get
         {
-            if (_kek is null)
+            if (!_kekDerived)
             {
-                var derived = new byte[KeyLengths.Kek];
-                KeyDerivation.DeriveKek(Provisioning.InitializationKey, Provisioning.HomeAddress, derived);
-                _kek = derived;
+                KeyDerivation.DeriveKek(Ring.Initialization.Secret, HomeAddress, _kek);
+                _kekDerived = true;
             }
             return _kek;
         }
@@ -34,9 +58,16 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
     /// <summary>Zeroes the KEK if it was derived (the node is dropped).</summary>
     public void ZeroKek() => CryptographicOperations.ZeroMemory(_kek);
 
+    /// <summary>True when the KEK was derived and not zeroed since; for tests.</summary>
+    internal bool HoldsKek => _kekDerived && ((ReadOnlySpan<byte>)_kek).ContainsAnyExcept((byte)0);
+
     public Ipv6Address? CareOfAddress { get; set; }
 
-    public DateTimeOffset BindingExpiresAt { get; set; }
+    public DateTimeOffset BindingExpiresAt
+    {
+        get => FromTicks(_bindingExpiresAt);
+        set => _bindingExpiresAt = value.UtcTicks;
+    }
 
     public ushort? LastSequence { get; set; }
 
@@ -47,7 +78,11 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
 
     public Generation HighestIssued { get; set; }
 
-    public DateTimeOffset? RekeyDueAt { get; set; }
+    public DateTimeOffset? RekeyDueAt
+    {
+        get => FromTicksOrNull(_rekeyDueAt);
+        set => _rekeyDueAt = ToTicksOrNone(value);
+    }
 
     /// <summary>The HA's rekey timer fired; consumed by the next BU under a confirmed N (rule 2).</summary>
     public bool RekeyPending { get; set; }
@@ -56,7 +91,11 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
     /// While <see cref="RekeyPending"/>: when the Binding Refresh Request is sent again (a lost BRR
     /// must not stall the HA's rekey until the binding's own refresh). Not persisted.
     /// </summary>
-    public DateTimeOffset? RefreshRequestRetryAt { get; set; }
+    public DateTimeOffset? RefreshRequestRetryAt
+    {
+        get => FromTicksOrNull(_refreshRequestRetryAt);
+        set => _refreshRequestRetryAt = ToTicksOrNone(value);
+    }
 
     /// <summary>The wait before the next BRR retransmission (doubles up to MAX_BINDACK_TIMEOUT).</summary>
     public TimeSpan RefreshRequestBackoff { get; set; }
@@ -65,7 +104,17 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
     public int DeadlineSlot { get; set; } = -1;
 
     /// <summary>The deadline the node is filed under in <see cref="NodeDeadlines"/>.</summary>
-    public DateTimeOffset Deadline { get; set; }
+    public DateTimeOffset Deadline
+    {
+        get => FromTicks(_deadline);
+        set => _deadline = value.UtcTicks;
+    }
+
+    private static DateTimeOffset FromTicks(long ticks) => new(ticks, TimeSpan.Zero);
+
+    private static DateTimeOffset? FromTicksOrNull(long ticks) => ticks == NoTime ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+
+    private static long ToTicksOrNone(DateTimeOffset? value) => value is { } time ? time.UtcTicks : NoTime;
 
     /// <summary>When <see cref="HomeAgentEngine.Tick"/> next has work for this node: binding expiry or the rekey timer.</summary>
     public DateTimeOffset? ComputeDeadline()
@@ -80,5 +129,11 @@ internal sealed class HomeAgentNode(MobileNodeProvisioning provisioning, KeyRing
             next = retry;
         }
         return next;
+    }
+
+    [InlineArray(KeyLengths.Kek)]
+    private struct KekBuffer
+    {
+        private byte _element;
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using MipKeyAgent.Wire;
 
@@ -14,7 +15,9 @@ namespace MipKeyAgent.Protocol.Keys;
 /// </summary>
 public sealed class GenerationKeys : IDisposable
 {
-    private readonly byte[] _secret = new byte[KeyLengths.Secret];
+    // Inline, not an array: one object per generation instead of two (memory per binding).
+    private SecretBuffer _secret;
+    private readonly long _createdAtTicks;
     private readonly int _replayWindowSize;
     private readonly uint _initialSequence;
     private SecurityAssociation? _controlMnToHa;
@@ -35,7 +38,7 @@ public sealed class GenerationKeys : IDisposable
         SpiMnToHa = spiMnToHa;
         SpiHaToMn = spiHaToMn;
         Suite = suite;
-        CreatedAt = createdAt;
+        _createdAtTicks = createdAt.UtcTicks;
         _replayWindowSize = replayWindowSize;
         _initialSequence = initialSequence;
     }
@@ -50,7 +53,10 @@ public sealed class GenerationKeys : IDisposable
 
     public EspSuite Suite { get; }
 
-    public DateTimeOffset CreatedAt { get; }
+    /// <summary>The key ring holding this generation, set when it is registered in a <see cref="SpiTable"/> (the table's entries point here only).</summary>
+    public KeyRing? Ring { get; internal set; }
+
+    public DateTimeOffset CreatedAt => new(_createdAtTicks, TimeSpan.Zero);
 
     /// <summary>
     /// Set once a valid packet from the MN arrived under this generation (PROTOCOL.md section 5);
@@ -106,6 +112,32 @@ public sealed class GenerationKeys : IDisposable
         }
     }
 
+    /// <summary>
+    /// Releases the control SA <paramref name="side"/> opens with when built and never used to
+    /// seal: its key material is zeroed and its right edge is kept, so a later use derives the SA
+    /// again, starting from that edge (numbers at or below it count as seen, as after a restart).
+    /// The HA calls it on IK once a dynamic generation is confirmed: IK's control SA then opens
+    /// only a re-init, and would otherwise stay built for every binding (memory per binding,
+    /// docs/benchmarks.md). The data SA is kept: a data packet delayed behind the confirmation
+    /// may still fall inside its window. Returns true when the SA was released.
+    /// </summary>
+    internal bool ReleaseControlReceive(KeyRingSide side) => side == KeyRingSide.HomeAgent
+        ? Release(ref _controlMnToHa, ref _restoredControlMnToHaEdge)
+        : Release(ref _controlHaToMn, ref _restoredControlHaToMnEdge);
+
+    private bool Release(ref SecurityAssociation? sa, ref uint pending)
+    {
+        // An SA that sealed anything keeps its counter: rebuilding it would restart below it.
+        if (sa is null || _disposed || sa.LastSequenceSent != _initialSequence)
+        {
+            return false;
+        }
+        pending = Math.Max(pending, sa.ReplayRightEdge);
+        sa.Dispose();
+        sa = null;
+        return true;
+    }
+
     private static void Restore(SecurityAssociation? built, ref uint pending, uint rightEdge)
     {
         if (built is not null)
@@ -138,6 +170,15 @@ public sealed class GenerationKeys : IDisposable
 
     /// <summary>The secret, for wrapping it into KEY-DIST and for the binding store. Never log it.</summary>
     internal ReadOnlySpan<byte> Secret => _secret;
+
+    /// <summary>True while the SA is built (not yet derived, or released by <see cref="ReleaseControlReceive"/>: false); for tests.</summary>
+    internal bool IsBuilt(KeyDirection direction, bool data) => (data, direction) switch
+    {
+        (true, KeyDirection.MnToHa) => _dataMnToHa is not null,
+        (true, _) => _dataHaToMn is not null,
+        (false, KeyDirection.MnToHa) => _controlMnToHa is not null,
+        _ => _controlHaToMn is not null,
+    };
 
     /// <summary>The SA protecting control (BU/BA) packets sent by <paramref name="side"/>.</summary>
     public SecurityAssociation ControlTransmit(KeyRingSide side) => side == KeyRingSide.HomeAgent ? ControlHaToMn : ControlMnToHa;
@@ -222,7 +263,7 @@ public sealed class GenerationKeys : IDisposable
     }
 
     /// <summary>True when every octet of the secret is zero (after <see cref="Dispose"/>); for tests.</summary>
-    internal bool SecretIsZeroed() => !_secret.AsSpan().ContainsAnyExcept((byte)0);
+    internal bool SecretIsZeroed() => !((ReadOnlySpan<byte>)_secret).ContainsAnyExcept((byte)0);
 
     public void Dispose()
     {
@@ -239,4 +280,10 @@ public sealed class GenerationKeys : IDisposable
     }
 
     public override string ToString() => $"{Generation} mn->ha {SpiMnToHa} ha->mn {SpiHaToMn}";
+
+    [InlineArray(KeyLengths.Secret)]
+    private struct SecretBuffer
+    {
+        private byte _element;
+    }
 }

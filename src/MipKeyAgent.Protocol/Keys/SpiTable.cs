@@ -12,11 +12,13 @@ public readonly record struct SpiEntry(KeyRing Ring, GenerationKeys Keys, KeyDir
 /// is never reused for a different secret (PROTOCOL.md section 3).
 /// Only the two control SPIs of a generation are stored: a data SPI is its control SPI + 2^31
 /// (PROTOCOL.md section 7), so it is looked up through it (half the entries: memory per binding).
+/// An entry is the generation alone: its ring is the generation's <see cref="GenerationKeys.Ring"/>
+/// (set here at registration) and the direction is which of its two SPIs was asked for.
 /// </summary>
 /// <param name="rememberRetired">The HA remembers retired SPIs; a MN's table need not.</param>
 public sealed class SpiTable(bool rememberRetired = true)
 {
-    private readonly Dictionary<uint, ControlEntry> _entries = [];
+    private readonly Dictionary<uint, GenerationKeys> _entries = [];
     private readonly HashSet<uint> _retired = [];
     private readonly List<uint> _unsaved = [];
 
@@ -29,9 +31,10 @@ public sealed class SpiTable(bool rememberRetired = true)
     public bool TryGet(uint spi, out SpiEntry entry)
     {
         bool isData = spi >= Spi.DataOffset;
-        if (_entries.TryGetValue(isData ? spi - Spi.DataOffset : spi, out var control))
+        uint control = isData ? spi - Spi.DataOffset : spi;
+        if (_entries.TryGetValue(control, out var keys))
         {
-            entry = new SpiEntry(control.Ring, control.Keys, control.Direction, isData);
+            entry = new SpiEntry(keys.Ring!, keys, keys.SpiMnToHa.Value == control ? KeyDirection.MnToHa : KeyDirection.HaToMn, isData);
             return true;
         }
         entry = default;
@@ -51,8 +54,9 @@ public sealed class SpiTable(bool rememberRetired = true)
         {
             throw new InvalidOperationException($"SPI already live: {keys}");
         }
-        _entries.Add(keys.SpiMnToHa.Value, new ControlEntry(ring, keys, KeyDirection.MnToHa));
-        _entries.Add(keys.SpiHaToMn.Value, new ControlEntry(ring, keys, KeyDirection.HaToMn));
+        keys.Ring = ring;
+        _entries.Add(keys.SpiMnToHa.Value, keys);
+        _entries.Add(keys.SpiHaToMn.Value, keys);
     }
 
     internal void Unregister(GenerationKeys keys)
@@ -107,6 +111,4 @@ public sealed class SpiTable(bool rememberRetired = true)
         }
         throw new InvalidOperationException("SPI space exhausted: 1000 candidates in a row were taken");
     }
-
-    private readonly record struct ControlEntry(KeyRing Ring, GenerationKeys Keys, KeyDirection Direction);
 }

@@ -16,7 +16,7 @@ public sealed class NodeDeadlinesTests
             var ik = new byte[32];
             var provisioning = new MobileNodeProvisioning(new Ipv6Address((UInt128)(i + 1)), ik, new Spi(1000 + 2 * (uint)i), new Spi(1001 + 2 * (uint)i));
             var keys = GenerationKeys.Create(Generation.Initialization, ik, provisioning.SpiMnToHa, provisioning.SpiHaToMn, EspSuite.AesGcm256, Start);
-            nodes.Add(new HomeAgentNode(provisioning, new KeyRing(KeyRingSide.HomeAgent, provisioning.HomeAddress, keys, table), new byte[32]));
+            nodes.Add(new HomeAgentNode(new KeyRing(KeyRingSide.HomeAgent, provisioning.HomeAddress, keys, table), new byte[32]));
         }
         return nodes;
     }
