@@ -30,7 +30,6 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     private const int SchemaVersion = 2;
     private const int NewestSlot = 0;
     private const int PreviousSlot = 1;
-    private static readonly byte[] KeyCheckPlaintext = "mipkey master key check"u8.ToArray();
 
     private readonly SqliteConnection _connection;
     private readonly RowSeal _seal;
@@ -135,34 +134,23 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             CREATE TABLE IF NOT EXISTS ik_reservations (home_address TEXT PRIMARY KEY, reserved INTEGER NOT NULL, seal BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS retired_spis (spi INTEGER PRIMARY KEY);
             """);
-        using var read = Command("SELECT value FROM meta WHERE name = 'key_check'");
-        if (read.ExecuteScalar() is byte[] check)
+        switch (StoreMeta.ReadSchema(_connection, _seal, Path))
         {
-            try
-            {
-                CryptographicOperations.ZeroMemory(_seal.Open(check, "meta|key_check", "meta(key_check)"));
-            }
-            catch (BindingStoreException e)
-            {
-                throw new BindingStoreException($"the master key does not open '{Path}' (wrong master key file?)", e);
-            }
-            using var version = Command("SELECT value FROM meta WHERE name = 'schema'");
-            if (version.ExecuteScalar() is not byte[] v || v.Length != 1 || v[0] is not (1 or SchemaVersion))
-            {
-                throw new BindingStoreException($"'{Path}' has an unknown schema version");
-            }
-            if (v[0] == 1)
-            {
+            case SchemaVersion:
+                return;
+            case 1:
                 MigrateFromSchema1();
-            }
-            return;
+                return;
+            case null:
+                using (var transaction = _connection.BeginTransaction())
+                {
+                    StoreMeta.WriteNew(_connection, transaction, _seal, SchemaVersion);
+                    transaction.Commit();
+                }
+                return;
+            default:
+                throw new BindingStoreException($"'{Path}' has an unknown schema version");
         }
-        using var transaction = _connection.BeginTransaction();
-        using var write = Command("INSERT INTO meta (name, value) VALUES ('key_check', $check), ('schema', $schema)", transaction);
-        write.Parameters.AddWithValue("$check", _seal.Seal(KeyCheckPlaintext, "meta|key_check"));
-        write.Parameters.AddWithValue("$schema", new byte[] { SchemaVersion });
-        write.ExecuteNonQuery();
-        transaction.Commit();
     }
 
     /// <summary>
@@ -565,10 +553,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     private static GenerationRow ReadGenerationRow(SqliteDataReader reader, string home, int at = 0)
     {
         int slot = reader.GetInt32(at);
-        var values = new GenerationColumns(new Generation((uint)reader.GetInt64(at + 1)), new Spi((uint)reader.GetInt64(at + 2)),
-            new Spi((uint)reader.GetInt64(at + 3)), (EspSuite)reader.GetInt64(at + 4), reader.GetInt64(at + 5) != 0,
-            new DateTimeOffset(reader.GetInt64(at + 6), TimeSpan.Zero), (uint)reader.GetInt64(at + 7), (uint)reader.GetInt64(at + 8),
-            (uint)reader.GetInt64(at + 9),
+        var values = GenerationColumns.Read(reader, at + 1,
             reader.IsDBNull(at + 11) && reader.IsDBNull(at + 12) ? null : ReadReference(reader, at + 11, GenerationRowName(home, slot)));
         return new GenerationRow(home, slot, values, reader.GetValue(at + 10) as byte[]);
     }
@@ -747,21 +732,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             """, transaction,
             "$home", "$slot", "$generation", "$spiMnToHa", "$spiHaToMn", "$suite", "$confirmed", "$created", "$reserved", "$control", "$data",
             "$secret", "$keyId", "$keySource");
-        var p = insert.Parameters;
-        p[0].Value = home;
-        p[1].Value = (long)slot;
-        p[2].Value = (long)values.Generation.Value;
-        p[3].Value = (long)values.SpiMnToHa.Value;
-        p[4].Value = (long)values.SpiHaToMn.Value;
-        p[5].Value = (long)values.Suite;
-        p[6].Value = values.Confirmed ? 1L : 0L;
-        p[7].Value = values.CreatedAt.UtcTicks;
-        p[8].Value = (long)values.TransmitReserved;
-        p[9].Value = (long)values.ControlEdge;
-        p[10].Value = (long)values.DataEdge;
-        p[11].Value = _seal.Seal(generation.Secret, GenerationAssociated(_associated, "generations", home, SlotName(slot), values));
-        p[12].Value = values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
-        p[13].Value = values.Reference is { } s ? s.SourceIdentifier : DBNull.Value;
+        insert.Parameters[0].Value = home;
+        insert.Parameters[1].Value = (long)slot;
+        values.Bind(insert.Parameters, 2, _seal.Seal(generation.Secret, GenerationAssociated(_associated, "generations", home, SlotName(slot), values)));
         insert.ExecuteNonQuery();
     }
 
@@ -1158,6 +1131,36 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         public static GenerationColumns From(GenerationRecord g) => new(g.Generation, g.SpiMnToHa, g.SpiHaToMn, g.Suite, g.Confirmed, g.CreatedAt,
             g.TransmitSequenceReserved, g.ControlReceiveRightEdge, g.DataReceiveRightEdge, g.Reference);
+
+        /// <summary>
+        /// Reads the columns generation, spi_mn_to_ha, spi_ha_to_mn, suite, confirmed, created_at,
+        /// transmit_reserved, control_edge, data_edge from <paramref name="first"/> on (the HA's and the
+        /// MN's generation tables share them); the reference is read by the caller, which names the row.
+        /// </summary>
+        public static GenerationColumns Read(SqliteDataReader reader, int first, KeyReference? reference) =>
+            new(new Generation((uint)reader.GetInt64(first)), new Spi((uint)reader.GetInt64(first + 1)), new Spi((uint)reader.GetInt64(first + 2)),
+                (EspSuite)reader.GetInt64(first + 3), reader.GetInt64(first + 4) != 0, new DateTimeOffset(reader.GetInt64(first + 5), TimeSpan.Zero),
+                (uint)reader.GetInt64(first + 6), (uint)reader.GetInt64(first + 7), (uint)reader.GetInt64(first + 8), reference);
+
+        /// <summary>
+        /// Binds the same columns, then the sealed secret, key_id and key_source, to the parameters from
+        /// <paramref name="first"/> on, in that order.
+        /// </summary>
+        public void Bind(SqliteParameterCollection p, int first, byte[] sealedSecret)
+        {
+            p[first].Value = (long)Generation.Value;
+            p[first + 1].Value = (long)SpiMnToHa.Value;
+            p[first + 2].Value = (long)SpiHaToMn.Value;
+            p[first + 3].Value = (long)Suite;
+            p[first + 4].Value = Confirmed ? 1L : 0L;
+            p[first + 5].Value = CreatedAt.UtcTicks;
+            p[first + 6].Value = (long)TransmitReserved;
+            p[first + 7].Value = (long)ControlEdge;
+            p[first + 8].Value = (long)DataEdge;
+            p[first + 9].Value = sealedSecret;
+            p[first + 10].Value = Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
+            p[first + 11].Value = Reference is { } s ? s.SourceIdentifier : DBNull.Value;
+        }
     }
 
     private sealed record GenerationRow(string Home, int Slot, GenerationColumns Values, byte[]? Sealed);

@@ -24,7 +24,6 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
 {
     private const int SchemaVersion = 2;
     private const string Owner = "1";
-    private static readonly byte[] KeyCheckPlaintext = "mipkey master key check"u8.ToArray();
     private static readonly string[] SlotNames = ["newest", "previous"];
 
     private readonly SqliteConnection _connection;
@@ -98,33 +97,21 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
         {
             create.ExecuteNonQuery();
         }
-        using var read = Command("SELECT value FROM meta WHERE name = 'key_check'");
-        if (read.ExecuteScalar() is byte[] check)
+        switch (StoreMeta.ReadSchema(_connection, _seal, Path))
         {
-            try
-            {
-                CryptographicOperations.ZeroMemory(_seal.Open(check, "meta|key_check", "meta(key_check)"));
-            }
-            catch (BindingStoreException e)
-            {
-                throw new BindingStoreException($"the master key does not open '{Path}' (wrong master key file?)", e);
-            }
-            using var version = Command("SELECT value FROM meta WHERE name = 'schema'");
-            if (version.ExecuteScalar() is not byte[] v || v.Length != 1 || v[0] != SchemaVersion)
-            {
+            case SchemaVersion:
+                return;
+            case null:
+                using (var transaction = _connection.BeginTransaction())
+                {
+                    StoreMeta.WriteNew(_connection, transaction, _seal, SchemaVersion);
+                    MigrateSchema1(transaction);
+                    transaction.Commit();
+                }
+                return;
+            default:
                 throw new BindingStoreException($"'{Path}' has an unknown schema version");
-            }
-            return;
         }
-        using var transaction = _connection.BeginTransaction();
-        using (var write = Command("INSERT INTO meta (name, value) VALUES ('key_check', $check), ('schema', $schema)", transaction))
-        {
-            write.Parameters.AddWithValue("$check", _seal.Seal(KeyCheckPlaintext, "meta|key_check"));
-            write.Parameters.AddWithValue("$schema", new byte[] { SchemaVersion });
-            write.ExecuteNonQuery();
-        }
-        MigrateSchema1(transaction);
-        transaction.Commit();
     }
 
     /// <summary>
@@ -190,10 +177,7 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
                         {
                             throw new BindingStoreException($"{row}: unknown slot (corrupted store)");
                         }
-                        var values = new SqliteBindingStore.GenerationColumns(new Generation((uint)reader.GetInt64(1)),
-                            new Spi((uint)reader.GetInt64(2)), new Spi((uint)reader.GetInt64(3)), (EspSuite)reader.GetInt64(4), reader.GetInt64(5) != 0,
-                            new DateTimeOffset(reader.GetInt64(6), TimeSpan.Zero), (uint)reader.GetInt64(7), (uint)reader.GetInt64(8),
-                            (uint)reader.GetInt64(9), SqliteBindingStore.ReadReference(reader, 11, row));
+                        var values = SqliteBindingStore.GenerationColumns.Read(reader, 1, SqliteBindingStore.ReadReference(reader, 11, row));
                         byte[] secret = _seal.Open(reader.GetValue(10) as byte[], Associated(slot, values), row);
                         if (secret.Length != KeyLengths.Secret)
                         {
@@ -316,20 +300,8 @@ public sealed class SqliteMobileNodeStateStore : IMobileNodeStateStore, IDisposa
             """, transaction,
             "$slot", "$generation", "$spiMnToHa", "$spiHaToMn", "$suite", "$confirmed", "$created", "$reserved", "$control", "$data", "$secret",
             "$keyId", "$keySource");
-        var p = insert.Parameters;
-        p[0].Value = slot;
-        p[1].Value = (long)values.Generation.Value;
-        p[2].Value = (long)values.SpiMnToHa.Value;
-        p[3].Value = (long)values.SpiHaToMn.Value;
-        p[4].Value = (long)values.Suite;
-        p[5].Value = values.Confirmed ? 1L : 0L;
-        p[6].Value = values.CreatedAt.UtcTicks;
-        p[7].Value = (long)values.TransmitReserved;
-        p[8].Value = (long)values.ControlEdge;
-        p[9].Value = (long)values.DataEdge;
-        p[10].Value = _seal.Seal(generation.Secret, Associated(slot, values));
-        p[11].Value = values.Reference is { } r ? r.KeyId.ToString("D") : DBNull.Value;
-        p[12].Value = values.Reference is { } s ? s.SourceIdentifier : DBNull.Value;
+        insert.Parameters[0].Value = slot;
+        values.Bind(insert.Parameters, 1, _seal.Seal(generation.Secret, Associated(slot, values)));
         insert.ExecuteNonQuery();
     }
 

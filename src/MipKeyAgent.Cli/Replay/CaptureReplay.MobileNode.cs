@@ -77,11 +77,7 @@ public static partial class CaptureReplay
             {
                 if (engine is not null)
                 {
-                    while (engine.NextDeadline is { } due && due <= record.Timestamp)
-                    {
-                        clock.AdvanceTo(due > clock.GetUtcNow() ? due : clock.GetUtcNow());
-                        engine.Tick();
-                    }
+                    FireTimersUntil(clock, record.Timestamp, () => engine.NextDeadline, engine.Tick);
                 }
                 if (record.Timestamp > clock.GetUtcNow())
                 {

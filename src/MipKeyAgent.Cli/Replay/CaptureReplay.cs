@@ -107,11 +107,7 @@ public static partial class CaptureReplay
             if (engine is not null)
             {
                 // The engine's own timers (rekey, binding refresh request) fire at their time between records.
-                while (engine.NextDeadline is { } due && due <= record.Timestamp)
-                {
-                    clock.AdvanceTo(due > clock.GetUtcNow() ? due : clock.GetUtcNow());
-                    engine.Tick();
-                }
+                FireTimersUntil(clock, record.Timestamp, () => engine.NextDeadline, engine.Tick);
                 if (record.Timestamp > clock.GetUtcNow())
                 {
                     clock.AdvanceTo(record.Timestamp);
@@ -201,6 +197,16 @@ public static partial class CaptureReplay
         foreach (var own in unmatched)
         {
             anomalies.Add(new ReplayAnomaly(own.Timestamp - start, node, $"the engine sent {own.Message} [{own.Generation}], absent from the capture"));
+        }
+    }
+
+    /// <summary>Fires an engine's timers due up to <paramref name="until"/>, each at its own time on the simulated clock.</summary>
+    private static void FireTimersUntil(SimulatedClock clock, DateTimeOffset until, Func<DateTimeOffset?> nextDeadline, Action tick)
+    {
+        while (nextDeadline() is { } due && due <= until)
+        {
+            clock.AdvanceTo(due > clock.GetUtcNow() ? due : clock.GetUtcNow());
+            tick();
         }
     }
 }
