@@ -197,27 +197,42 @@ public static class EngineFuzzer
 
     internal static FuzzCaseResult Feed(FuzzSession session, FuzzTarget target, byte[] input, string baseline, HashSet<(FuzzTarget, uint, uint)> seen)
     {
-        var counters = target == FuzzTarget.HomeAgent ? session.HomeAgent.Counters : session.MobileNode.Counters;
-        long droppedBefore = counters.DroppedTotal;
-        ReceiveResult result;
-        try
+        if (FeedCatching(session, target, input, out var result, out bool countedOnce) is { } threw)
         {
-            result = session.Feed(target, input);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return new FuzzCaseResult(null, $"{e.GetType().Name}: {e.Message}", false);
+            return threw;
         }
         if (result.IsDropped)
         {
             // A drop moves exactly its own counter and nothing else.
-            bool countedOnce = counters.DroppedTotal == droppedBefore + 1;
             return new FuzzCaseResult(result, null, !countedOnce || EngineState.Capture(session) != baseline);
         }
         // Accepted: legitimate only when the ESP packet verified (it did, or it would have been
         // dropped) and its sequence number was never delivered on that SPI before.
         bool isNew = TryEspIdentity(input, out uint spi, out uint sequence) && seen.Add((target, spi, sequence));
         return new FuzzCaseResult(result, null, !isNew);
+    }
+
+    /// <summary>
+    /// Feeds one input to <paramref name="target"/>. An exception is the finding, returned as the
+    /// case's result; otherwise null, with the engine's result and whether the target's drop total
+    /// moved by exactly one.
+    /// </summary>
+    internal static FuzzCaseResult? FeedCatching(FuzzSession session, FuzzTarget target, byte[] input, out ReceiveResult result, out bool countedOnce)
+    {
+        var counters = target == FuzzTarget.HomeAgent ? session.HomeAgent.Counters : session.MobileNode.Counters;
+        long droppedBefore = counters.DroppedTotal;
+        try
+        {
+            result = session.Feed(target, input);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            result = default;
+            countedOnce = false;
+            return new FuzzCaseResult(null, $"{e.GetType().Name}: {e.Message}", false);
+        }
+        countedOnce = counters.DroppedTotal == droppedBefore + 1;
+        return null;
     }
 
     internal static HashSet<(FuzzTarget, uint, uint)> NewSeen(FuzzSession session)

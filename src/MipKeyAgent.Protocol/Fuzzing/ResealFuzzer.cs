@@ -118,22 +118,14 @@ internal sealed class ResealFuzzer : IDisposable
         var sa = session.RingOf(target).All().Select(k => Resealer.ReceiveSa(k, target)).FirstOrDefault(s => s.Spi == spi);
         uint edgeBefore = sa?.ReplayWindow.RightEdge ?? 0;
         string before = EngineState.Capture(session, (target, spi));
-        var counters = target == FuzzTarget.HomeAgent ? session.HomeAgent.Counters : session.MobileNode.Counters;
-        long droppedBefore = counters.DroppedTotal;
-        ReceiveResult result;
-        try
+        if (EngineFuzzer.FeedCatching(session, target, input, out var result, out bool countedOnce) is { } threw)
         {
-            result = session.Feed(target, input);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return new FuzzCaseResult(null, $"{e.GetType().Name}: {e.Message}", false);
+            return threw;
         }
         if (result.IsDropped)
         {
             uint edgeAfter = sa?.ReplayWindow.RightEdge ?? 0;
             bool windowOk = edgeAfter == edgeBefore || edgeAfter == Math.Max(edgeBefore, sequence);
-            bool countedOnce = counters.DroppedTotal == droppedBefore + 1;
             return new FuzzCaseResult(result, null, !countedOnce || !windowOk || EngineState.Capture(session, (target, spi)) != before);
         }
         return new FuzzCaseResult(result, null, false, invariants.Check(session));
