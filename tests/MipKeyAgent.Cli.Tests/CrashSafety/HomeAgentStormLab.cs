@@ -148,29 +148,9 @@ internal sealed class HomeAgentStormLab : IDisposable
     /// <summary>Starts <c>mipkey ha</c> on the store <paramref name="storePath"/> (its master key beside it); default ha.db in the lab's temporary directory.</summary>
     public void StartHomeAgent(string? storePath = null)
     {
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var info = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _directory,
-        };
-        foreach (var arg in new[]
-        {
-            Path.Combine(AppContext.BaseDirectory, "mipkey.dll"), "ha", "-c", "ha.conf", "--transport", "unix", "-i", _haSocket,
-            "--unix-peer", _labSocket, "--store", storePath ?? "ha.db", "--status-socket", _statusSocket,
-        })
-        {
-            info.ArgumentList.Add(arg);
-        }
         _started = false;
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => Log(e.Data);
-        process.ErrorDataReceived += (_, e) => Log(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = MipkeyProcess.Start(_directory, Log, "ha", "-c", "ha.conf", "--transport", "unix", "-i", _haSocket,
+            "--unix-peer", _labSocket, "--store", storePath ?? "ha.db", "--status-socket", _statusSocket);
         _ha = process;
         StartedAt = DateTimeOffset.UtcNow;
     }

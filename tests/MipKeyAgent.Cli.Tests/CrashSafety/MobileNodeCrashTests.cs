@@ -115,28 +115,8 @@ public sealed class MobileNodeCrashTests(ITestOutputHelper output) : IDisposable
 
     private void StartNode(string labSocket)
     {
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var info = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _directory,
-        };
-        foreach (var arg in new[]
-        {
-            Path.Combine(AppContext.BaseDirectory, "mipkey.dll"), "mn", "-c", "mn.conf", "--transport", "unix", "-i", MnSocket, "--unix-peer", labSocket,
-            "--store", "mn.db", "--rekey-interval", "200ms", "--ping-interval", "50ms",
-        })
-        {
-            info.ArgumentList.Add(arg);
-        }
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => Log(e.Data);
-        process.ErrorDataReceived += (_, e) => Log(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = MipkeyProcess.Start(_directory, Log, "mn", "-c", "mn.conf", "--transport", "unix", "-i", MnSocket, "--unix-peer", labSocket,
+            "--store", "mn.db", "--rekey-interval", "200ms", "--ping-interval", "50ms");
         _mn = process;
     }
 
