@@ -8,7 +8,7 @@ namespace MipKeyAgent.QkdNode;
 /// Starting sessions count too: sharing begins on the start request (S110) and is what
 /// lets a session become connected. Pure: time comes from the injected TimeProvider.
 /// </summary>
-public sealed class KeyGenerationPlanner
+internal sealed class KeyGenerationPlanner
 {
     private readonly TimeProvider _time;
     private readonly SessionTable _sessions;

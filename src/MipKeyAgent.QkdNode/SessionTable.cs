@@ -5,7 +5,7 @@ namespace MipKeyAgent.QkdNode;
 /// use keys with a peer application, connected once the node provides keys for it,
 /// terminating after the application says it needs no more keys, until the entry is deleted.
 /// </summary>
-public enum SessionState
+internal enum SessionState
 {
     Starting,
     Connected,
@@ -14,7 +14,7 @@ public enum SessionState
 
 /// <summary>One key-use session (design source, FIG. 5: session identifier, correspondent
 /// node, the two applications, state, requested throughput).</summary>
-public sealed record KeyUseSession(
+internal sealed record KeyUseSession(
     Guid SessionId,
     string ApplicationId,
     string PeerApplicationId,
@@ -24,7 +24,7 @@ public sealed record KeyUseSession(
     DateTimeOffset OpenedAt);
 
 /// <summary>Open sessions toward one correspondent KME, summed.</summary>
-public readonly record struct PeerDemand(int StartingSessions, int ConnectedSessions, double RequestedThroughput)
+internal readonly record struct PeerDemand(int StartingSessions, int ConnectedSessions, double RequestedThroughput)
 {
     public int ActiveSessions => StartingSessions + ConnectedSessions;
 }
@@ -33,7 +33,7 @@ public readonly record struct PeerDemand(int StartingSessions, int ConnectedSess
 /// The session information store of a node (design source: "storage unit"). Pure state:
 /// every change comes from a call, the clock only stamps entries.
 /// </summary>
-public sealed class SessionTable(TimeProvider time)
+internal sealed class SessionTable(TimeProvider time)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<Guid, KeyUseSession> _sessions = [];
