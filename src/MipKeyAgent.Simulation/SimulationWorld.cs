@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -13,7 +14,7 @@ public delegate void DatagramSentHandler(LinkDirection direction, ReadOnlySpan<b
 /// A discrete-event world in virtual time: one <see cref="HomeAgentEngine"/> and N
 /// <see cref="MobileNodeEngine"/>s joined by a <see cref="SimulatedLink"/>. Each
 /// <see cref="Step"/> runs the earliest pending event (a scheduled action, a datagram arrival, an
-/// engine's NextDeadline, a data packet to seal), after moving the <see cref="SimulatedClock"/>
+/// engine's NextDeadline, a data packet to seal), after moving the <see cref="FakeTimeProvider"/>
 /// to its time; ties run in that order, so a seed fully determines a run. Either side can crash
 /// and restart with its store kept or lost. Not thread-safe: the engines are single-threaded.
 /// </summary>
@@ -47,7 +48,7 @@ public sealed partial class SimulationWorld : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.NodeCount, 1);
         Options = options;
-        Clock = new SimulatedClock(options.Start);
+        Clock = new FakeTimeProvider(options.Start);
         _lastStepTime = options.Start;
         Link = new SimulatedLink(Derive(SaltLink, 0), options.Link);
         _traffic = new Random(Derive(SaltTraffic, 0));
@@ -69,12 +70,12 @@ public sealed partial class SimulationWorld : IDisposable
 
     public SimulationOptions Options { get; }
 
-    public SimulatedClock Clock { get; }
+    public FakeTimeProvider Clock { get; }
 
     public SimulatedLink Link { get; }
 
     /// <summary>Virtual time since the start.</summary>
-    public TimeSpan Elapsed => Clock.Elapsed;
+    public TimeSpan Elapsed => Clock.GetUtcNow() - Clock.Start;
 
     public DateTimeOffset Now => Clock.GetUtcNow();
 
@@ -154,7 +155,7 @@ public sealed partial class SimulationWorld : IDisposable
         var now = Clock.GetUtcNow();
         if (time > now)
         {
-            Clock.AdvanceTo(time);
+            Clock.SetUtcNow(time);
             now = time;
         }
         GuardProgress(now);
@@ -199,7 +200,7 @@ public sealed partial class SimulationWorld : IDisposable
         }
         if (until > Clock.GetUtcNow())
         {
-            Clock.AdvanceTo(until);
+            Clock.SetUtcNow(until);
         }
     }
 

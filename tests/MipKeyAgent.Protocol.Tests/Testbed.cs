@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -53,7 +54,7 @@ internal sealed record TestbedSettings
 
 /// <summary>
 /// One home agent and its mobile nodes wired through an <see cref="InMemoryLink"/> on a
-/// <see cref="ManualTimeProvider"/>: the host loop of a real agent, in miniature.
+/// <see cref="FakeTimeProvider"/>: the host loop of a real agent, in miniature.
 /// </summary>
 internal sealed class Testbed : IDisposable
 {
@@ -88,7 +89,7 @@ internal sealed class Testbed : IDisposable
 
     public TestbedSettings Settings { get; }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = TestTime.NewClock();
 
     public InMemoryLink Link { get; } = new();
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -78,7 +79,7 @@ internal sealed class StoreDirectory : IDisposable
 
 /// <summary>
 /// One HA on a <see cref="SqliteBindingStore"/> and one MN, wired through an <see cref="InMemoryLink"/>
-/// on a <see cref="ManualTimeProvider"/>. <see cref="RestartHomeAgent"/> closes the store and reopens
+/// on a <see cref="FakeTimeProvider"/>. <see cref="RestartHomeAgent"/> closes the store and reopens
 /// the file, as a process restart does.
 /// </summary>
 internal sealed class StoreTestbed : IDisposable
@@ -113,7 +114,7 @@ internal sealed class StoreTestbed : IDisposable
 
     public MobileNodeProvisioning Provisioning { get; }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = TestTime.NewClock();
 
     public InMemoryLink Link { get; } = new();
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Buffers.Binary;
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Protocol;
@@ -56,7 +57,7 @@ internal static partial class CaptureReplay
         using var observer = new CaptureObserver(provisioning, options.VendorId, options.HomeAgentAddress);
         // Learns every generation from the captured BAs, so it can read the engine's BUs under them.
         using var engineObserver = new CaptureObserver(provisioning, options.VendorId, options.HomeAgentAddress);
-        var clock = new SimulatedClock(start);
+        var clock = new FakeTimeProvider(start);
         var pending = new Queue<ObservedDatagram>();
         int engineAnswers = 0;
         int matched = 0;
@@ -81,7 +82,7 @@ internal static partial class CaptureReplay
                 }
                 if (record.Timestamp > clock.GetUtcNow())
                 {
-                    clock.AdvanceTo(record.Timestamp);
+                    clock.SetUtcNow(record.Timestamp);
                 }
                 var seen = observer.Observe(record.Timestamp, record.Datagram);
                 if (!started && seen.Direction == CaptureDirection.MnToHa && seen.Generation == "IK" && seen.Sequence is { } sequence

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Cli.Config;
 using MipKeyAgent.Protocol;
@@ -78,7 +79,7 @@ internal static partial class CaptureReplay
 
         using var observer = new CaptureObserver(provisioning, vendorId, homeAgent?.Address);
         using var answerObserver = new CaptureObserver(provisioning, vendorId, homeAgent?.Address);
-        var clock = new SimulatedClock(start);
+        var clock = new FakeTimeProvider(start);
         var pending = new Dictionary<Ipv6Address, Queue<ObservedDatagram>>();
         int engineAnswers = 0;
         int matched = 0;
@@ -110,7 +111,7 @@ internal static partial class CaptureReplay
                 FireTimersUntil(clock, record.Timestamp, () => engine.NextDeadline, engine.Tick);
                 if (record.Timestamp > clock.GetUtcNow())
                 {
-                    clock.AdvanceTo(record.Timestamp);
+                    clock.SetUtcNow(record.Timestamp);
                 }
             }
             var seen = observer.Observe(record.Timestamp, record.Datagram);
@@ -201,11 +202,11 @@ internal static partial class CaptureReplay
     }
 
     /// <summary>Fires an engine's timers due up to <paramref name="until"/>, each at its own time on the simulated clock.</summary>
-    private static void FireTimersUntil(SimulatedClock clock, DateTimeOffset until, Func<DateTimeOffset?> nextDeadline, Action tick)
+    private static void FireTimersUntil(FakeTimeProvider clock, DateTimeOffset until, Func<DateTimeOffset?> nextDeadline, Action tick)
     {
         while (nextDeadline() is { } due && due <= until)
         {
-            clock.AdvanceTo(due > clock.GetUtcNow() ? due : clock.GetUtcNow());
+            clock.SetUtcNow(due > clock.GetUtcNow() ? due : clock.GetUtcNow());
             tick();
         }
     }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
@@ -33,7 +34,8 @@ internal sealed class FuzzSession : IDisposable
     /// <param name="mobileNodeExchangeInFlight">End with the MN's update BU sent but unanswered (so a BA can answer it).</param>
     public FuzzSession(int keySeed = 1, bool mobileNodeExchangeInFlight = false)
     {
-        var time = new StillTime(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        // The clock is never advanced: no timer fires while fuzzing, so state changes only by input.
+        var time = new FakeTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var ik = new byte[KeyLengths.Secret];
         for (int i = 0; i < ik.Length; i++)
         {
@@ -153,11 +155,5 @@ internal sealed class FuzzSession : IDisposable
                 session._queue.Enqueue(datagram.ToArray());
             }
         }
-    }
-
-    /// <summary>A clock that never moves: no timer fires while fuzzing, so state changes only by input.</summary>
-    private sealed class StillTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }

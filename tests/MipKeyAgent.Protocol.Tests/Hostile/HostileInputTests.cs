@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Buffers.Binary;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -366,7 +367,7 @@ public sealed class HostileInputTests
     public void InitFlood_ManySpoofedSources_TrackedSourcesBounded()
     {
         var limit = new InitRateLimit(RequestsPerSecond: 1, Burst: 1) { MaxSources = 64 };
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         var limiter = new InitRateLimiter(limit, time);
 
         for (int i = 0; i < 10_000; i++)

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
@@ -245,7 +246,7 @@ public sealed class KeyReferenceTests
     public void Reference_SourceWithoutNames_ConstructorRefuses() =>
         Assert.Throws<ArgumentException>(() => new HomeAgentEngine(
             new HomeAgentOptions { Address = Testbed.HomeAgentAddress, KeyDelivery = KeyDelivery.Reference },
-            new ManualTimeProvider(), new SeededKeySource(1), new SeededSpiSource(1), new InMemoryLink()));
+            TestTime.NewClock(), new SeededKeySource(1), new SeededSpiSource(1), new InMemoryLink()));
 
     [Fact]
     public void Reference_SourceEmptyFallbackLocal_LocalKeyGoesWrappedAndInstalls()

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
@@ -20,7 +21,7 @@ internal sealed class QkdTestNode
 }
 
 /// <summary>
-/// A home agent and mobile nodes (engines on a <see cref="ManualTimeProvider"/>, wired through an
+/// A home agent and mobile nodes (engines on a <see cref="FakeTimeProvider"/>, wired through an
 /// <see cref="InMemoryLink"/>) whose keys come from a real in-process QKD node pair over HTTPS:
 /// the HA draws with <see cref="QkdKeySource"/> at the master, each MN fetches referenced keys
 /// with a <see cref="KeyReferenceFetcher"/> at the slave. Engine time is virtual; HTTP runs in
@@ -79,7 +80,7 @@ internal sealed class QkdEngineBed : IDisposable
         }
     }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = TestTime.NewClock();
     public InMemoryLink Link { get; } = new();
     public QkdKeySource KeySource { get; }
     public HomeAgentEngine HomeAgent { get; }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -46,7 +47,7 @@ internal sealed class TunnelBed : IDisposable
         Link.Attach(CareOf, d => MobileNode.Receive(d, _mnInner));
     }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = TestTime.NewClock();
 
     public InMemoryLink Link { get; } = new();
 
