@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Cli.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;

@@ -3,7 +3,6 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.Simulation;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
 

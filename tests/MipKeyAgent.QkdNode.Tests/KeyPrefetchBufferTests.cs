@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.KeySupply.Etsi014;

@@ -1,11 +1,9 @@
-using Microsoft.Extensions.Time.Testing;
 using System.Buffers.Binary;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
-using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Protocol.Tests.Hostile;
 

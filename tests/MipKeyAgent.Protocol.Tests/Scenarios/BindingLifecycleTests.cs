@@ -2,7 +2,6 @@ using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
-using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

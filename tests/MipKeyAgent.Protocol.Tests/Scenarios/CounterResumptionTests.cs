@@ -2,7 +2,6 @@ using MipKeyAgent.Tools.Fuzzing;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
-using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

@@ -1,7 +1,6 @@
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
-using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

@@ -1,10 +1,8 @@
-using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
-using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

@@ -1,7 +1,6 @@
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
-using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

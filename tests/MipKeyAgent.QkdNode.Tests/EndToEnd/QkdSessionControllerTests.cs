@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.KeySupply.Etsi014;
 using MipKeyAgent.KeySupply.Sessions;
 using MipKeyAgent.Protocol;
