@@ -1,6 +1,6 @@
-using Microsoft.Extensions.Time.Testing;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Store;
