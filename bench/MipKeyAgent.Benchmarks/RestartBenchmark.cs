@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Store;
@@ -68,7 +69,7 @@ internal static class RestartBenchmark
             using var reopened = BindingStores.Open(dbPath, keyPath, requireAnchor: false);
             var opened = Stopwatch.GetElapsedTime(start);
             using var engine = new HomeAgentEngine(new HomeAgentOptions { Address = ExchangeRig.HomeAgentAddress, RekeyInterval = TimeSpan.FromHours(1) },
-                new FixedTimeProvider(created), new LocalRandomKeySource(), new RandomSpiSource(), new CapturingSink(), reopened);
+                new FakeTimeProvider(created), new LocalRandomKeySource(), new RandomSpiSource(), new CapturingSink(), reopened);
             for (int i = 0; i < bindings; i++)
             {
                 engine.Provision(provisionings[i]);

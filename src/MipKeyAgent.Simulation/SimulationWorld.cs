@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -11,11 +12,12 @@ public delegate void DatagramSentHandler(LinkDirection direction, ReadOnlySpan<b
 
 /// <summary>
 /// A discrete-event world in virtual time: one <see cref="HomeAgentEngine"/> and N
-/// <see cref="MobileNodeEngine"/>s joined by a <see cref="SimulatedLink"/>. Each
-/// <see cref="Step"/> runs the earliest pending event (a scheduled action, a datagram arrival, an
-/// engine's NextDeadline, a data packet to seal), after moving the <see cref="SimulatedClock"/>
-/// to its time; ties run in that order, so a seed fully determines a run. Either side can crash
-/// and restart with its store kept or lost. Not thread-safe: the engines are single-threaded.
+/// <see cref="MobileNodeEngine"/>s run by an <see cref="EngineDriver"/> over a seeded
+/// <see cref="SimulatedLink"/>. Each <see cref="Step"/> runs the earliest pending event (a
+/// scheduled action, then the driver's datagram arrival or engine NextDeadline, then a data
+/// packet to seal), after moving the clock to its time; ties run in that order, so a seed fully
+/// determines a run. Either side can crash and restart with its store kept or lost. Not
+/// thread-safe: the engines are single-threaded.
 /// </summary>
 public sealed partial class SimulationWorld : IDisposable
 {
@@ -25,7 +27,6 @@ public sealed partial class SimulationWorld : IDisposable
     private const int SaltLink = 4;
     private const int SaltTraffic = 5;
     private const int SaltInitializationKey = 6;
-    private const int NoProgressLimit = 100_000;
 
     private readonly InMemoryBindingStore _homeAgentStore = new();
     private readonly List<SimulatedMobileNode> _nodes = [];
@@ -34,22 +35,22 @@ public sealed partial class SimulationWorld : IDisposable
     private readonly List<SimulationEvent> _events = [];
     private readonly PriorityQueue<ScheduledAction, (long Ticks, long Order)> _scheduled = new();
     private readonly IDatagramSink _homeAgentSink;
+    private readonly EngineDriver _driver;
     private readonly byte[] _inner = new byte[Ipv6Header.Length + ushort.MaxValue];
     private RecordingKeySource? _homeAgentKeys;
     private PcapWriter? _capture;
     private long _scheduleOrder;
     private bool _started;
-    private DateTimeOffset _lastStepTime;
-    private int _stepsAtSameTime;
+    private SimulationStep? _delivered;
 
     public SimulationWorld(SimulationOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.NodeCount, 1);
         Options = options;
-        Clock = new SimulatedClock(options.Start);
-        _lastStepTime = options.Start;
-        Link = new SimulatedLink(Derive(SaltLink, 0), options.Link);
+        _driver = new EngineDriver(new FakeTimeProvider(options.Start), new SimulatedLink(Derive(SaltLink, 0), options.Link));
+        _driver.Attach(options.HomeAgentAddress, LinkDirection.ToHomeAgent, (LinkDatagram d) => _delivered = Deliver(d));
+        _driver.AddTimer(() => HomeAgent?.NextDeadline, () => HomeAgent!.Tick());
         _traffic = new Random(Derive(SaltTraffic, 0));
         _homeAgentSink = new EndpointSink(this, LinkDirection.ToMobileNode, () => HomeAgentStateEpoch);
         for (int i = 0; i < options.NodeCount; i++)
@@ -62,6 +63,8 @@ public sealed partial class SimulationWorld : IDisposable
             _nodes.Add(node);
             _nodeByHomeAddress.Add(node.HomeAddress, i);
             _nodeByCareOf.Add(node.CareOfAddress, i);
+            _driver.Attach(node.CareOfAddress, LinkDirection.ToMobileNode, (LinkDatagram d) => _delivered = Deliver(d));
+            _driver.AddTimer(() => node.Engine?.NextDeadline, () => node.Engine!.Tick());
         }
         HomeAgent = NewHomeAgent();
         InitTraffic();
@@ -69,12 +72,12 @@ public sealed partial class SimulationWorld : IDisposable
 
     public SimulationOptions Options { get; }
 
-    public SimulatedClock Clock { get; }
+    public FakeTimeProvider Clock => _driver.Clock;
 
-    public SimulatedLink Link { get; }
+    public SimulatedLink Link => _driver.Link;
 
     /// <summary>Virtual time since the start.</summary>
-    public TimeSpan Elapsed => Clock.Elapsed;
+    public TimeSpan Elapsed => Clock.GetUtcNow() - Clock.Start;
 
     public DateTimeOffset Now => Clock.GetUtcNow();
 
@@ -151,14 +154,13 @@ public sealed partial class SimulationWorld : IDisposable
         {
             return null;
         }
-        var now = Clock.GetUtcNow();
-        if (time > now)
-        {
-            Clock.AdvanceTo(time);
-            now = time;
-        }
-        GuardProgress(now);
         Steps++;
+        if (next.Driven is { } driven)
+        {
+            return StepDriven(driven);
+        }
+        _driver.MoveTo(time);
+        var now = Clock.GetUtcNow();
         switch (next.Kind)
         {
             case SimulationStepKind.Scheduled:
@@ -168,15 +170,6 @@ public sealed partial class SimulationWorld : IDisposable
                     action.Run(this);
                     return new SimulationStep(now, SimulationStepKind.Scheduled, -1, null, null);
                 }
-            case SimulationStepKind.Arrival:
-                Link.TryReceive(now, out var datagram);
-                return Deliver(datagram);
-            case SimulationStepKind.HomeAgentTimer:
-                HomeAgent!.Tick();
-                return new SimulationStep(now, SimulationStepKind.HomeAgentTimer, -1, null, null);
-            case SimulationStepKind.NodeTimer:
-                _nodes[next.Node].Engine!.Tick();
-                return new SimulationStep(now, SimulationStepKind.NodeTimer, next.Node, null, null);
             case SimulationStepKind.DataFromHomeAgent:
                 SealFromHomeAgent(next.Node);
                 return new SimulationStep(now, SimulationStepKind.DataFromHomeAgent, next.Node, null, null);
@@ -199,7 +192,7 @@ public sealed partial class SimulationWorld : IDisposable
         }
         if (until > Clock.GetUtcNow())
         {
-            Clock.AdvanceTo(until);
+            _driver.MoveTo(until);
         }
     }
 
@@ -296,7 +289,7 @@ public sealed partial class SimulationWorld : IDisposable
         var now = Clock.GetUtcNow();
         _capture?.Write(now, datagram);
         DatagramSent?.Invoke(direction, datagram);
-        int copies = Link.Send(now, direction, datagram, tag, senderEpoch);
+        int copies = _driver.Send(datagram, direction, tag, senderEpoch);
         if (copies == 0 && tag != 0)
         {
             LoseData(tag, DataLossReason.Link);
@@ -307,57 +300,53 @@ public sealed partial class SimulationWorld : IDisposable
     private void ScheduleAt(DateTimeOffset at, string node, string name, Action<SimulationWorld> action) =>
         _scheduled.Enqueue(new ScheduledAction(node, name, action), (at.UtcTicks, _scheduleOrder++));
 
-    /// <summary>
-    /// A host loop that never advances time would spin for ever: an engine whose NextDeadline stays
-    /// at or before now after its Tick is a bug worth a loud failure, not a hang.
-    /// </summary>
-    private void GuardProgress(DateTimeOffset now)
+    /// <summary>Runs the driver's event (a datagram arrival or an engine's timer) as this step.</summary>
+    private SimulationStep StepDriven(DriverEvent driven)
     {
-        if (now == _lastStepTime)
+        _delivered = null;
+        var datagram = _driver.Step(driven);
+        var now = Clock.GetUtcNow();
+        if (datagram is not null)
         {
-            if (++_stepsAtSameTime > NoProgressLimit)
-            {
-                throw new InvalidOperationException($"no progress: {NoProgressLimit} steps at {now:O} (an engine's NextDeadline does not move on)");
-            }
-            return;
+            // Every datagram of the world is addressed to the HA or to a node's care-of address.
+            return _delivered ?? throw new InvalidOperationException("a datagram on the simulated link reached no endpoint");
         }
-        _lastStepTime = now;
-        _stepsAtSameTime = 0;
+        return driven.Timer == 0
+            ? new SimulationStep(now, SimulationStepKind.HomeAgentTimer, -1, null, null)
+            : new SimulationStep(now, SimulationStepKind.NodeTimer, driven.Timer - 1, null, null);
     }
 
-    private (DateTimeOffset? Time, SimulationStepKind Kind, int Node) PeekNext()
+    private (DateTimeOffset? Time, SimulationStepKind Kind, int Node, DriverEvent? Driven) PeekNext()
     {
         DateTimeOffset? best = null;
         var kind = SimulationStepKind.Scheduled;
         int bestNode = -1;
+        DriverEvent? driven = null;
         void Consider(DateTimeOffset? candidate, SimulationStepKind candidateKind, int node)
         {
-            // Strictly earlier wins: ties keep the first considered (scheduled, arrival, HA, MNs, data).
+            // Strictly earlier wins: ties keep the first considered (scheduled, the driver's arrival and timers, data).
             if (candidate is { } c && (best is null || c < best))
             {
                 best = c;
                 kind = candidateKind;
                 bestNode = node;
+                driven = null;
             }
         }
         if (_scheduled.TryPeek(out _, out var due))
         {
             Consider(new DateTimeOffset(due.Ticks, TimeSpan.Zero), SimulationStepKind.Scheduled, -1);
         }
-        Consider(Link.NextArrival, SimulationStepKind.Arrival, -1);
-        if (HomeAgent is not null)
+        if (_driver.PeekNext() is { } next && (best is null || next.Time < best))
         {
-            Consider(HomeAgent.NextDeadline, SimulationStepKind.HomeAgentTimer, -1);
-        }
-        foreach (var node in _nodes)
-        {
-            if (node.Engine is not null)
-            {
-                Consider(node.Engine.NextDeadline, SimulationStepKind.NodeTimer, node.Index);
-            }
+            best = next.Time;
+            kind = next.Kind == DriverEventKind.Arrival ? SimulationStepKind.Arrival
+                : next.Timer == 0 ? SimulationStepKind.HomeAgentTimer : SimulationStepKind.NodeTimer;
+            bestNode = next.Timer - 1;
+            driven = next;
         }
         ConsiderTraffic(Consider);
-        return (best, kind, bestNode);
+        return (best, kind, bestNode, driven);
     }
 
     /// <summary>Derives a sub-seed; arithmetic, not HashCode (which is randomized per process).</summary>

@@ -25,7 +25,7 @@ public sealed class DropLogTests
     [Fact]
     public void Flood_TenThousandDropsOverFiveSeconds_OneLinePerReasonPerSecond()
     {
-        var clock = new ManualTimeProvider();
+        var clock = TestTime.NewClock();
         var lines = new Lines();
         var drops = new DropLog(lines, clock);
 
@@ -60,7 +60,7 @@ public sealed class DropLogTests
     [Fact]
     public void Burst_ThenQuiet_SummaryAtNextDueThenFirstDropLoggedAgain()
     {
-        var clock = new ManualTimeProvider();
+        var clock = TestTime.NewClock();
         var lines = new Lines();
         var drops = new DropLog(lines, clock);
 

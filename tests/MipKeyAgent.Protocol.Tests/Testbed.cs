@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -52,8 +53,8 @@ internal sealed record TestbedSettings
 }
 
 /// <summary>
-/// One home agent and its mobile nodes wired through an <see cref="InMemoryLink"/> on a
-/// <see cref="ManualTimeProvider"/>: the host loop of a real agent, in miniature.
+/// One home agent and its mobile nodes run by an <see cref="EngineDriver"/> (a link without delay
+/// or loss, a manual clock): the host loop of a real agent, in miniature.
 /// </summary>
 internal sealed class Testbed : IDisposable
 {
@@ -81,16 +82,21 @@ internal sealed class Testbed : IDisposable
             };
             node.Engine = NewMobileNode(node);
             Nodes.Add(node);
-            Link.Attach(node.CareOf, d => node.Results.Add(node.Engine.Receive(d, _inner)));
+            Driver.Attach(node.CareOf, LinkDirection.ToMobileNode, (byte[] d) => node.Results.Add(node.Engine.Receive(d, _inner)));
         }
-        Link.Attach(HomeAgentAddress, d => HomeAgentResults.Add(HomeAgent.Receive(d, _inner)));
+        Driver.Attach(HomeAgentAddress, LinkDirection.ToHomeAgent, (byte[] d) => HomeAgentResults.Add(HomeAgent.Receive(d, _inner)));
+        Driver.AddTimer(() => HomeAgent.NextDeadline, () => HomeAgent.Tick());
+        foreach (var node in Nodes)
+        {
+            Driver.AddTimer(() => node.Engine.NextDeadline, () => node.Engine.Tick());
+        }
     }
 
     public TestbedSettings Settings { get; }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public EngineDriver Driver { get; } = new(TestTime.NewClock());
 
-    public InMemoryLink Link { get; } = new();
+    public FakeTimeProvider Clock => Driver.Clock;
 
     public InMemoryBindingStore HomeAgentStore { get; } = new();
 
@@ -116,7 +122,7 @@ internal sealed class Testbed : IDisposable
             KeyDelivery = Settings.KeyDelivery,
             FallbackKeySource = Settings.FallbackKeySource,
         },
-        Clock, Settings.KeySource ?? new SeededKeySource(Settings.Seed), new SeededSpiSource(Settings.Seed), Link, HomeAgentStore, Events.Add);
+        Clock, Settings.KeySource ?? new SeededKeySource(Settings.Seed), new SeededSpiSource(Settings.Seed), Driver, HomeAgentStore, Events.Add);
 
     private MobileNodeEngine NewMobileNode(TestNode node) => new(
         new MobileNodeOptions
@@ -127,7 +133,7 @@ internal sealed class Testbed : IDisposable
             Mode = Settings.Mode,
             RekeyInterval = Settings.NodeRekey,
         },
-        Clock, Link, node.Store, new SeededKeySource(Settings.Seed + 99), Events.Add, Settings.KeyResolver?.Invoke(node.Provisioning));
+        Clock, Driver, node.Store, new SeededKeySource(Settings.Seed + 99), Events.Add, Settings.KeyResolver?.Invoke(node.Provisioning));
 
     /// <summary>Starts every node and delivers until the link is quiet.</summary>
     public void Start()
@@ -136,7 +142,7 @@ internal sealed class Testbed : IDisposable
         {
             node.Engine.Start();
         }
-        Link.Pump();
+        Driver.Pump();
     }
 
     /// <summary>
@@ -145,7 +151,7 @@ internal sealed class Testbed : IDisposable
     /// </summary>
     public void RestartHomeAgent(bool keepState)
     {
-        Link.Clear();
+        Driver.Clear();
         HomeAgent.Dispose();
         if (!keepState)
         {
@@ -173,43 +179,7 @@ internal sealed class Testbed : IDisposable
     }
 
     /// <summary>Runs the host loop: deliver, advance the clock to the next deadline, tick everyone; until <paramref name="duration"/> passed.</summary>
-    public void Run(TimeSpan duration)
-    {
-        var end = Now + duration;
-        for (int guard = 0; ; guard++)
-        {
-            if (guard > 1_000_000)
-            {
-                throw new InvalidOperationException("the host loop does not converge");
-            }
-            Link.Pump();
-            DateTimeOffset? next = HomeAgent.NextDeadline;
-            foreach (var node in Nodes)
-            {
-                if (node.Engine.NextDeadline is { } d && (next is null || d < next))
-                {
-                    next = d;
-                }
-            }
-            if (next is null || next > end)
-            {
-                break;
-            }
-            if (next > Now)
-            {
-                Clock.Advance(next.Value - Now);
-            }
-            HomeAgent.Tick();
-            foreach (var node in Nodes)
-            {
-                node.Engine.Tick();
-            }
-        }
-        if (end > Now)
-        {
-            Clock.Advance(end - Now);
-        }
-    }
+    public void Run(TimeSpan duration) => Driver.Run(duration);
 
     /// <summary>A small inner IPv6 packet (HoA to a correspondent), unique per call.</summary>
     public byte[] InnerPacket(TestNode node)
@@ -278,8 +248,8 @@ internal sealed class Testbed : IDisposable
     public void QueueData(TestNode? node = null)
     {
         node ??= Node;
-        Link.Send(SealFromHomeAgent(node, InnerPacket(node)));
-        Link.Send(SealFromNode(node, InnerPacket(node)));
+        Driver.Send(SealFromHomeAgent(node, InnerPacket(node)));
+        Driver.Send(SealFromNode(node, InnerPacket(node)));
         QueuedDown++;
         QueuedUp++;
     }
@@ -291,7 +261,7 @@ internal sealed class Testbed : IDisposable
     /// <summary>Every queued data packet was delivered and decrypted (none dropped anywhere).</summary>
     public void AssertAllQueuedDataDelivered()
     {
-        Link.Pump();
+        Driver.Pump();
         Assert.Equal(QueuedUp, HomeAgentResults.Count(r => r.Outcome == ReceiveOutcome.Data));
         Assert.Equal(QueuedDown, Nodes.Sum(n => n.Results.Count(r => r.Outcome == ReceiveOutcome.Data)));
     }

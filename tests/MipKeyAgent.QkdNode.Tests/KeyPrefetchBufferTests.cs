@@ -34,7 +34,7 @@ public sealed class KeyPrefetchBufferTests
     public void Start_NoDemand_FillsToMinDepthInOneRequest()
     {
         var kme = new FakeKme();
-        using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, new ManualTimeProvider());
+        using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, TestTime.NewClock());
         buffer.Start();
         Assert.Equal([2], kme.Requests);
         Assert.Equal(2, buffer.Count);
@@ -44,7 +44,7 @@ public sealed class KeyPrefetchBufferTests
     public void TryTake_KeysInOrder_RefillsBehind()
     {
         var kme = new FakeKme();
-        using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, new ManualTimeProvider());
+        using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, TestTime.NewClock());
         buffer.Start();
         Assert.True(buffer.TryTake(out var first));
         Assert.Equal("k0", first.KeyId);
@@ -57,7 +57,7 @@ public sealed class KeyPrefetchBufferTests
     public void Demand_TwoTakesPerSecond_DepthGrowsToRateTimesHorizonInBoundedRequests()
     {
         var kme = new FakeKme();
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, time);
         buffer.Start();
         for (var i = 0; i < 20; i++)
@@ -78,7 +78,7 @@ public sealed class KeyPrefetchBufferTests
     public void Demand_AboveMaxPerRequest_SplitIntoSeveralRequests()
     {
         var kme = new FakeKme();
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, time);
         for (var i = 0; i < 80; i++)
         {
@@ -93,7 +93,7 @@ public sealed class KeyPrefetchBufferTests
     public void FetchFails_NoKeyNow_BacksOffExponentiallyToCapThenRecovers()
     {
         var kme = new FakeKme { Answer = _ => EtsiResult<KeyContainer>.NoKeyNow(HttpStatusCode.ServiceUnavailable, null, null, "empty") };
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, time);
         buffer.Start();
         Assert.Single(kme.Requests);
@@ -128,7 +128,7 @@ public sealed class KeyPrefetchBufferTests
     {
         var kme = new FakeKme();
         kme.Answer = n => EtsiResult<KeyContainer>.NoKeyNow(HttpStatusCode.OK, null, kme.Keys(1), "short");
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, time);
         buffer.Start();
         Assert.Equal(1, buffer.Count);
@@ -140,7 +140,7 @@ public sealed class KeyPrefetchBufferTests
     public void FetchFails_Timeout_BacksOff()
     {
         var kme = new FakeKme { Answer = _ => EtsiResult<KeyContainer>.TimedOut(TimeSpan.FromSeconds(5)) };
-        using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, new ManualTimeProvider());
+        using var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, TestTime.NewClock());
         buffer.Start();
         Assert.Equal(1, buffer.ConsecutiveFailures);
         Assert.Equal(EtsiResultKind.Timeout, buffer.LastResult);
@@ -150,7 +150,7 @@ public sealed class KeyPrefetchBufferTests
     public void Dispose_BufferedKeys_Zeroed()
     {
         var kme = new FakeKme();
-        var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, new ManualTimeProvider());
+        var buffer = new KeyPrefetchBuffer(kme.Fetch, Options, TestTime.NewClock());
         var handed = new List<byte[]>();
         kme.Answer = n =>
         {
@@ -197,7 +197,7 @@ public sealed class KeyPrefetchBufferTests
             left -= n;
             return EtsiResult<KeyContainer>.Ok(kme.Keys(n));
         };
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         using var buffer = new KeyPrefetchBuffer(kme.Fetch, new KeyPrefetchOptions
         {
             MinDepth = 16, MaxDepth = 16, MaxPerRequest = 16, InitialBackoff = TimeSpan.FromSeconds(1), MaxBackoff = TimeSpan.FromSeconds(1),

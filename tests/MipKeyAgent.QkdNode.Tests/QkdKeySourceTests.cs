@@ -18,7 +18,7 @@ public sealed class QkdKeySourceTests
     {
         var buffer = new KeyPrefetchBuffer(
             (_, _) => Task.FromResult(EtsiResult<KeyContainer>.NoKeyNow(HttpStatusCode.ServiceUnavailable, null, null, "empty")),
-            Options, new ManualTimeProvider());
+            Options, TestTime.NewClock());
         using var source = new QkdKeySource(buffer);
         buffer.Start();
         var result = source.TryNextSecret(new byte[32]);
@@ -33,7 +33,7 @@ public sealed class QkdKeySourceTests
             new KeyContainer { Keys = [new EtsiKey { KeyId = "short", Key = new byte[16] }] },
             new KeyContainer { Keys = [new EtsiKey { KeyId = "good", Key = [.. Enumerable.Range(1, 32).Select(i => (byte)i)] }] },
         ]);
-        var buffer = new KeyPrefetchBuffer((_, _) => Task.FromResult(EtsiResult<KeyContainer>.Ok(answers.Dequeue())), Options, new ManualTimeProvider());
+        var buffer = new KeyPrefetchBuffer((_, _) => Task.FromResult(EtsiResult<KeyContainer>.Ok(answers.Dequeue())), Options, TestTime.NewClock());
         using var source = new QkdKeySource(buffer);
         buffer.Start();
         var secret = new byte[32];

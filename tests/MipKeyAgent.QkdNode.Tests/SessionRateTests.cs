@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net.Http.Json;
 using System.Text.Json;
 using MipKeyAgent.KeySupply.Etsi014;
@@ -10,9 +11,9 @@ public sealed class SessionRateTests
 {
     private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
 
-    private static (ManualTimeProvider Time, SessionTable Sessions, KeyGenerationPlanner Planner) Make(double linkKeyRate = 1000)
+    private static (FakeTimeProvider Time, SessionTable Sessions, KeyGenerationPlanner Planner) Make(double linkKeyRate = 1000)
     {
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         var sessions = new SessionTable(time);
         return (time, sessions, new KeyGenerationPlanner(time, sessions, linkKeyRate, ["KME_B", "KME_C"]));
     }
@@ -122,7 +123,7 @@ public sealed class SessionRateTests
     [Fact]
     public async Task SessionLifecycle_NodeOnManualClock_PoolGrowsWithThroughputAndStops()
     {
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         await using var node = await Nodes.StartSingleAsync(prefill: 0, time: time);
         using var http = SaeHttp(node, "SAE_HA");
         using var etsi = Nodes.Client(node.Address, "SAE_HA");
@@ -160,7 +161,7 @@ public sealed class SessionRateTests
     [Fact]
     public async Task OpenSession_UnknownPeerOrNegativeThroughput_400()
     {
-        await using var node = await Nodes.StartSingleAsync(prefill: 0, time: new ManualTimeProvider());
+        await using var node = await Nodes.StartSingleAsync(prefill: 0, time: TestTime.NewClock());
         using var http = SaeHttp(node, "SAE_HA");
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, (await http.PostAsJsonAsync("/api/v1/sessions", new { peer_SAE_ID = "SAE_X", throughput = 1 })).StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, (await http.PostAsJsonAsync("/api/v1/sessions", new { peer_SAE_ID = "SAE_MN1", throughput = -1 })).StatusCode);
@@ -169,7 +170,7 @@ public sealed class SessionRateTests
     [Fact]
     public async Task ChangeSession_OfAnotherSae_404()
     {
-        await using var node = await Nodes.StartSingleAsync(prefill: 0, time: new ManualTimeProvider());
+        await using var node = await Nodes.StartSingleAsync(prefill: 0, time: TestTime.NewClock());
         using var ha = SaeHttp(node, "SAE_HA");
         using var mn = SaeHttp(node, "SAE_MN1");
         var opened = await ha.PostAsJsonAsync("/api/v1/sessions", new { peer_SAE_ID = "SAE_MN1", throughput = 1 });

@@ -114,9 +114,9 @@ public sealed class KeyReferenceStoreTests : IDisposable
         bed.Start();
         Answer(bed, kme, resolver);
         Assert.Equal(new Generation(1), bed.MobileNode.View.Newest);
-        bed.Link.DropNext(StoreTestbed.CareOf);
+        bed.Driver.DropNext(StoreTestbed.CareOf);
         bed.MobileNode.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(2), bed.View.Newest);
         Assert.Single(resolver.Requests);
         var issued = kme.Issued.Keys.ToHashSet();
@@ -142,7 +142,7 @@ public sealed class KeyReferenceStoreTests : IDisposable
     {
         var reference = resolver.Requests[^1];
         Assert.True(bed.MobileNode.KeyArrived(reference.KeyId, kme.Issued[reference.KeyId]));
-        bed.Link.Pump();
+        bed.Driver.Pump();
     }
 
     private void Execute(string sql)

@@ -16,9 +16,9 @@ public sealed class SqliteEngineRestartTests : IDisposable
         using var bed = new StoreTestbed(_directory);
         bed.Start();
         Assert.Equal(new Generation(1), bed.MobileNode.View.Newest);
-        bed.Link.DropNext(StoreTestbed.CareOf);
+        bed.Driver.DropNext(StoreTestbed.CareOf);
         bed.MobileNode.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(2), bed.View.Newest);
         Assert.False(bed.View.NewestConfirmed);
 
@@ -43,18 +43,18 @@ public sealed class SqliteEngineRestartTests : IDisposable
         using var bed = new StoreTestbed(_directory);
         bed.Start();
         bed.MobileNode.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var update = bed.LastTo(StoreTestbed.HomeAgentAddress);
         bed.RestartHomeAgent();
         var before = bed.View;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var result = bed.DeliverToHomeAgent(update);
 
         Assert.Equal(DropReason.Replay, result.Reason);
         Assert.Equal(1, bed.HomeAgent.Counters.Dropped(DropReason.Replay));
         Assert.Equal(before, bed.View);
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
     }
 
     [Fact]
@@ -62,10 +62,10 @@ public sealed class SqliteEngineRestartTests : IDisposable
     {
         using var bed = new StoreTestbed(_directory);
         bed.Start();
-        var init = bed.Link.Sent.First(d => Transport(d) == StoreTestbed.HomeAgentAddress);
+        var init = bed.Driver.Sent.First(d => Transport(d) == StoreTestbed.HomeAgentAddress);
         bed.MobileNode.RequestUpdate();
-        bed.Link.Pump();
-        int sent = bed.Link.Sent.Count;
+        bed.Driver.Pump();
+        int sent = bed.Driver.Sent.Count;
         var before = bed.View;
 
         Assert.Equal(DropReason.Replay, bed.DeliverToHomeAgent(init).Reason);
@@ -74,7 +74,7 @@ public sealed class SqliteEngineRestartTests : IDisposable
 
         Assert.Equal(DropReason.Replay, result.Reason);
         Assert.Equal(before, bed.View);
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(0, bed.HomeAgent.Counters.Inits);
     }
 
@@ -115,7 +115,7 @@ public sealed class SqliteEngineRestartTests : IDisposable
         for (int i = 0; i < 3; i++)
         {
             bed.MobileNode.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             bed.DeliverToHomeAgent(bed.SealFromNode());
         }
         Assert.Equal(new Generation(4), bed.View.Newest);
@@ -133,11 +133,11 @@ public sealed class SqliteEngineRestartTests : IDisposable
     {
         using var bed = new StoreTestbed(_directory);
         bed.Start();
-        bed.Link.DropNext(StoreTestbed.HomeAgentAddress);
+        bed.Driver.DropNext(StoreTestbed.HomeAgentAddress);
         bed.MobileNode.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var update = bed.LastTo(StoreTestbed.HomeAgentAddress);
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
         // A real SQLite write failure: a second connection installs a trigger that aborts writes.
         using var saboteur = new SqliteConnection($"Data Source={_directory.DatabasePath};Pooling=False");
         saboteur.Open();
@@ -150,7 +150,7 @@ public sealed class SqliteEngineRestartTests : IDisposable
         var error = Assert.Throws<BindingStoreException>(() => bed.DeliverToHomeAgent(update));
 
         Assert.Contains("disk on fire", error.Message, StringComparison.Ordinal);
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(new Generation(1), bed.MobileNode.View.Newest);
         using (var command = saboteur.CreateCommand())
         {
@@ -171,7 +171,7 @@ public sealed class SqliteEngineRestartTests : IDisposable
         for (int i = 0; i < 10; i++)
         {
             bed.MobileNode.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             bed.DeliverToHomeAgent(bed.SealFromNode());
         }
         var transmit = bed.HomeAgent.GetKeyRing(bed.Provisioning.HomeAddress)!.Transmit;
@@ -183,7 +183,7 @@ public sealed class SqliteEngineRestartTests : IDisposable
         Assert.Equal(transmit.Generation, restored.Generation);
         Assert.True(restored.ControlHaToMn.LastSequenceSent >= lastSent);
         bed.MobileNode.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(bed.View.Newest, bed.MobileNode.View.Newest);
     }
 
@@ -197,12 +197,12 @@ public sealed class SqliteEngineRestartTests : IDisposable
         ushort initSequence = bed.View.LastSequence!.Value;
 
         bed.RestartHomeAgent();
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
         var result = bed.DeliverToHomeAgent(BindingUpdateUnderInitializationKey(bed, initSequence));
 
         // PROTOCOL.md 8.7 after a restart as before it: a silent drop, not a 135 answer.
         Assert.Equal(DropReason.StaleEpoch, result.Reason);
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(0, bed.HomeAgent.Counters.SequenceOutOfWindow);
         Assert.Equal(new Generation(1), bed.View.Newest);
     }
@@ -227,7 +227,7 @@ public sealed class SqliteEngineRestartTests : IDisposable
         return datagram[..(espOffset + espLength)];
     }
 
-    private static MipKeyAgent.Wire.Ipv6Address Transport(byte[] datagram) => MipKeyAgent.TestSupport.InMemoryLink.DestinationOf(datagram);
+    private static MipKeyAgent.Wire.Ipv6Address Transport(byte[] datagram) => MipKeyAgent.Simulation.EngineDriver.DestinationOf(datagram);
 
     public void Dispose() => _directory.Dispose();
 }

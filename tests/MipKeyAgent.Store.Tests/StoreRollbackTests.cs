@@ -169,7 +169,7 @@ public sealed class StoreRollbackTests : IDisposable
         for (int i = 0; i < 6; i++)
         {
             bed.MobileNode.Reinitialize();
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
         Rekey(bed, 2);
         // The link logs every datagram of the test: all the HA sent so far, over both of its runs.
@@ -184,11 +184,11 @@ public sealed class StoreRollbackTests : IDisposable
     /// <summary>The node finds the HA lost its newer keys, re-initializes, rekeys: what the HA sends then.</summary>
     private static HashSet<(uint, uint)> ContinueAfterRestore(StoreTestbed bed)
     {
-        int from = bed.Link.Sent.Count;
+        int from = bed.Driver.Sent.Count;
         for (int i = 0; i < 6; i++)
         {
             bed.MobileNode.Reinitialize();
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
         Rekey(bed, 6);
         return HomeAgentSent(bed, from);
@@ -199,7 +199,7 @@ public sealed class StoreRollbackTests : IDisposable
         for (int i = 0; i < times; i++)
         {
             bed.MobileNode.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             bed.DeliverToHomeAgent(bed.SealFromNode());
         }
     }
@@ -208,7 +208,7 @@ public sealed class StoreRollbackTests : IDisposable
     private static HashSet<(uint, uint)> HomeAgentSent(StoreTestbed bed, int from)
     {
         var sent = new HashSet<(uint, uint)>();
-        foreach (var datagram in bed.Link.Sent.Skip(from))
+        foreach (var datagram in bed.Driver.Sent.Skip(from))
         {
             if (Ipv6Datagram.TryParse(datagram, out var parsed).IsOk && parsed.Header.Source == StoreTestbed.HomeAgentAddress
                 && parsed.UpperProtocol == IpProtocol.Esp && SecurityAssociation.TryPeekSpi(parsed.GetUpper(datagram), out uint spi, out uint sequence).IsOk)

@@ -1,7 +1,9 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
+using MipKeyAgent.Simulation;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
 
@@ -77,8 +79,8 @@ internal sealed class StoreDirectory : IDisposable
 }
 
 /// <summary>
-/// One HA on a <see cref="SqliteBindingStore"/> and one MN, wired through an <see cref="InMemoryLink"/>
-/// on a <see cref="ManualTimeProvider"/>. <see cref="RestartHomeAgent"/> closes the store and reopens
+/// One HA on a <see cref="SqliteBindingStore"/> and one MN, run by an <see cref="EngineDriver"/>
+/// (a link without delay or loss, a manual clock). <see cref="RestartHomeAgent"/> closes the store and reopens
 /// the file, as a process restart does.
 /// </summary>
 internal sealed class StoreTestbed : IDisposable
@@ -104,18 +106,20 @@ internal sealed class StoreTestbed : IDisposable
         HomeAgent = NewHomeAgent();
         MobileNode = new MobileNodeEngine(
             new MobileNodeOptions { Provisioning = Provisioning, HomeAgentAddress = HomeAgentAddress, CareOfAddress = CareOf, Mode = _options.Mode },
-            Clock, Link, MobileNodeStore, new SeededKeySource(99), keyResolver: keyResolver);
-        Link.Attach(CareOf, d => MobileNode.Receive(d, _inner));
-        Link.Attach(HomeAgentAddress, d => HomeAgentResults.Add(HomeAgent.Receive(d, _inner)));
+            Clock, Driver, MobileNodeStore, new SeededKeySource(99), keyResolver: keyResolver);
+        Driver.Attach(CareOf, LinkDirection.ToMobileNode, (byte[] d) => MobileNode.Receive(d, _inner));
+        Driver.Attach(HomeAgentAddress, LinkDirection.ToHomeAgent, (byte[] d) => HomeAgentResults.Add(HomeAgent.Receive(d, _inner)));
+        Driver.AddTimer(() => HomeAgent.NextDeadline, () => HomeAgent.Tick());
+        Driver.AddTimer(() => MobileNode.NextDeadline, () => MobileNode.Tick());
     }
 
     public StoreDirectory Directory { get; }
 
     public MobileNodeProvisioning Provisioning { get; }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public EngineDriver Driver { get; } = new(TestTime.NewClock());
 
-    public InMemoryLink Link { get; } = new();
+    public FakeTimeProvider Clock => Driver.Clock;
 
     public SqliteBindingStore Store { get; private set; }
 
@@ -135,7 +139,7 @@ internal sealed class StoreTestbed : IDisposable
 
     private HomeAgentEngine NewHomeAgent()
     {
-        var engine = new HomeAgentEngine(_options, Clock, _keySource ?? new SeededKeySource(Seed), new SeededSpiSource(Seed++), Link, Store, Events.Add);
+        var engine = new HomeAgentEngine(_options, Clock, _keySource ?? new SeededKeySource(Seed), new SeededSpiSource(Seed++), Driver, Store, Events.Add);
         engine.Provision(Provisioning);
         return engine;
     }
@@ -143,7 +147,7 @@ internal sealed class StoreTestbed : IDisposable
     public void Start()
     {
         MobileNode.Start();
-        Link.Pump();
+        Driver.Pump();
     }
 
     /// <summary>A process restart: the engine and the store connection go, both come back from the file.</summary>
@@ -155,7 +159,7 @@ internal sealed class StoreTestbed : IDisposable
         {
             HomeAgent.Checkpoint();
         }
-        Link.Clear();
+        Driver.Clear();
         HomeAgent.Dispose();
         Store.Dispose();
         whileStopped?.Invoke();
@@ -163,32 +167,10 @@ internal sealed class StoreTestbed : IDisposable
         HomeAgent = NewHomeAgent();
     }
 
-    /// <summary>Advances the clock to the next deadline of either engine and ticks both, until quiet or <paramref name="duration"/> passed.</summary>
-    public void Run(TimeSpan duration)
-    {
-        var end = Clock.GetUtcNow() + duration;
-        for (int guard = 0; guard < 10_000; guard++)
-        {
-            Link.Pump();
-            DateTimeOffset? next = HomeAgent.NextDeadline;
-            if (MobileNode.NextDeadline is { } d && (next is null || d < next))
-            {
-                next = d;
-            }
-            if (next is null || next > end)
-            {
-                break;
-            }
-            if (next > Clock.GetUtcNow())
-            {
-                Clock.Advance(next.Value - Clock.GetUtcNow());
-            }
-            HomeAgent.Tick();
-            MobileNode.Tick();
-        }
-    }
+    /// <summary>Advances the clock to the next deadline of either engine and ticks both, until <paramref name="duration"/> passed.</summary>
+    public void Run(TimeSpan duration) => Driver.Run(duration);
 
-    public byte[] LastTo(Ipv6Address destination) => Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == destination);
+    public byte[] LastTo(Ipv6Address destination) => Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == destination);
 
     public ReceiveResult DeliverToHomeAgent(byte[] datagram) => HomeAgent.Receive(datagram, new byte[70_000]);
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Buffers.Binary;
 using System.Threading.Channels;
 using MipKeyAgent.TestSupport;
@@ -15,7 +16,7 @@ public sealed class CaptureAndReplayTests
     [Fact]
     public async Task Capturing_SendAndReceive_RecordsBothWithInjectedTimestamps()
     {
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var inner = new QueueTransport();
         var stream = new MemoryStream();
         var sent = TestDatagrams.HomeAddressEsp(CareOf, HomeAgent, HomeAddress, 0x100, 1);
@@ -49,7 +50,7 @@ public sealed class CaptureAndReplayTests
     {
         var inner = new QueueTransport();
         var stream = new MemoryStream();
-        await using (var capturing = new CapturingTransport(inner, new PcapWriter(stream, PcapLinkType.Ipv6, leaveOpen: true), new ManualTimeProvider(Start)))
+        await using (var capturing = new CapturingTransport(inner, new PcapWriter(stream, PcapLinkType.Ipv6, leaveOpen: true), new FakeTimeProvider(Start)))
         {
             await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
             {
@@ -185,7 +186,7 @@ public sealed class CaptureAndReplayTests
         var datagrams = Enumerable.Range(0, 10).Select(i => TestDatagrams.HomeAddressEsp(CareOf, HomeAgent, HomeAddress, 9, (uint)i)).ToList();
         var inner = new QueueTransport();
         var stream = new MemoryStream();
-        await using (var capturing = new CapturingTransport(inner, new PcapWriter(stream, PcapLinkType.Ipv6, leaveOpen: true), new ManualTimeProvider(Start)))
+        await using (var capturing = new CapturingTransport(inner, new PcapWriter(stream, PcapLinkType.Ipv6, leaveOpen: true), new FakeTimeProvider(Start)))
         {
             foreach (var d in datagrams)
             {

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
 
@@ -15,7 +16,7 @@ public sealed class TapTransportTests : IAsyncLifetime
     private static readonly byte[] NeighborMac = [0x02, 0, 0, 0, 0, 0x07];
 
     private readonly FakeFrameDevice _device = new();
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = TestTime.NewClock();
     private TapTransport _tap = null!;
 
     public Task InitializeAsync()

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -66,7 +67,8 @@ public class TunnelBenchmarks
         _sealer = new SecurityAssociation(0x1000, Suite, keyMaterial);
         _opener = new SecurityAssociation(0x1000, Suite, keyMaterial);
 
-        var time = new FrozenTime();
+        // The clock never moves: lifetimes and deadlines keep the binding alive whatever the run's length.
+        var time = new FakeTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var link = new QueueLink();
         var provisioning = new MobileNodeProvisioning(HomeAddress, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray(), new Spi(300), new Spi(301), Suite);
         _homeAgent = new HomeAgentEngine(new HomeAgentOptions { Address = HomeAgentAddress }, time, new SeededKeySource(1), new SeededSpiSource(1),
@@ -179,14 +181,6 @@ public class TunnelBenchmarks
 
         Icmpv6.WriteChecksum(message, source, destination);
         return packet;
-    }
-
-    /// <summary>The engines read the clock for lifetimes and deadlines; a frozen one keeps the binding alive whatever the run's length.</summary>
-    private sealed class FrozenTime : TimeProvider
-    {
-        private readonly DateTimeOffset _now = new(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
-
-        public override DateTimeOffset GetUtcNow() => _now;
     }
 
     /// <summary>No home link: the HA's proxy Neighbor Discovery is not part of the per-packet cost.</summary>

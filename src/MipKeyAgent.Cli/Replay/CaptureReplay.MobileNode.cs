@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
@@ -56,7 +57,8 @@ internal static partial class CaptureReplay
         using var observer = new CaptureObserver(provisioning, options.VendorId, options.HomeAgentAddress);
         // Learns every generation from the captured BAs, so it can read the engine's BUs under them.
         using var engineObserver = new CaptureObserver(provisioning, options.VendorId, options.HomeAgentAddress);
-        var clock = new SimulatedClock(start);
+        var driver = new EngineDriver(new FakeTimeProvider(start));
+        var clock = driver.Clock;
         var pending = new Queue<ObservedDatagram>();
         int engineAnswers = 0;
         int matched = 0;
@@ -70,19 +72,14 @@ internal static partial class CaptureReplay
         var nonces = new CapturedNonces(inits);
         var inner = new byte[ushort.MaxValue + Ipv6Header.Length];
         bool started = false;
+        // The engine's own timers (retransmission, refresh, rekey) fire at their time between records.
+        driver.AddTimer(() => engine?.NextDeadline, () => engine?.Tick());
 
         try
         {
             foreach (var record in records)
             {
-                if (engine is not null)
-                {
-                    FireTimersUntil(clock, record.Timestamp, () => engine.NextDeadline, engine.Tick);
-                }
-                if (record.Timestamp > clock.GetUtcNow())
-                {
-                    clock.AdvanceTo(record.Timestamp);
-                }
+                driver.RunUntil(record.Timestamp);
                 var seen = observer.Observe(record.Timestamp, record.Datagram);
                 if (!started && seen.Direction == CaptureDirection.MnToHa && seen.Generation == "IK" && seen.Sequence is { } sequence
                     && seen.Message.StartsWith("BU", StringComparison.Ordinal))

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Cli.Config;
 using MipKeyAgent.Protocol;
@@ -78,7 +79,8 @@ internal static partial class CaptureReplay
 
         using var observer = new CaptureObserver(provisioning, vendorId, homeAgent?.Address);
         using var answerObserver = new CaptureObserver(provisioning, vendorId, homeAgent?.Address);
-        var clock = new SimulatedClock(start);
+        var driver = new EngineDriver(new FakeTimeProvider(start));
+        var clock = driver.Clock;
         var pending = new Dictionary<Ipv6Address, Queue<ObservedDatagram>>();
         int engineAnswers = 0;
         int matched = 0;
@@ -96,6 +98,7 @@ internal static partial class CaptureReplay
         });
         var supply = new CaptureKeySupply(keys.Generations);
         using var engine = homeAgent is null ? null : new HomeAgentEngine(homeAgent, clock, supply, supply, sink);
+        driver.AddTimer(() => engine?.NextDeadline, () => engine?.Tick());
         foreach (var node in provisioning)
         {
             engine?.Provision(node);
@@ -107,11 +110,7 @@ internal static partial class CaptureReplay
             if (engine is not null)
             {
                 // The engine's own timers (rekey, binding refresh request) fire at their time between records.
-                FireTimersUntil(clock, record.Timestamp, () => engine.NextDeadline, engine.Tick);
-                if (record.Timestamp > clock.GetUtcNow())
-                {
-                    clock.AdvanceTo(record.Timestamp);
-                }
+                driver.RunUntil(record.Timestamp);
             }
             var seen = observer.Observe(record.Timestamp, record.Datagram);
             var node = seen.HomeAddress is { } h ? names.GetValueOrDefault(h, h.ToString()) : "?";
@@ -200,13 +199,4 @@ internal static partial class CaptureReplay
         }
     }
 
-    /// <summary>Fires an engine's timers due up to <paramref name="until"/>, each at its own time on the simulated clock.</summary>
-    private static void FireTimersUntil(SimulatedClock clock, DateTimeOffset until, Func<DateTimeOffset?> nextDeadline, Action tick)
-    {
-        while (nextDeadline() is { } due && due <= until)
-        {
-            clock.AdvanceTo(due > clock.GetUtcNow() ? due : clock.GetUtcNow());
-            tick();
-        }
-    }
 }

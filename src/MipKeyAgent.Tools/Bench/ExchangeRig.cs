@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -42,7 +43,7 @@ public sealed class ExchangeRig : IDisposable
         SteadyExchange();
     }
 
-    public FixedTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     public HomeAgentEngine HomeAgent { get; }
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Diagnostics;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
@@ -61,7 +62,7 @@ public sealed class ScaleRig : IDisposable
         _start = Clock.GetUtcNow();
     }
 
-    public FixedTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     public HomeAgentEngine HomeAgent => _homeAgent ?? throw new InvalidOperationException("not established");
 

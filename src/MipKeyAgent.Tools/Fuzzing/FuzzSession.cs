@@ -1,9 +1,11 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Wire;
 
 using MipKeyAgent.Protocol;
+using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Tools.Fuzzing;
 
@@ -17,8 +19,8 @@ public enum FuzzTarget : byte
 /// <summary>
 /// A deterministic HA + MN pair after a short exchange (init, an update, an HA rekey with a
 /// Binding Refresh Request, data both ways), with every datagram of that exchange recorded. The
-/// same session is rebuilt bit for bit each time (seeded keys and SPIs, a clock that stands
-/// still), so a saved input replays against exactly the state it was found in.
+/// same session is rebuilt bit for bit each time (seeded keys and SPIs, an <see cref="EngineDriver"/>
+/// whose clock stands still), so a saved input replays against exactly the state it was found in.
 /// </summary>
 internal sealed class FuzzSession : IDisposable
 {
@@ -26,14 +28,16 @@ internal sealed class FuzzSession : IDisposable
     public static readonly Ipv6Address CareOf = Ipv6Address.Parse("2001:db8:100::1");
     public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("2001:db8:2::1");
 
-    private readonly Queue<byte[]> _queue = new();
+    private readonly EngineDriver _driver;
     private readonly byte[] _inner = new byte[Ipv6Header.Length + ushort.MaxValue + 4096];
 
     /// <param name="keySeed">Seed of the HA's key source (another seed: other secrets under the same generation numbers).</param>
     /// <param name="mobileNodeExchangeInFlight">End with the MN's update BU sent but unanswered (so a BA can answer it).</param>
     public FuzzSession(int keySeed = 1, bool mobileNodeExchangeInFlight = false)
     {
-        var time = new StillTime(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        // The clock is never advanced: no timer fires while fuzzing, so state changes only by input.
+        _driver = new EngineDriver(new FakeTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero))) { KeepSent = false };
+        var time = _driver.Clock;
         var ik = new byte[KeyLengths.Secret];
         for (int i = 0; i < ik.Length; i++)
         {
@@ -50,6 +54,8 @@ internal sealed class FuzzSession : IDisposable
         MobileNode = new MobileNodeEngine(
             new MobileNodeOptions { Provisioning = provisioning, HomeAgentAddress = HomeAgentAddress, CareOfAddress = CareOf },
             time, MobileNodeSink, new InMemoryMobileNodeStateStore(), new SeededKeySource(3));
+        _driver.Attach(HomeAgentAddress, LinkDirection.ToHomeAgent, (byte[] d) => Deliver(FuzzTarget.HomeAgent, d));
+        _driver.Attach(CareOf, LinkDirection.ToMobileNode, (byte[] d) => Deliver(FuzzTarget.MobileNode, d));
 
         MobileNode.Start();
         Pump();
@@ -105,30 +111,35 @@ internal sealed class FuzzSession : IDisposable
         var buffer = new byte[256];
         if (MobileNode.SealData(inner, buffer, out int up) == SealResult.Ok)
         {
-            _queue.Enqueue(buffer[..up]);
+            _driver.Send(buffer.AsSpan(0, up));
         }
         if (HomeAgent.SealData(HomeAddress, inner, buffer, out int down) == SealResult.Ok)
         {
-            _queue.Enqueue(buffer[..down]);
+            _driver.Send(buffer.AsSpan(0, down));
         }
         Pump();
     }
 
     private void Pump()
     {
-        while (_queue.TryDequeue(out var datagram))
+        _driver.Pump();
+        if (_driver.Unroutable != 0)
         {
-            var target = Ipv6Address.Read(datagram.AsSpan(24, 16)) == HomeAgentAddress ? FuzzTarget.HomeAgent : FuzzTarget.MobileNode;
-            Recorded.Add((datagram, target));
-            if (Resealer.TryDecrypt(RingOf(target), target, datagram) is { } template)
-            {
-                Plaintexts.Add(template);
-            }
-            var result = Feed(target, datagram);
-            if (result.IsDropped)
-            {
-                throw new InvalidOperationException($"the fuzz session dropped its own packet: {result.Reason}");
-            }
+            throw new InvalidOperationException("the fuzz session sent a packet to an address it does not have");
+        }
+    }
+
+    private void Deliver(FuzzTarget target, byte[] datagram)
+    {
+        Recorded.Add((datagram, target));
+        if (Resealer.TryDecrypt(RingOf(target), target, datagram) is { } template)
+        {
+            Plaintexts.Add(template);
+        }
+        var result = Feed(target, datagram);
+        if (result.IsDropped)
+        {
+            throw new InvalidOperationException($"the fuzz session dropped its own packet: {result.Reason}");
         }
     }
 
@@ -138,7 +149,7 @@ internal sealed class FuzzSession : IDisposable
         MobileNode.Dispose();
     }
 
-    /// <summary>Records what an engine sends; during the recorded exchange it also queues it for delivery.</summary>
+    /// <summary>Counts what an engine sends; during the recorded exchange it also puts it on the driver's link.</summary>
     internal sealed class RecordingSink(FuzzSession session) : IDatagramSink
     {
         public int Count { get; private set; }
@@ -150,14 +161,8 @@ internal sealed class FuzzSession : IDisposable
             Count++;
             if (Recording)
             {
-                session._queue.Enqueue(datagram.ToArray());
+                session._driver.Send(datagram);
             }
         }
-    }
-
-    /// <summary>A clock that never moves: no timer fires while fuzzing, so state changes only by input.</summary>
-    private sealed class StillTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }

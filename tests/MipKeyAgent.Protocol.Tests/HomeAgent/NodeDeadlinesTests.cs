@@ -78,16 +78,16 @@ public sealed class NodeDeadlinesTests
     {
         using var bed = new Testbed(new TestbedSettings { Nodes = 2 });
         bed.Nodes[0].Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.Clock.Advance(TimeSpan.FromSeconds(10));
         bed.Nodes[1].Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var first = bed.HomeAgent.GetNode(bed.Nodes[0].HomeAddress)!;
         var second = bed.HomeAgent.GetNode(bed.Nodes[1].HomeAddress)!;
         Assert.Equal(first.BindingExpiresAt, bed.HomeAgent.NextDeadline);
 
         bed.Nodes[0].Engine.Deregister();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(second.BindingExpiresAt, bed.HomeAgent.NextDeadline);
     }

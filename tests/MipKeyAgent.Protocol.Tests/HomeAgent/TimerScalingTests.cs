@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.TestSupport;
@@ -25,9 +26,9 @@ public sealed class TimerScalingTests
     /// and whose rekey timer fires in two; node 0's binding expires after 10 s, node 1's rekey timer
     /// fires after 20 s.
     /// </summary>
-    private static (HomeAgentEngine Engine, ManualTimeProvider Clock) Restored(int bindings)
+    private static (HomeAgentEngine Engine, FakeTimeProvider Clock) Restored(int bindings)
     {
-        var clock = new ManualTimeProvider(Start);
+        var clock = new FakeTimeProvider(Start);
         var store = new InMemoryBindingStore();
         var provisionings = new List<MobileNodeProvisioning>();
         for (int i = 0; i < bindings; i++)

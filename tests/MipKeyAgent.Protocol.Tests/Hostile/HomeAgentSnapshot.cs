@@ -40,7 +40,7 @@ internal sealed record HomeAgentSnapshot(string Nodes, IReadOnlyDictionary<strin
         {
             counters["Dropped." + reason] = c.Dropped(reason);
         }
-        return new HomeAgentSnapshot(text.ToString(), counters, bed.Link.Sent.Count);
+        return new HomeAgentSnapshot(text.ToString(), counters, bed.Driver.Sent.Count);
     }
 
     /// <summary>Asserts nothing changed except <paramref name="moved"/> counters, each by the given amount.</summary>

@@ -19,10 +19,10 @@ public sealed class HostileInputTests
     private const int EspOffsetInBindingUpdate = 64; // IPv6 40 + DestOpt{PadN 4, HAO 18} 24
 
     private static byte[] LastBindingUpdate(Testbed bed) =>
-        bed.Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress);
+        bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress);
 
     private static byte[] FirstBindingUpdate(Testbed bed) =>
-        bed.Link.Sent.First(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress);
+        bed.Driver.Sent.First(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress);
 
     private static Testbed Rekeyed(int updates, int nodes = 1)
     {
@@ -31,7 +31,7 @@ public sealed class HostileInputTests
         for (int i = 0; i < updates; i++)
         {
             bed.Node.Engine.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             bed.AssertDataFlows();
         }
         return bed;
@@ -56,13 +56,13 @@ public sealed class HostileInputTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
         var underG1 = LastBindingUpdate(bed); // the update request, sent under g1
         for (int i = 0; i < 2; i++)
         {
             bed.Node.Engine.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             bed.AssertDataFlows();
         }
         Assert.Equal(new Generation(4), bed.HomeAgentView().Newest);
@@ -80,7 +80,7 @@ public sealed class HostileInputTests
         using var bed = Rekeyed(1);
         var underG1 = LastBindingUpdate(bed);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
         // g1 is N-1 now; a replayed BU under it must not trigger rule 3.
         Assert.Equal(new Generation(2), bed.HomeAgentView().Previous);
@@ -99,7 +99,7 @@ public sealed class HostileInputTests
     {
         using var bed = new Testbed(new TestbedSettings { Nodes = 2 });
         bed.Start();
-        var fromSecond = bed.Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress
+        var fromSecond = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress
             && bed.HomeAgent.Spis.TryGet(BinaryPrimitives.ReadUInt32BigEndian(d.AsSpan(EspOffsetInBindingUpdate)), out var e)
             && e.Ring.HomeAddress == bed.Nodes[1].HomeAddress);
         // Rewritten to look like the first node's (source and HAO): the SPI still names the second node's SA.
@@ -259,7 +259,7 @@ public sealed class HostileInputTests
         var haBefore = bed.HomeAgentView();
         ushort last = haBefore.LastSequence!.Value;
         // A copy of the node whose sequence store was rolled back (epoch and IK counter ahead, sequence behind).
-        var staleLink = new InMemoryLink();
+        var staleLink = new EngineDriver();
         using var stale = new MobileNodeEngine(
             new MobileNodeOptions { Provisioning = bed.Node.Provisioning, HomeAgentAddress = Testbed.HomeAgentAddress, CareOfAddress = bed.Node.CareOf },
             bed.Clock, staleLink, new InMemoryMobileNodeStateStore(new MobileNodeState(5, (ushort)(last - 10), 1_000_000)), new SeededKeySource(3));
@@ -274,7 +274,7 @@ public sealed class HostileInputTests
         // Keys, epoch, binding and last accepted number unchanged (only the IK window moved: the packet was genuine).
         Assert.Equal(haBefore, bed.HomeAgentView());
         // One BA under the IK (SPI 1001), status 135 with the last accepted number (RFC 6275 section 9.5.1).
-        var ba = bed.Link.Sent[^1];
+        var ba = bed.Driver.Sent[^1];
         Assert.Equal(1001u, BinaryPrimitives.ReadUInt32BigEndian(ba.AsSpan(Ipv6Header.Length + 24)));
         Assert.Equal(ReceiveOutcome.SequenceOutOfWindow, stale.Receive(ba, new byte[2048]).Outcome);
         // The node resumed at last + 1 and resent at once (RFC 6275 section 11.7.1).
@@ -323,16 +323,16 @@ public sealed class HostileInputTests
 
         // The node restarts its keys now, with no time passing: its first KEY-INIT-REQ is answered.
         var at = bed.Now;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(at, bed.Now);
         Assert.Equal(2UL, bed.HomeAgentView().InitEpoch);
         Assert.Equal(bed.HomeAgentView().Newest, bed.Node.View.Newest);
         Assert.Equal(0, bed.HomeAgent.Counters.Dropped(DropReason.RateLimited));
         // One init, one BA carrying KEY-DIST: no retransmission was needed.
-        Assert.Equal(1, bed.Link.Sent.Skip(sent).Count(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress
+        Assert.Equal(1, bed.Driver.Sent.Skip(sent).Count(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress
             && BinaryPrimitives.ReadUInt32BigEndian(d.AsSpan(EspOffsetInBindingUpdate)) == bed.Node.Provisioning.SpiMnToHa.Value));
         bed.AssertDataFlows();
     }
@@ -349,7 +349,7 @@ public sealed class HostileInputTests
         for (int i = 0; i < burst + 4; i++)
         {
             bed.Node.Engine.Reinitialize();
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
 
         Assert.True(bed.HomeAgent.Counters.Dropped(DropReason.RateLimited) > 0);
@@ -358,7 +358,7 @@ public sealed class HostileInputTests
         // Tokens come back with time: 4 per second by default.
         bed.Clock.Advance(TimeSpan.FromSeconds(1));
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.True(bed.HomeAgentView().InitEpoch > epoch);
     }
 
@@ -366,7 +366,7 @@ public sealed class HostileInputTests
     public void InitFlood_ManySpoofedSources_TrackedSourcesBounded()
     {
         var limit = new InitRateLimit(RequestsPerSecond: 1, Burst: 1) { MaxSources = 64 };
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         var limiter = new InitRateLimiter(limit, time);
 
         for (int i = 0; i < 10_000; i++)

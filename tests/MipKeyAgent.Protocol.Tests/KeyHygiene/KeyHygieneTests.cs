@@ -54,14 +54,14 @@ public sealed class KeyHygieneTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
         var haG1 = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Find(new Generation(1))!;
         var mnG1 = bed.Node.Engine.KeyRing.Find(new Generation(1))!;
         Assert.False(haG1.SecretIsZeroed());
 
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
 
         Assert.Null(bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Find(new Generation(1)));
@@ -75,12 +75,12 @@ public sealed class KeyHygieneTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var held = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.All().Where(k => !k.Generation.IsInitialization).ToList();
         Assert.Equal(2, held.Count);
 
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.All(held, AssertGenerationZeroed);
     }
@@ -93,7 +93,7 @@ public sealed class KeyHygieneTests
         var g1 = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
 
         bed.Node.Engine.Deregister();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         AssertGenerationZeroed(g1);
     }
@@ -124,12 +124,12 @@ public sealed class KeyHygieneTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var store = new LoadCapturingStore(bed.HomeAgentStore);
         var time = bed.Clock;
 
         using var restarted = new HomeAgentEngine(new HomeAgentOptions { Address = Testbed.HomeAgentAddress }, time, new SeededKeySource(1),
-            new SeededSpiSource(1), bed.Link, store);
+            new SeededSpiSource(1), bed.Driver, store);
         restarted.Provision(bed.Node.Provisioning);
 
         var loaded = Assert.Single(store.Loaded);
@@ -174,7 +174,7 @@ public sealed class KeyHygieneTests
             Observe();
         }
         bed.Nodes[1].Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Observe();
         bed.RestartHomeAgent(keepState: true);
         bed.Run(TimeSpan.FromSeconds(50));

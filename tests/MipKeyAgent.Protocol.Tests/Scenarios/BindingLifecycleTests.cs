@@ -18,22 +18,22 @@ public sealed class BindingLifecycleTests
         {
             if (record.HighestIssued == new Generation(2) && sentAtSave < 0)
             {
-                sentAtSave = bed.Link.Sent.Count;
+                sentAtSave = bed.Driver.Sent.Count;
             }
         });
         bed.HomeAgent.Dispose();
         var ha = new HomeAgentEngine(new HomeAgentOptions { Address = Testbed.HomeAgentAddress }, bed.Clock, new SeededKeySource(5),
-            new SeededSpiSource(5), bed.Link, store);
+            new SeededSpiSource(5), bed.Driver, store);
         ha.Provision(bed.Node.Provisioning);
         var inner = new byte[70000];
-        bed.Link.Attach(Testbed.HomeAgentAddress, d => ha.Receive(d, inner));
+        bed.Driver.Attach(Testbed.HomeAgentAddress, d => ha.Receive(d, inner));
         Assert.Equal(new Generation(1), ha.GetNode(bed.Node.HomeAddress)!.Newest);
 
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.True(sentAtSave > 0);
-        Assert.Equal(bed.Node.CareOf, InMemoryLink.DestinationOf(bed.Link.Sent[sentAtSave]));
+        Assert.Equal(bed.Node.CareOf, EngineDriver.DestinationOf(bed.Driver.Sent[sentAtSave]));
         Assert.Equal(new Generation(2), bed.Node.View.Newest);
         ha.Dispose();
     }
@@ -44,11 +44,11 @@ public sealed class BindingLifecycleTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var dropped = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
 
         bed.Node.Engine.Deregister();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Null(bed.HomeAgentView().CareOfAddress);
         Assert.Equal(Generation.Initialization, bed.HomeAgentView().Newest);
@@ -64,8 +64,8 @@ public sealed class BindingLifecycleTests
         bed.Node.CareOf = Ipv6Address.Parse("2001:db8:100::99");
         var node = bed.Node;
         var inner = new byte[70000];
-        bed.Link.Attach(node.CareOf, d => node.Engine.Receive(d, inner));
-        bed.Link.Pump();
+        bed.Driver.Attach(node.CareOf, d => node.Engine.Receive(d, inner));
+        bed.Driver.Pump();
         Assert.Equal(2UL, bed.HomeAgentView().InitEpoch);
         Assert.Equal(new Generation(3), bed.Node.View.Newest);
         Assert.Equal(node.CareOf, bed.HomeAgentView().CareOfAddress);
@@ -90,8 +90,8 @@ public sealed class BindingLifecycleTests
         bed.Node.CareOf = moved;
         var node = bed.Node;
         var inner = new byte[70000];
-        bed.Link.Attach(moved, d => node.Engine.Receive(d, inner));
-        bed.Link.Pump();
+        bed.Driver.Attach(moved, d => node.Engine.Receive(d, inner));
+        bed.Driver.Pump();
         Assert.Equal(2, bed.Events.Count(e => e.Kind == ProtocolEventKind.BindingRegistered));
         Assert.Equal(moved, bed.HomeAgentView().CareOfAddress);
     }
@@ -114,7 +114,7 @@ public sealed class BindingLifecycleTests
     {
         using var bed = new Testbed();
         bed.Start();
-        bed.Link.DropWhen = _ => true;
+        bed.Driver.DropWhen = _ => true;
 
         bed.Run(TimeSpan.FromSeconds(421));
 

@@ -21,7 +21,7 @@ public sealed class CounterResumptionTests
         bed.Start();
 
         Assert.Equal(new Generation(1), bed.Node.View.Newest);
-        var answer = bed.Link.Sent.Single(d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf);
+        var answer = bed.Driver.Sent.Single(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
         Assert.True(EngineFuzzer.TryEspIdentity(answer, out uint spi, out uint sequence));
         Assert.Equal(bed.Node.Provisioning.SpiHaToMn.Value, spi);
         Assert.Equal(1_000_001u, sequence);
@@ -39,7 +39,7 @@ public sealed class CounterResumptionTests
 
         Assert.Equal(1, bed.HomeAgent.Counters.Inits);
         Assert.Equal(new Generation(1), bed.Node.View.Newest);
-        var init = bed.Link.Sent.First(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress);
+        var init = bed.Driver.Sent.First(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress);
         Assert.True(EngineFuzzer.TryEspIdentity(init, out uint spi, out uint sequence));
         Assert.Equal(bed.Node.Provisioning.SpiMnToHa.Value, spi);
         Assert.Equal(2_000_001u, sequence);

@@ -11,7 +11,7 @@ public sealed class HomeAgentKeyLossTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
 
         bed.RestartHomeAgent(keepState: false);
@@ -54,7 +54,7 @@ public sealed class HomeAgentKeyLossTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
         var before = bed.HomeAgentView();
 
@@ -68,7 +68,7 @@ public sealed class HomeAgentKeyLossTests
         Assert.Equal(bed.Node.CareOf, after.CareOfAddress);
         bed.AssertDataFlows();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(3), bed.Node.View.Newest);
         Assert.Equal(0, bed.Node.Engine.Counters.DroppedTotal);
         bed.AssertDataFlows();

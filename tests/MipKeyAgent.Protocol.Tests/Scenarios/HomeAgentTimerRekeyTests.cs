@@ -56,12 +56,12 @@ public sealed class HomeAgentTimerRekeyTests
         // g1 confirmed now: the HA's timer counts from here (PROTOCOL.md 8.4).
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(99));
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
 
         // 100 s: the timer fires and the BRR is lost; without a retransmission the flag would
         // wait for the node's binding refresh minutes later.
         bed.Run(TimeSpan.FromSeconds(2.5));
-        Assert.Equal(1, bed.Link.Dropped);
+        Assert.Equal(1, bed.Driver.Dropped);
         Assert.Equal(2, bed.HomeAgent.Counters.BindingRefreshRequests);
         Assert.Equal(new Generation(2), bed.Node.View.Newest);
         Assert.False(bed.HomeAgentView().RekeyPending);
@@ -82,7 +82,7 @@ public sealed class HomeAgentTimerRekeyTests
         Assert.True(bed.HomeAgentView().RekeyPending);
 
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.False(bed.HomeAgentView().RekeyPending);
         Assert.Null(bed.HomeAgentView().RekeyDueAt);
 
@@ -101,9 +101,9 @@ public sealed class HomeAgentTimerRekeyTests
         bed.Start();
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(101));
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
         bed.Node.Engine.MoveTo(bed.Node.CareOf);
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(2), bed.HomeAgentView().Newest);
         Assert.False(bed.HomeAgentView().NewestConfirmed);
 
@@ -117,7 +117,7 @@ public sealed class HomeAgentTimerRekeyTests
         bed.AssertDataFlows();
 
         bed.Node.Engine.MoveTo(bed.Node.CareOf);
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(3), bed.Node.View.Newest);
         Assert.False(bed.HomeAgentView().RekeyPending);
         bed.AssertDataFlows();

@@ -8,7 +8,7 @@ namespace MipKeyAgent.Protocol.Tests.Scenarios;
 public sealed class HostileTests
 {
     private static byte[] LastBindingUpdate(Testbed bed) =>
-        bed.Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress);
+        bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress);
 
     [Fact]
     public void ReplayedBindingUpdate_UpdateRequest_CountedDropAndNoNewGeneration()
@@ -16,16 +16,16 @@ public sealed class HostileTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var update = LastBindingUpdate(bed);
         var before = bed.HomeAgentView();
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var result = bed.DeliverToHomeAgent(update);
 
         Assert.Equal(DropReason.Replay, result.Reason);
         Assert.Equal(1, bed.HomeAgent.Counters.Dropped(DropReason.Replay));
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(before, bed.HomeAgentView());
     }
 
@@ -35,22 +35,22 @@ public sealed class HostileTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(2UL, bed.HomeAgentView().InitEpoch);
         var before = bed.HomeAgentView();
         // An old copy of the node (epoch store rolled back) whose IK counter is past the HA's window.
-        var staleLink = new InMemoryLink();
+        var staleLink = new EngineDriver();
         var stale = new MobileNodeEngine(
             new MobileNodeOptions { Provisioning = bed.Node.Provisioning, HomeAgentAddress = Testbed.HomeAgentAddress, CareOfAddress = bed.Node.CareOf },
             bed.Clock, staleLink, new InMemoryMobileNodeStateStore(new MobileNodeState(0, 500, 1_000_000)), new SeededKeySource(3));
         stale.Start();
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var result = bed.DeliverToHomeAgent(staleLink.Sent.Single());
 
         Assert.Equal(DropReason.StaleEpoch, result.Reason);
         Assert.Equal(1, bed.HomeAgent.Counters.Dropped(DropReason.StaleEpoch));
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(before, bed.HomeAgentView());
         bed.AssertDataFlows();
         stale.Dispose();
@@ -67,13 +67,13 @@ public sealed class HostileTests
         packet[41] = 0;
         packet[42] = 0x77;
         packet[43] = 0x77;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var result = bed.DeliverToHomeAgent(packet);
 
         Assert.Equal(DropReason.UnknownSpi, result.Reason);
         Assert.Equal(1, bed.HomeAgent.Counters.Dropped(DropReason.UnknownSpi));
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
     }
 
     [Fact]
@@ -81,9 +81,9 @@ public sealed class HostileTests
     {
         using var bed = new Testbed();
         bed.Start();
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var genuine = LastBindingUpdate(bed);
         var forged = (byte[])genuine.Clone();
         forged[^1] ^= 0x01;
@@ -101,10 +101,10 @@ public sealed class HostileTests
     public void BadIcv_BindingAcknowledgement_NodeDropsAndKeepsWaiting()
     {
         using var bed = new Testbed();
-        bed.Link.DropWhen = d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf;
+        bed.Driver.DropWhen = d => EngineDriver.DestinationOf(d) == bed.Node.CareOf;
         bed.Node.Engine.Start();
-        bed.Link.Pump();
-        var ba = bed.Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf);
+        bed.Driver.Pump();
+        var ba = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
         ba[^3] ^= 0x40;
 
         var result = bed.DeliverToNode(bed.Node, ba);
@@ -118,9 +118,9 @@ public sealed class HostileTests
     public void WrongHomeAddress_BindingUpdateUnderAnotherNodesKey_Dropped()
     {
         using var bed = new Testbed(new TestbedSettings { Nodes = 2 });
-        bed.Link.DropWhen = d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress;
+        bed.Driver.DropWhen = d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress;
         bed.Nodes[1].Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var bu = LastBindingUpdate(bed);
         // Rewrite the HAO (IPv6 40 + DestOpt header 2 + PadN 4 + option header 2 = offset 48) to the other node.
         bed.Nodes[0].HomeAddress.WriteTo(bu.AsSpan(48, 16));

@@ -16,7 +16,7 @@ public sealed class InitializationSaReleaseTests
     {
         using var bed = new Testbed();
         bed.Start();
-        var init = bed.Link.Sent.First(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress);
+        var init = bed.Driver.Sent.First(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress);
         bed.AssertDataFlows();
         var ring = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;
         var ik = ring.Initialization;
@@ -35,7 +35,7 @@ public sealed class InitializationSaReleaseTests
         Assert.Equal(before, bed.HomeAgentView());
 
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
 
         Assert.Equal(2UL, bed.HomeAgentView().InitEpoch);

@@ -63,7 +63,7 @@ public sealed class KeyReferenceTests
     {
         var reference = resolver.Requests[^1];
         Assert.True(bed.Node.Engine.KeyArrived(reference.KeyId, kme.Issued[reference.KeyId]));
-        bed.Link.Pump();
+        bed.Driver.Pump();
     }
 
     [Fact]
@@ -84,7 +84,7 @@ public sealed class KeyReferenceTests
         for (int i = 2; i <= 4; i++)
         {
             bed.Node.Engine.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             Assert.Equal(new Generation((uint)i - 1), bed.Node.View.Newest);
             bed.AssertDataFlows();
             Answer(bed, kme, resolver);
@@ -99,7 +99,7 @@ public sealed class KeyReferenceTests
         var known = new List<KnownGeneration> { new(ik.InitializationKey.ToArray(), ik.SpiMnToHa, ik.SpiHaToMn) };
         known.AddRange(bed.Events.Where(e => e.Kind is ProtocolEventKind.InitAnswered or ProtocolEventKind.UpdateIssued)
             .Select(e => new KnownGeneration(allSecrets[(int)e.Generation.Value - 1], e.SpiMnToHa, e.SpiHaToMn)));
-        var plaintexts = ControlPlaintext.Open(bed.Link.Sent, known);
+        var plaintexts = ControlPlaintext.Open(bed.Driver.Sent, known);
         Assert.True(plaintexts.Count >= 8, $"only {plaintexts.Count} control messages opened");
         var distributions = ControlPlaintext.KeyDistributions(plaintexts);
         Assert.Equal([1u, 2u, 3u, 4u], distributions.Select(d => d.Generation));
@@ -110,7 +110,7 @@ public sealed class KeyReferenceTests
         {
             var wrapped = new byte[40];
             KeyWrap.Wrap(kek, secret, wrapped);
-            Assert.DoesNotContain(bed.Link.Sent, d => ControlPlaintext.Contains(d, secret) || ControlPlaintext.Contains(d, wrapped));
+            Assert.DoesNotContain(bed.Driver.Sent, d => ControlPlaintext.Contains(d, secret) || ControlPlaintext.Contains(d, wrapped));
             Assert.DoesNotContain(plaintexts, p => ControlPlaintext.Contains(p, secret) || ControlPlaintext.Contains(p, wrapped));
         }
     }
@@ -123,7 +123,7 @@ public sealed class KeyReferenceTests
         using var bed = new Testbed(new TestbedSettings { KeySource = kme });
         bed.Start();
         var ik = bed.Node.Provisioning;
-        var plaintexts = ControlPlaintext.Open(bed.Link.Sent, [new KnownGeneration(ik.InitializationKey.ToArray(), ik.SpiMnToHa, ik.SpiHaToMn)]);
+        var plaintexts = ControlPlaintext.Open(bed.Driver.Sent, [new KnownGeneration(ik.InitializationKey.ToArray(), ik.SpiMnToHa, ik.SpiHaToMn)]);
         var kek = new byte[32];
         KeyDerivation.DeriveKek(ik.InitializationKey, ik.HomeAddress, kek);
         var wrapped = new byte[40];
@@ -140,13 +140,13 @@ public sealed class KeyReferenceTests
         bed.Start();
         Answer(bed, kme, resolver);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(2, resolver.Requests.Count);
 
         // A refresh under g1 (the HA's N-1) makes the HA resend KEY-DIST(2) (rule 3): no second fetch.
         bed.Node.Engine.MoveTo(Ipv6Address.Parse("2001:db8:100::99"));
-        bed.Link.Attach(Ipv6Address.Parse("2001:db8:100::99"), d => bed.Node.Results.Add(bed.Node.Engine.Receive(d, new byte[2048])));
-        bed.Link.Pump();
+        bed.Driver.Attach(Ipv6Address.Parse("2001:db8:100::99"), d => bed.Node.Results.Add(bed.Node.Engine.Receive(d, new byte[2048])));
+        bed.Driver.Pump();
         Assert.Equal(1, bed.HomeAgent.Counters.Resends);
         Assert.Equal(2, resolver.Requests.Count);
         Assert.Equal(new Generation(1), bed.Node.View.Newest);
@@ -166,7 +166,7 @@ public sealed class KeyReferenceTests
         bed.Start();
         Answer(bed, kme, resolver);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var reference = resolver.Requests[^1];
 
         bed.Node.Engine.KeyFetchFailed(reference.KeyId);
@@ -179,7 +179,7 @@ public sealed class KeyReferenceTests
         Assert.Equal(4, resolver.Requests.Count);
         bed.Node.Engine.KeyFetchFailed(reference.KeyId);
         // Third failure: KEY-RESEND-REQ; the HA resends the same reference (rule 3) and the fetch starts over.
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(1, bed.Node.Engine.Counters.Resends);
         Assert.Equal(1, bed.HomeAgent.Counters.Resends);
         Assert.Equal(5, resolver.Requests.Count);
@@ -217,7 +217,7 @@ public sealed class KeyReferenceTests
         bed.Start();
         Answer(bed, kme, resolver);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var reference = resolver.Requests[^1];
         for (int i = 0; i < 9 && resolver.Requests[^1] == reference; i++)
         {
@@ -245,7 +245,7 @@ public sealed class KeyReferenceTests
     public void Reference_SourceWithoutNames_ConstructorRefuses() =>
         Assert.Throws<ArgumentException>(() => new HomeAgentEngine(
             new HomeAgentOptions { Address = Testbed.HomeAgentAddress, KeyDelivery = KeyDelivery.Reference },
-            new ManualTimeProvider(), new SeededKeySource(1), new SeededSpiSource(1), new InMemoryLink()));
+            TestTime.NewClock(), new SeededKeySource(1), new SeededSpiSource(1), new EngineDriver()));
 
     [Fact]
     public void Reference_SourceEmptyFallbackLocal_LocalKeyGoesWrappedAndInstalls()
@@ -260,7 +260,7 @@ public sealed class KeyReferenceTests
         Answer(bed, kme, resolver);
         kme.Empty = true;
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Single(resolver.Requests);
         Assert.Equal(new Generation(2), bed.Node.View.Newest);
         Assert.Equal(1, bed.HomeAgent.Counters.KeyFallbacks);

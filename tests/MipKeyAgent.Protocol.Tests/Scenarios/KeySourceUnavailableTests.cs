@@ -18,7 +18,7 @@ public sealed class KeySourceUnavailableTests
 
         source.UnavailableFor = 1;
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(1, bed.HomeAgent.Counters.KeySourceUnavailable);
         Assert.Equal(1, bed.Node.Engine.Counters.KeySourceUnavailable);
@@ -45,7 +45,7 @@ public sealed class KeySourceUnavailableTests
 
         source.UnavailableFor = 1;
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(1, fallback.Delivered);
         Assert.Equal(1, bed.HomeAgent.Counters.KeyFallbacks);
@@ -66,7 +66,7 @@ public sealed class KeySourceUnavailableTests
         source.UnavailableFor = 1;
         fallback.UnavailableFor = 1;
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(1, bed.Node.Engine.Counters.KeySourceUnavailable);
         Assert.Equal(0, bed.HomeAgent.Counters.KeyFallbacks);
@@ -98,7 +98,7 @@ public sealed class KeySourceUnavailableTests
         if (!bindingRefreshRequest)
         {
             bed.Node.Engine.MoveTo(bed.Node.CareOf);
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
 
         Assert.Equal(1, bed.HomeAgent.Counters.KeySourceUnavailable);
@@ -121,7 +121,7 @@ public sealed class KeySourceUnavailableTests
         bed.Start();
         Assert.Equal(3, bed.HomeAgent.BoundNodeCount);
         bed.Nodes[1].Engine.Deregister();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(2, bed.HomeAgent.BoundNodeCount);
     }
 }

@@ -11,10 +11,10 @@ public sealed class LostKeyDistributionTests
         using var bed = new Testbed();
         bed.Start();
         bed.AssertDataFlows();
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
 
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var issued = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
         Assert.Equal(new Generation(2), issued.Generation);
         Assert.False(issued.Confirmed);
@@ -43,7 +43,7 @@ public sealed class LostKeyDistributionTests
     {
         using var bed = new Testbed();
         bed.Start();
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
 
         bed.Node.Engine.RequestUpdate();
         bed.Run(TimeSpan.FromSeconds(5));
@@ -63,7 +63,7 @@ public sealed class LostKeyDistributionTests
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(101));
         Assert.True(bed.HomeAgentView().RekeyPending);
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
 
         // The node's refresh BU (3/4 of 420 s) consumes the HA's rekey flag; its BA is lost.
         bed.Run(TimeSpan.FromSeconds(214.5));

@@ -23,7 +23,7 @@ public sealed class MobileNodeRestartTests
         for (int i = 0; i < 3; i++)
         {
             bed.Node.Engine.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
         bed.AssertDataFlows();
         Assert.Equal(new Generation(4), bed.Node.View.Newest);
@@ -34,7 +34,7 @@ public sealed class MobileNodeRestartTests
         Assert.Equal(new Generation(4), bed.Node.View.Newest);
         Assert.Equal(new Generation(3), bed.Node.View.Previous);
         bed.Node.Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(1, InitsStarted(bed));
         Assert.Equal(haInits, bed.HomeAgent.Counters.Inits);
@@ -43,7 +43,7 @@ public sealed class MobileNodeRestartTests
         Assert.Contains(bed.Events, e => e.Kind == ProtocolEventKind.StateRestored && e.Generation == new Generation(4));
         bed.AssertDataFlows();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(5), bed.Node.View.Newest);
         bed.AssertDataFlows();
         Assert.Equal(0, bed.HomeAgent.Counters.Dropped(DropReason.Replay));
@@ -64,7 +64,7 @@ public sealed class MobileNodeRestartTests
             bed.Run(TimeSpan.FromSeconds(2 + restart));
             bed.RestartNode(bed.Node);
             bed.Node.Engine.Start();
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
         bed.Run(TimeSpan.FromSeconds(10));
         bed.AssertDataFlows();
@@ -72,7 +72,7 @@ public sealed class MobileNodeRestartTests
         var sent = new HashSet<(uint, uint)>();
         int duplicates = 0;
         int fromNode = 0;
-        foreach (var datagram in bed.Link.Sent.Where(d => InMemoryLink.DestinationOf(d) == Testbed.HomeAgentAddress))
+        foreach (var datagram in bed.Driver.Sent.Where(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress))
         {
             Assert.True(EngineFuzzer.TryEspIdentity(datagram, out uint spi, out uint sequence));
             fromNode++;
@@ -91,13 +91,13 @@ public sealed class MobileNodeRestartTests
         using var bed = new Testbed();
         bed.Start();
         // The init's BA (KEY-DIST of generation 1, under IK, which both sides keep for good).
-        var captured = bed.Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf);
+        var captured = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         // The last BA (KEY-DIST of generation 3, under generation 2, which the node still holds).
-        var capturedUnderNewest = bed.Link.Sent.Last(d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf);
+        var capturedUnderNewest = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
 
         bed.RestartNode(bed.Node);
 
@@ -113,15 +113,15 @@ public sealed class MobileNodeRestartTests
     {
         using var bed = new Testbed();
         bed.Start();
-        bed.Link.DropNext(bed.Node.CareOf, 1);
+        bed.Driver.DropNext(bed.Node.CareOf, 1);
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.True(bed.Node.Store.Load().AwaitingInit);
         Assert.Equal(2UL, bed.Node.Store.Load().InitEpoch);
 
         bed.RestartNode(bed.Node);
         bed.Node.Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(3UL, bed.Node.Store.Load().InitEpoch);
         Assert.Equal(3UL, bed.HomeAgentView().InitEpoch);
@@ -136,7 +136,7 @@ public sealed class MobileNodeRestartTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.RestartHomeAgent(keepState: false);
 
         bed.RestartNode(bed.Node);
@@ -156,7 +156,7 @@ public sealed class MobileNodeRestartTests
         var store = bed.Node.Store;
         MobileNodeEngine? engine = null;
         int checkedPackets = 0;
-        var sink = new CheckingSink(bed.Link, () =>
+        var sink = new CheckingSink(bed.Driver, () =>
         {
             // As each packet leaves: the next BU sequence number, the epoch, the keys and a
             // reservation covering the packet's sequence number are already in the store.
@@ -194,14 +194,14 @@ public sealed class MobileNodeRestartTests
         for (int i = 0; i < 4; i++)
         {
             bed.Node.Engine.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
             for (int packet = 0; packet < 10; packet++)
             {
                 var buffer = new byte[2048];
                 Assert.Equal(SealResult.Ok, engine.SealData(bed.InnerPacket(bed.Node), buffer, out int written));
                 sink.Send(buffer.AsSpan(0, written));
             }
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
 
         Assert.Equal(4 * 11 + 1, checkedPackets);

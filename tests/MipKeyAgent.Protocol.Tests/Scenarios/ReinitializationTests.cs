@@ -12,7 +12,7 @@ public sealed class ReinitializationTests
         using var bed = new Testbed();
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
         var haRing = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;
         var oldNewest = haRing.Newest;
@@ -43,7 +43,7 @@ public sealed class ReinitializationTests
         for (int i = 0; i < 5; i++)
         {
             bed.Node.Engine.RequestUpdate();
-            bed.Link.Pump();
+            bed.Driver.Pump();
         }
         bed.AssertDataFlows();
 
@@ -53,7 +53,7 @@ public sealed class ReinitializationTests
         bed.Node.Store.Save(stale with { NextSequence = (ushort)(stale.NextSequence - 3) }, null);
         bed.RestartNode(bed.Node, keepKeys: false);
         bed.Node.Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         // The stored sequence number is older than the HA's last accepted one: status 135 under IK,
         // the node continues from it and its init goes through with the higher epoch.
@@ -77,7 +77,7 @@ public sealed class ReinitializationTests
 
         Assert.Equal(reserved, bed.Node.Engine.KeyRing.Initialization.ControlMnToHa.LastSequenceSent);
         bed.Node.Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(0, bed.HomeAgent.Counters.Dropped(DropReason.Replay));
         Assert.Equal(new Generation(2), bed.Node.View.Newest);
     }
@@ -91,13 +91,13 @@ public sealed class ReinitializationTests
         bed.HomeAgent.Dispose();
         var ha = new MipKeyAgent.Protocol.HomeAgent.HomeAgentEngine(
             new MipKeyAgent.Protocol.HomeAgent.HomeAgentOptions { Address = Testbed.HomeAgentAddress }, bed.Clock, source,
-            new SeededSpiSource(1), bed.Link);
+            new SeededSpiSource(1), bed.Driver);
         ha.Provision(bed.Node.Provisioning);
         var inner = new byte[70000];
-        bed.Link.Attach(Testbed.HomeAgentAddress, d => ha.Receive(d, inner));
+        bed.Driver.Attach(Testbed.HomeAgentAddress, d => ha.Receive(d, inner));
 
         bed.Node.Engine.Start();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(1, ha.Counters.KeySourceUnavailable);
         Assert.Equal(1, bed.Node.Engine.Counters.KeySourceUnavailable);
         Assert.True(bed.Node.View.AwaitingInit);
@@ -105,7 +105,7 @@ public sealed class ReinitializationTests
 
         bed.Clock.Advance(TimeSpan.FromSeconds(5));
         bed.Node.Engine.Tick();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal(new Generation(1), bed.Node.View.Newest);
         Assert.Equal(1UL, ha.GetNode(bed.Node.HomeAddress)!.InitEpoch);

@@ -17,17 +17,17 @@ public sealed class RevisionElevenDecisionTests
         using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
         bed.Start();
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         bed.AssertDataFlows();
         var ring = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;
         var transmit = ring.Transmit;
         Assert.Equal(new Generation(1), transmit.Generation);
         var known = new KnownGeneration(transmit.Secret.ToArray(), transmit.SpiMnToHa, transmit.SpiHaToMn);
-        int before = bed.Link.Sent.Count;
+        int before = bed.Driver.Sent.Count;
 
         bed.Run(TimeSpan.FromSeconds(100.5));
 
-        var brr = bed.Link.Sent.Skip(before).First(d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf);
+        var brr = bed.Driver.Sent.Skip(before).First(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
         Assert.True(Ipv6Datagram.TryParse(brr, out var parsed).IsOk);
         Assert.Equal(Testbed.HomeAgentAddress, parsed.Header.Source);
         Assert.Equal(bed.Node.HomeAddress, parsed.RoutingHomeAddress);
@@ -90,7 +90,7 @@ public sealed class RevisionElevenDecisionTests
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(10));
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(2), bed.HomeAgentView().Newest);
         Assert.Null(bed.HomeAgentView().RekeyDueAt);
 
@@ -106,14 +106,14 @@ public sealed class RevisionElevenDecisionTests
         using var bed = new Testbed();
         bed.Start();
         bed.AssertDataFlows();
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         Assert.Equal(new Generation(2), bed.HomeAgentView().Newest);
         Assert.False(bed.HomeAgentView().NewestConfirmed);
 
         bed.Node.Engine.Reinitialize();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         var view = bed.HomeAgentView();
         Assert.Equal(new Generation(3), view.Newest);
@@ -132,7 +132,7 @@ public sealed class RevisionElevenDecisionTests
         bed.Start();
         bed.AssertDataFlows();
         // The update BU itself is lost: the HA never issued g2.
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
         bed.Node.Engine.RequestUpdate();
 
         // The retransmission (KEY-RESEND-REQ naming g1) is answered with KEY-DIST(g2) at once.
@@ -157,9 +157,9 @@ public sealed class RevisionElevenDecisionTests
         using var bed = new Testbed();
         bed.Start();
         bed.AssertDataFlows();
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         var issued = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
 
         bed.Run(TimeSpan.FromSeconds(1.5));
@@ -176,16 +176,16 @@ public sealed class RevisionElevenDecisionTests
     {
         using var bed = new Testbed(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
         // The first init BU is held back (as if overtaken on the path); its retransmission arrives first.
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
         bed.Start();
-        var overtaken = bed.Link.Sent[^1];
+        var overtaken = bed.Driver.Sent[^1];
         bed.Run(TimeSpan.FromSeconds(1.5));
         var ha = bed.HomeAgentView();
         Assert.Equal(new Generation(1), ha.Newest);
         Assert.False(ha.NewestConfirmed);
         ushort last = ha.LastSequence!.Value;
         var bindingExpires = ha.BindingExpiresAt;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var result = bed.DeliverToHomeAgent(overtaken);
 
@@ -208,12 +208,12 @@ public sealed class RevisionElevenDecisionTests
         bed.AssertDataFlows();
         ushort initSequence = bed.HomeAgentView().LastSequence!.Value;
         var ik = bed.Node.Engine.KeyRing.Initialization;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var result = bed.DeliverToHomeAgent(SealBindingUpdate(bed, ik, initSequence));
 
         Assert.Equal(DropReason.StaleEpoch, result.Reason);
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(0, bed.HomeAgent.Counters.SequenceOutOfWindow);
         Assert.Equal(new Generation(1), bed.HomeAgentView().Newest);
 
@@ -238,13 +238,13 @@ public sealed class RevisionElevenDecisionTests
         var ik = bed.Node.Engine.KeyRing.Initialization;
 
         bed.RestartHomeAgent(keepState: true);
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
         var result = bed.DeliverToHomeAgent(SealBindingUpdate(bed, ik, unchecked((ushort)(initSequence - older))));
 
         // Not a 135 answer: the restarted HA still knows which sequence number started the last init.
         Assert.Equal(DropReason.StaleEpoch, result.Reason);
         Assert.Equal(1, bed.HomeAgent.Counters.Dropped(DropReason.StaleEpoch));
-        Assert.Equal(sent, bed.Link.Sent.Count);
+        Assert.Equal(sent, bed.Driver.Sent.Count);
         Assert.Equal(0, bed.HomeAgent.Counters.SequenceOutOfWindow);
         Assert.Equal(new Generation(1), bed.HomeAgentView().Newest);
         Assert.Equal(initSequence, bed.HomeAgentView().LastSequence);
@@ -261,7 +261,7 @@ public sealed class RevisionElevenDecisionTests
         var ik = bed.Node.Engine.KeyRing.Initialization;
 
         bed.RestartHomeAgent(keepState: true);
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
         ushort newer = unchecked((ushort)(initSequence + 1));
         var result = bed.DeliverToHomeAgent(SealBindingUpdate(bed, ik, newer));
 
@@ -319,7 +319,7 @@ public sealed class RevisionElevenDecisionTests
         bed.AssertDataFlows();
         var node = bed.Node.Engine.KeyRing.Newest;
         ushort sequence = bed.Node.View.NextSequence;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
         bed.Run(TimeSpan.FromSeconds(10));
 
         // A KEY-DIST (only ever in a BA) and a KEY-UPDATE-REQ of the wrong length.
@@ -335,7 +335,7 @@ public sealed class RevisionElevenDecisionTests
         Assert.Equal(bed.Now + TimeSpan.FromSeconds(420), bed.HomeAgentView().BindingExpiresAt);
         Assert.Equal(0, bed.HomeAgent.Counters.Updates);
         Assert.Equal(new Generation(1), bed.HomeAgentView().Newest);
-        Assert.Equal(sent + 1, bed.Link.Sent.Count);
+        Assert.Equal(sent + 1, bed.Driver.Sent.Count);
         Assert.Empty(KeyDistributionsSentTo(bed, sent));
         Assert.Equal(0, bed.HomeAgent.Counters.DroppedTotal);
     }
@@ -347,7 +347,7 @@ public sealed class RevisionElevenDecisionTests
         bed.Start();
         bed.AssertDataFlows();
         var newest = bed.Node.Engine.KeyRing.Newest;
-        int sent = bed.Link.Sent.Count;
+        int sent = bed.Driver.Sent.Count;
 
         var bu = SealBindingUpdate(bed, newest, bed.Node.View.NextSequence, (ref MobilityHeaderWriter w) =>
         {
@@ -368,9 +368,9 @@ public sealed class RevisionElevenDecisionTests
         bed.Start();
         bed.AssertDataFlows();
         // The node's update BU is lost; a BA answering it carries a request (only ever in a BU) and a KEY-DIST of the wrong length.
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         ushort sequence = unchecked((ushort)(bed.Node.View.NextSequence - 1));
 
         var ba = SealBindingAck(bed, sequence, (ref MobilityHeaderWriter w) =>
@@ -396,9 +396,9 @@ public sealed class RevisionElevenDecisionTests
         using var bed = new Testbed();
         bed.Start();
         bed.AssertDataFlows();
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
         bed.Node.Engine.RequestUpdate();
-        bed.Link.Pump();
+        bed.Driver.Pump();
         ushort sequence = unchecked((ushort)(bed.Node.View.NextSequence - 1));
         var kek = new byte[KeyLengths.Kek];
         KeyDerivation.DeriveKek(bed.Node.Provisioning.InitializationKey, bed.Node.HomeAddress, kek);
@@ -462,7 +462,7 @@ public sealed class RevisionElevenDecisionTests
             }
         }
         var found = new List<(uint, uint)>();
-        foreach (var plain in ControlPlaintext.Open(bed.Link.Sent.Skip(from).Where(d => InMemoryLink.DestinationOf(d) == bed.Node.CareOf), known))
+        foreach (var plain in ControlPlaintext.Open(bed.Driver.Sent.Skip(from).Where(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf), known))
         {
             if (MobilityHeader.TryParse(plain, out var mh).IsOk && mh.TryGetBindingAcknowledgement(out var ba)
                 && ba.Options.TryGetKeyDistribution(MipKey.DefaultVendorId, out var distribution))

@@ -48,7 +48,7 @@ public sealed class StartupInitTests
     public void Start_FirstBindingUpdateLost_RetransmittedInitKeepsEpoch()
     {
         using var bed = new Testbed();
-        bed.Link.DropNext(Testbed.HomeAgentAddress);
+        bed.Driver.DropNext(Testbed.HomeAgentAddress);
 
         bed.Start();
         Assert.True(bed.Node.View.AwaitingInit);
@@ -64,7 +64,7 @@ public sealed class StartupInitTests
     public void Start_InitAnswerLost_SameEpochRetransmissionGetsSameKey()
     {
         using var bed = new Testbed();
-        bed.Link.DropNext(bed.Node.CareOf);
+        bed.Driver.DropNext(bed.Node.CareOf);
 
         bed.Start();
         var issued = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;

@@ -63,7 +63,7 @@ public sealed class QkdEndToEndTests
             var p = node.Provisioning;
             known.Add(new KnownGeneration(p.InitializationKey.ToArray(), p.SpiMnToHa, p.SpiHaToMn));
         }
-        var plaintexts = ControlPlaintext.Open(bed.Link.Sent, known);
+        var plaintexts = ControlPlaintext.Open(bed.Driver.Sent, known);
         var distributions = ControlPlaintext.KeyDistributions(plaintexts);
         Assert.True(distributions.Count >= bed.Fetched.Count, $"{distributions.Count} KEY-DISTs opened for {bed.Fetched.Count} keys");
         Assert.All(distributions, d => Assert.True(d.IsReference));
@@ -75,7 +75,7 @@ public sealed class QkdEndToEndTests
             foreach (var generation in bed.Fetched)
             {
                 KeyWrap.Wrap(kek, generation.Secret, wrapped);
-                Assert.DoesNotContain(bed.Link.Sent, d => ControlPlaintext.Contains(d, generation.Secret) || ControlPlaintext.Contains(d, wrapped));
+                Assert.DoesNotContain(bed.Driver.Sent, d => ControlPlaintext.Contains(d, generation.Secret) || ControlPlaintext.Contains(d, wrapped));
                 Assert.DoesNotContain(plaintexts, m => ControlPlaintext.Contains(m, generation.Secret) || ControlPlaintext.Contains(m, wrapped));
             }
         }

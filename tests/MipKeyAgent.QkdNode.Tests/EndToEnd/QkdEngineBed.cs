@@ -1,8 +1,10 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
+using MipKeyAgent.Simulation;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Wire;
 
@@ -20,8 +22,8 @@ internal sealed class QkdTestNode
 }
 
 /// <summary>
-/// A home agent and mobile nodes (engines on a <see cref="ManualTimeProvider"/>, wired through an
-/// <see cref="InMemoryLink"/>) whose keys come from a real in-process QKD node pair over HTTPS:
+/// A home agent and mobile nodes (engines run by an <see cref="EngineDriver"/>: a link without
+/// delay or loss, a manual clock) whose keys come from a real in-process QKD node pair over HTTPS:
 /// the HA draws with <see cref="QkdKeySource"/> at the master, each MN fetches referenced keys
 /// with a <see cref="KeyReferenceFetcher"/> at the slave. Engine time is virtual; HTTP runs in
 /// real time, and the host loop never advances engine time while a fetch is in flight, and paces
@@ -43,8 +45,8 @@ internal sealed class QkdEngineBed : IDisposable
         }, TimeProvider.System, masterSaeId: "SAE_HA");
         HomeAgent = new HomeAgentEngine(
             new HomeAgentOptions { Address = HomeAgentAddress, RekeyInterval = rekeyInterval, SendBindingRefreshRequest = true, KeyDelivery = delivery },
-            Clock, KeySource, new SeededSpiSource(3), Link, events: Events.Add);
-        Link.Attach(HomeAgentAddress, d =>
+            Clock, KeySource, new SeededSpiSource(3), Driver, events: Events.Add);
+        Driver.Attach(HomeAgentAddress, LinkDirection.ToHomeAgent, (byte[] d) =>
         {
             var r = HomeAgent.Receive(d, _inner);
             HomeAgentResults.Add(r);
@@ -65,9 +67,9 @@ internal sealed class QkdEngineBed : IDisposable
                 CareOf = careOf,
                 Fetcher = fetcher,
                 Engine = new MobileNodeEngine(new MobileNodeOptions { Provisioning = provisioning, HomeAgentAddress = HomeAgentAddress, CareOfAddress = careOf },
-                    Clock, Link, new InMemoryMobileNodeStateStore(), new SeededKeySource(200 + i), Events.Add, fetcher),
+                    Clock, Driver, new InMemoryMobileNodeStateStore(), new SeededKeySource(200 + i), Events.Add, fetcher),
             };
-            Link.Attach(careOf, d =>
+            Driver.Attach(careOf, LinkDirection.ToMobileNode, (byte[] d) =>
             {
                 if (node.Engine.Receive(d, _inner).Outcome == ReceiveOutcome.Data)
                 {
@@ -77,10 +79,15 @@ internal sealed class QkdEngineBed : IDisposable
             MobileNodes.Add(node);
             _byHome.Add(provisioning.HomeAddress, node);
         }
+        Driver.AddTimer(() => HomeAgent.NextDeadline, HomeAgent.Tick);
+        foreach (var node in MobileNodes)
+        {
+            Driver.AddTimer(() => node.Engine.NextDeadline, node.Engine.Tick);
+        }
     }
 
-    public ManualTimeProvider Clock { get; } = new();
-    public InMemoryLink Link { get; } = new();
+    public EngineDriver Driver { get; } = new(TestTime.NewClock());
+    public FakeTimeProvider Clock => Driver.Clock;
     public QkdKeySource KeySource { get; }
     public HomeAgentEngine HomeAgent { get; }
     public List<QkdTestNode> MobileNodes { get; } = [];
@@ -117,7 +124,7 @@ internal sealed class QkdEngineBed : IDisposable
         var deadline = DateTime.UtcNow.AddSeconds(15);
         while (true)
         {
-            Link.Pump();
+            Driver.Pump();
             bool applied = false;
             foreach (var node in MobileNodes)
             {
@@ -132,7 +139,7 @@ internal sealed class QkdEngineBed : IDisposable
                     applied = true;
                 }
             }
-            if (!applied && Link.Pending == 0 && MobileNodes.All(n => (n.Fetcher?.Outstanding ?? 0) == 0))
+            if (!applied && Driver.Pending == 0 && MobileNodes.All(n => (n.Fetcher?.Outstanding ?? 0) == 0))
             {
                 return;
             }
@@ -151,14 +158,7 @@ internal sealed class QkdEngineBed : IDisposable
         while (true)
         {
             await SettleAsync();
-            DateTimeOffset? next = HomeAgent.NextDeadline;
-            foreach (var node in MobileNodes)
-            {
-                if (node.Engine.NextDeadline is { } d && (next is null || d < next))
-                {
-                    next = d;
-                }
-            }
+            var next = Driver.NextDeadline;
             if (next is null || next > end)
             {
                 break;
@@ -166,19 +166,12 @@ internal sealed class QkdEngineBed : IDisposable
             if (next > Now)
             {
                 var step = next.Value - Now;
-                Clock.Advance(step);
+                Driver.MoveTo(next.Value);
                 await Task.Delay(RealPerVirtualSecond * Math.Min(step.TotalSeconds, 50));
             }
-            HomeAgent.Tick();
-            foreach (var node in MobileNodes)
-            {
-                node.Engine.Tick();
-            }
+            Driver.TickAll();
         }
-        if (end > Now)
-        {
-            Clock.Advance(end - Now);
-        }
+        Driver.MoveTo(end);
         await SettleAsync();
     }
 
@@ -191,13 +184,13 @@ internal sealed class QkdEngineBed : IDisposable
             var inner = InnerPacket(node);
             Assert.Equal(SealResult.Ok, HomeAgent.SealData(node.HomeAddress, inner, buffer, out int n));
             int before = node.DataReceived;
-            Link.Send(buffer.AsSpan(0, n));
-            Link.Pump();
+            Driver.Send(buffer.AsSpan(0, n));
+            Driver.Pump();
             Assert.Equal(before + 1, node.DataReceived);
             Assert.Equal(SealResult.Ok, node.Engine.SealData(InnerPacket(node), buffer, out n));
             int haBefore = HomeAgentResults.Count(r => r.Outcome == ReceiveOutcome.Data);
-            Link.Send(buffer.AsSpan(0, n));
-            Link.Pump();
+            Driver.Send(buffer.AsSpan(0, n));
+            Driver.Pump();
             Assert.Equal(haBefore + 1, HomeAgentResults.Count(r => r.Outcome == ReceiveOutcome.Data));
         }
     }

@@ -36,7 +36,7 @@ public sealed class QkdSessionControllerTests
     {
         await using var node = await Nodes.StartSingleAsync(prefill: 0);
         using var client = Client(node.Address);
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         var controller = new QkdSessionController(client, new QkdSessionControllerOptions
         {
             PeerSaeId = "SAE_MN1", RekeyInterval = TimeSpan.FromSeconds(10), Headroom = 2, MinUpdateInterval = TimeSpan.FromSeconds(5),
@@ -83,7 +83,7 @@ public sealed class QkdSessionControllerTests
             port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
         }
         using var client = Client(new Uri($"https://127.0.0.1:{port}"));
-        var time = new ManualTimeProvider();
+        var time = TestTime.NewClock();
         await using var controller = new QkdSessionController(client, new QkdSessionControllerOptions
         {
             PeerSaeId = "SAE_MN1", RekeyInterval = TimeSpan.FromSeconds(10), InitialBackoff = TimeSpan.FromSeconds(2),

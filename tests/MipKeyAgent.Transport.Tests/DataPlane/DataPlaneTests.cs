@@ -29,7 +29,7 @@ public sealed class DataPlaneTests
         bed.Start();
 
         bed.MobileNode.Deregister();
-        bed.Link.Pump();
+        bed.Driver.Pump();
 
         Assert.Equal([$"add {TunnelBed.HomeAddress}", $"remove {TunnelBed.HomeAddress}"], bed.Proxy.Calls);
         var (home, _, _) = bed.Downstream(TunnelBed.Echo(TunnelBed.Correspondent, TunnelBed.HomeAddress));
@@ -41,7 +41,7 @@ public sealed class DataPlaneTests
     {
         using var bed = new TunnelBed();
         bed.Start();
-        bed.Link.DropWhen = _ => true;
+        bed.Driver.DropWhen = _ => true;
 
         bed.Clock.Advance(TimeSpan.FromSeconds(421));
         bed.HomeAgent.Tick();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Protocol.DataPlane;
 using MipKeyAgent.Wire;
@@ -15,7 +16,7 @@ public sealed class HomeLinkProxyTests : IAsyncLifetime
     private static readonly byte[] CorrespondentMac = [0x02, 0, 0, 0, 0, 0x10];
 
     private readonly FakeFrameDevice _device = new();
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = TestTime.NewClock();
     private HomeLinkProxy _proxy = null!;
 
     public Task InitializeAsync()

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -5,6 +6,7 @@ using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Protocol.DataPlane;
 using MipKeyAgent.Wire;
+using MipKeyAgent.Simulation;
 
 namespace MipKeyAgent.Transport.Tests.DataPlane;
 
@@ -20,7 +22,7 @@ internal sealed class RecordingProxy : IHomeAddressProxy
 
 /// <summary>
 /// A home agent and one mobile node wired in memory with both data planes: control messages cross
-/// the <see cref="InMemoryLink"/>, data is handed across by the tests.
+/// the <see cref="EngineDriver"/>'s link, data is handed across by the tests.
 /// </summary>
 internal sealed class TunnelBed : IDisposable
 {
@@ -36,19 +38,19 @@ internal sealed class TunnelBed : IDisposable
     {
         var provisioning = new MobileNodeProvisioning(HomeAddress, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray(), new Spi(300), new Spi(301), suite);
         HomeAgent = new HomeAgentEngine(new HomeAgentOptions { Address = HomeAgentAddress }, Clock, new SeededKeySource(1), new SeededSpiSource(1),
-            Link, events: e => HomeAgentPlane?.OnProtocolEvent(e));
+            Driver, events: e => HomeAgentPlane?.OnProtocolEvent(e));
         HomeAgent.Provision(provisioning);
         HomeAgentPlane = new HomeAgentDataPlane(HomeAgent, Proxy, new HomeAgentDataPlaneOptions { LinkMtu = linkMtu, TimeProvider = Clock });
         MobileNode = new MobileNodeEngine(new MobileNodeOptions { Provisioning = provisioning, HomeAgentAddress = HomeAgentAddress, CareOfAddress = CareOf },
-            Clock, Link, new InMemoryMobileNodeStateStore(), new SeededKeySource(2));
+            Clock, Driver, new InMemoryMobileNodeStateStore(), new SeededKeySource(2));
         MobileNodePlane = new MobileNodeDataPlane(MobileNode, HomeAgentAddress, linkMtu, Clock);
-        Link.Attach(HomeAgentAddress, d => HomeAgent.Receive(d, _haInner));
-        Link.Attach(CareOf, d => MobileNode.Receive(d, _mnInner));
+        Driver.Attach(HomeAgentAddress, LinkDirection.ToHomeAgent, (byte[] d) => HomeAgent.Receive(d, _haInner));
+        Driver.Attach(CareOf, LinkDirection.ToMobileNode, (byte[] d) => MobileNode.Receive(d, _mnInner));
     }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public EngineDriver Driver { get; } = new(TestTime.NewClock());
 
-    public InMemoryLink Link { get; } = new();
+    public FakeTimeProvider Clock => Driver.Clock;
 
     public RecordingProxy Proxy { get; } = new();
 
@@ -63,14 +65,14 @@ internal sealed class TunnelBed : IDisposable
     public void Start()
     {
         MobileNode.Start();
-        Link.Pump();
+        Driver.Pump();
     }
 
     /// <summary>Node-requested rekey, exchanged to the end.</summary>
     public void Rekey()
     {
         MobileNode.RequestUpdate();
-        Link.Pump();
+        Driver.Pump();
     }
 
     /// <summary>An Echo Request (RFC 4443 section 4.1) with a valid checksum and <paramref name="dataLength"/> octets of data.</summary>
