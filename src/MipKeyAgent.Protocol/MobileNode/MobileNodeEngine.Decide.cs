@@ -64,6 +64,15 @@ public sealed partial class MobileNodeEngine
     /// </summary>
     private void Apply(MobileNodeDecision decision)
     {
+        if (ExchangeToStart(decision) is { } kind)
+        {
+            StartExchange(kind);
+            if (kind == BindingUpdateKind.Resend)
+            {
+                Counters.Resends++;
+            }
+            return;
+        }
         switch (decision)
         {
             case BeginInit:
@@ -77,22 +86,6 @@ public sealed partial class MobileNodeEngine
                 _rekeyDueAt = _options.RekeyInterval is { } interval ? _time.GetUtcNow() + interval : null;
                 Raise(ProtocolEventKind.StateRestored, _ring.Newest, _state.NextSequence);
                 StartExchange(BindingUpdateKind.Plain);
-                break;
-            case SendPlain:
-                StartExchange(BindingUpdateKind.Plain);
-                break;
-            case SendInit:
-                StartExchange(BindingUpdateKind.Init);
-                break;
-            case SendUpdate:
-                StartExchange(BindingUpdateKind.Update);
-                break;
-            case SendResend:
-                StartExchange(BindingUpdateKind.Resend);
-                Counters.Resends++;
-                break;
-            case SendDeregister:
-                StartExchange(BindingUpdateKind.Deregister);
                 break;
             case Retransmit:
                 RetransmitExchange(_exchange.Kind);
@@ -108,4 +101,15 @@ public sealed partial class MobileNodeEngine
                 break;
         }
     }
+
+    /// <summary>The exchange a Send decision starts, or null.</summary>
+    private static BindingUpdateKind? ExchangeToStart(MobileNodeDecision decision) => decision switch
+    {
+        SendPlain => BindingUpdateKind.Plain,
+        SendInit => BindingUpdateKind.Init,
+        SendUpdate => BindingUpdateKind.Update,
+        SendResend => BindingUpdateKind.Resend,
+        SendDeregister => BindingUpdateKind.Deregister,
+        _ => null,
+    };
 }

@@ -205,6 +205,14 @@ public sealed partial class MobileNodeEngine
         {
             return OnKeyDistribution(keys, distribution, verdict, answersInit, secret, now);
         }
+        OnKeyAnswerMissing(keys, ba, decision, kind, now);
+        return Accepted(keys);
+    }
+
+    /// <summary>A registering BA of <paramref name="kind"/>'s exchange without a KEY-DIST: a KEY-STATUS, or nothing where a key was asked for.</summary>
+    private void OnKeyAnswerMissing(GenerationKeys keys, in BindingAcknowledgement ba, MobileNodeDecision decision, BindingUpdateKind kind,
+        DateTimeOffset now)
+    {
         if (ba.Options.TryGetKeyStatus(_options.VendorId, out var status))
         {
             Raise(ProtocolEventKind.KeyStatus, keys, (ushort)status.Code);
@@ -227,7 +235,6 @@ public sealed partial class MobileNodeEngine
             default:
                 break;
         }
-        return Accepted(keys);
     }
 
     /// <summary>An init is asked for again as an init; an update or resend as an update.</summary>
