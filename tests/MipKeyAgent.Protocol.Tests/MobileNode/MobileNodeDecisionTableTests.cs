@@ -57,25 +57,19 @@ public sealed class MobileNodeDecisionTableTests
         (RetransmissionsExhausted, P.Any, X.Deregister, AbandonDeregistration),
         (RetransmissionsExhausted, P.Any, X.Plain | X.Update | X.Resend, MobileNodeDecision.Reinitialize),
 
-        // Timers that start an exchange: only while none is in flight.
+        // Timers that start an exchange (with one in flight they wait: WaitForExchange).
         (KeyRetryDue, P.Any, X.None, SendUpdate),
-        (KeyRetryDue, P.Any, X.InFlight, None),
         (InitRetryDue, P.Initializing, X.None, SendInit),
         (InitRetryDue, P.Unkeyed | P.Keyed, X.None, SendUpdate),
-        (InitRetryDue, P.Any, X.InFlight, None),
         (RekeyDue, P.Keyed, X.None, SendUpdate),
         (RekeyDue, P.Keyed, X.InFlight, None),
         (RekeyDue, P.Unkeyed | P.Initializing, X.Any, None),
         (RefreshDue, P.Any, X.None, SendPlain),
-        (RefreshDue, P.Any, X.InFlight, None),
         (KeyFetchAbandoned, P.Any, X.None, SendResend),
-        (KeyFetchAbandoned, P.Any, X.InFlight, None),
         (InitFetchAbandoned, P.Any, X.None, SendInit),
-        (InitFetchAbandoned, P.Any, X.InFlight, None),
 
         // Received from the HA.
         (RefreshRequested, P.Any, X.None, SendPlain),
-        (RefreshRequested, P.Any, X.InFlight, None),
         (AckSequenceOutOfWindow, P.Any, X.None, DropUnexpected),
         (AckSequenceOutOfWindow, P.Any, X.InFlight, CorrectSequence),
         (AckOutsideExchange, P.Initializing, X.Any, DropUnexpected),
@@ -91,12 +85,17 @@ public sealed class MobileNodeDecisionTableTests
         (AckPlain, P.Any, X.KeyRequest, AskAgainLater),
     ];
 
+    /// <summary>Events that start an exchange when none is in flight, and wait (decide nothing) while one is.</summary>
+    private static readonly MobileNodeEvent[] WaitForExchange =
+        [KeyRetryDue, InitRetryDue, RefreshDue, KeyFetchAbandoned, InitFetchAbandoned, RefreshRequested];
+
     private static readonly MobileNodeEvent[] AcceptingAcks = [AckKeyDistribution, AckKeySourceUnavailable, AckKeyRefused, AckOtherKeyStatus, AckPlain];
 
-    /// <summary>The table, with the rows every accepting BA shares.</summary>
+    /// <summary>The table, with the rows the events above share.</summary>
     private static readonly (MobileNodeEvent Event, P Phases, X Exchanges, MobileNodeDecision Expected)[] Table =
     [
         .. Rows,
+        .. WaitForExchange.Select(ev => (ev, P.Any, X.InFlight, None)),
         .. AcceptingAcks.Select(ack => (ack, P.Any, X.None, DropUnexpected)),
         .. AcceptingAcks.Select(ack => (ack, P.Any, X.Deregister, CompleteDeregistration)),
     ];
