@@ -53,11 +53,12 @@ public sealed partial class MobileNodeEngine
         }
         _fetch = null;
         _abandoned = null;
-        // The ring may have moved since the KEY-DIST: re-check what the wrapped path checks on
-        // arrival (a new init or a deregistration clears the fetch; an init's answer, late or
-        // not, installs as one).
-        if ((!fetch.AnswersInit && (_awaitingInit || fetch.Generation <= _ring.Newest.Generation))
-            || !_ring.CanInstall(fetch.SpiMnToHa, fetch.SpiHaToMn, afterInit: fetch.AnswersInit))
+        // The ring may have moved since the KEY-DIST: the acceptance check again (a new init or a
+        // deregistration clears the fetch; an init's answer, late or not, installs as one), and no
+        // update while an init is pending (rule 5).
+        if (JudgeKeyDistribution(fetch.Generation, fetch.SpiMnToHa, fetch.SpiHaToMn, fetch.Suite, isReference: true, fetch.AnswersInit)
+                != KeyDistributionVerdict.Acceptable
+            || (!fetch.AnswersInit && _phase == MobileNodePhase.Initializing))
         {
             Counters.Drop(DropReason.KeyDistributionRejected);
             return false;
@@ -83,7 +84,7 @@ public sealed partial class MobileNodeEngine
         if (_fetch is { } current && current.Generation == generation && current.Reference.KeyId == keyId && current.AnswersInit == answersInit)
         {
             // The HA resent the KEY-DIST being fetched (rule 3 answers any BU under N-1): one fetch is enough.
-            _keyRetryAt = null;
+            _keyRetry = null;
             return Accepted(keys);
         }
         int cycles = _abandoned is { } gone && gone.KeyId == keyId ? gone.Cycles : 0;
@@ -104,7 +105,7 @@ public sealed partial class MobileNodeEngine
         {
             return Dropped(DropReason.KeyDistributionRejected, keys);
         }
-        _keyRetryAt = null;
+        _keyRetry = null;
         _fetch = new KeyFetch(generation, spiMnToHa, spiHaToMn, suite, new KeyReference(keyId, source), answersInit) { Cycles = cycles };
         StartFetchAttempt(_fetch, now);
         return Accepted(keys);
@@ -152,14 +153,7 @@ public sealed partial class MobileNodeEngine
         }
         _fetch = null;
         _abandoned = (fetch.Reference.KeyId, fetch.Cycles + 1);
-        if (_exchange is null)
-        {
-            StartExchange(fetch.AnswersInit ? BindingUpdateKind.Init : BindingUpdateKind.Resend);
-            if (!fetch.AnswersInit)
-            {
-                Counters.Resends++;
-            }
-        }
+        Handle(fetch.AnswersInit ? MobileNodeEvent.InitFetchAbandoned : MobileNodeEvent.KeyFetchAbandoned);
     }
 
     private void RaiseFetch(ProtocolEventKind kind, KeyFetch fetch) =>

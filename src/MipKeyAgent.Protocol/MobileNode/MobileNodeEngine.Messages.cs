@@ -16,7 +16,7 @@ public sealed partial class MobileNodeEngine
     {
         ushort sequence = _state.NextSequence;
         _state = _state with { NextSequence = unchecked((ushort)(sequence + 1)) };
-        _exchangeLast = sequence;
+        _exchange = _exchange.Sent(sequence);
         var keys = kind == BindingUpdateKind.Init ? _ring.Initialization : _ring.Newest;
         ushort lifetimeUnits = kind == BindingUpdateKind.Deregister ? (ushort)0
             : (ushort)Math.Clamp(_options.RequestedLifetime.TotalSeconds / 4, 1, ushort.MaxValue);

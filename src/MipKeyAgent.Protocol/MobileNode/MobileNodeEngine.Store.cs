@@ -22,7 +22,7 @@ public sealed partial class MobileNodeEngine
         {
             InitializationControlReceiveRightEdge = ik.ControlReceiveRightEdge(KeyRingSide.MobileNode),
             InitializationDataReceiveRightEdge = ik.DataReceiveCheckpoint,
-            AwaitingInit = _awaitingInit,
+            AwaitingInit = _phase == MobileNodePhase.Initializing,
         };
         _controlEdgeUnsaved = false;
         // Views of the live keys, not records: nothing is allocated per BU (IMobileNodeStateStore.Save(state, in ...)).
@@ -66,7 +66,6 @@ public sealed partial class MobileNodeEngine
             {
                 _initAnswer = _ring.Find(answer) is { Generation.IsInitialization: false } held ? held : null;
             }
-            _registered = false;
         }
         finally
         {

@@ -23,23 +23,21 @@ public sealed partial class MobileNodeEngine : IDisposable
     private readonly SpiTable _spis = new(rememberRetired: false);
     private readonly KeyRing _ring;
     private readonly byte[] _kek = new byte[KeyLengths.Kek];
-    private readonly RetransmissionTimer _timer;
     private readonly byte[] _plain = new byte[ProtectedDatagram.MaxControlLength];
     private readonly byte[] _mh = new byte[MobilityHeader.MaximumLength];
     private readonly byte[] _packet = new byte[ProtectedDatagram.MaxControlLength];
 
     private MobileNodeState _state;
+    private MobileNodePhase _phase;
     private Ipv6Address _careOf;
-    private BindingUpdateKind? _exchange;
-    private ushort _exchangeFirst;
-    private ushort _exchangeLast;
-    private bool _awaitingInit;
+    // The exchange in flight, or the last one (ended: its numbers stay for the view).
+    private BindingExchange _exchange;
     private UInt128 _initNonce;
-    private bool _registered;
+    // Set while the binding is registered: when to refresh it (3/4 of the granted lifetime).
     private DateTimeOffset? _refreshAt;
     private DateTimeOffset? _rekeyDueAt;
-    private DateTimeOffset? _keyRetryAt;
-    private BindingUpdateKind _keyRetryKind;
+    // After KEY-STATUS 1 or a plain answer to a key request: when to ask again, and for what (Init or Update).
+    private (DateTimeOffset At, BindingUpdateKind Kind)? _keyRetry;
     private KeyFetch? _fetch;
     // The generation installed from an init's KEY-DIST: its outbound counters start above the
     // stored reservation and extend it, like IK's, because the HA may send it again after a
@@ -66,7 +64,6 @@ public sealed partial class MobileNodeEngine : IDisposable
         _events = events;
         _resolver = keyResolver;
         _careOf = options.CareOfAddress;
-        _timer = new RetransmissionTimer(options.InitialBindAckTimeout, options.MaxBindAckTimeout);
         _state = store.Load();
         var p = options.Provisioning;
         // IK's outbound counter resumes above what an earlier run may have used (no GCM IV reuse under IK).
@@ -79,6 +76,7 @@ public sealed partial class MobileNodeEngine : IDisposable
         _ring = new KeyRing(KeyRingSide.MobileNode, p.HomeAddress, ik, _spis);
         KeyDerivation.DeriveKek(p.InitializationKey, p.HomeAddress, _kek);
         RestoreKeys(store.LoadKeys());
+        _phase = _ring.DynamicCount > 0 ? MobileNodePhase.Keyed : MobileNodePhase.Unkeyed;
     }
 
     public ProtocolCounters Counters { get; } = new();
@@ -89,44 +87,17 @@ public sealed partial class MobileNodeEngine : IDisposable
     public KeyRing KeyRing => _ring;
 
     public MobileNodeView View => new(_state.InitEpoch, _state.NextSequence, _ring.Newest.Generation, _ring.Previous?.Generation,
-        TransmitKeys.Generation, _awaitingInit, _registered, _careOf, _exchange, _timer.Retransmissions, _rekeyDueAt);
+        TransmitKeys.Generation, _phase == MobileNodePhase.Initializing, _refreshAt is not null, _careOf, ExchangeKind, _exchange.Retransmissions,
+        _rekeyDueAt);
 
     /// <summary>The key reference being fetched (key-reference mode), or null.</summary>
     public KeyReference? PendingKeyReference => _fetch?.Reference;
 
-    /// <summary>When <see cref="Tick"/> has work next: a BA timeout, a key retry, the rekey timer or a binding refresh.</summary>
-    public DateTimeOffset? NextDeadline
-    {
-        get
-        {
-            DateTimeOffset? next;
-            if (_exchange is not null)
-            {
-                next = _timer.DueAt;
-            }
-            else
-            {
-                next = _keyRetryAt;
-                if (RekeyArmed && _rekeyDueAt is { } rekey)
-                {
-                    next = Earlier(next, rekey);
-                }
-                if (_registered && _refreshAt is { } refresh)
-                {
-                    next = Earlier(next, refresh);
-                }
-            }
-            return _fetch is { } fetch ? Earlier(next, fetch.DueAt) : next;
-        }
-    }
-
-    private static DateTimeOffset Earlier(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x < b ? x : b;
-
     /// <summary>The generation data is sealed with: N, or IK while an init is pending (see docs/protocol.md).</summary>
-    private GenerationKeys TransmitKeys => _awaitingInit ? _ring.Initialization : _ring.Transmit;
+    private GenerationKeys TransmitKeys => _phase == MobileNodePhase.Initializing ? _ring.Initialization : _ring.Transmit;
 
     // While a referenced key is being fetched the HA holds N+1 unconfirmed: asking for another is pointless (rule 5).
-    private bool RekeyArmed => _options.Mode == KeyExchangeMode.Explicit && !_awaitingInit && _ring.DynamicCount > 0 && _fetch is null;
+    private bool RekeyArmed => _options.Mode == KeyExchangeMode.Explicit && _phase == MobileNodePhase.Keyed && _fetch is null;
 
     /// <summary>
     /// Start-up. With dynamic keys restored from the store (and no init left unanswered) the node
@@ -134,32 +105,19 @@ public sealed partial class MobileNodeEngine : IDisposable
     /// unanswered retransmissions lead to an init as usual. Otherwise (PROTOCOL.md section 6):
     /// persist Init Epoch + 1, then BU with KEY-INIT-REQ under IK.
     /// </summary>
-    public void Start()
-    {
-        if (_ring.DynamicCount > 0 && !_state.AwaitingInit)
-        {
-            _rekeyDueAt = _options.RekeyInterval is { } interval ? _time.GetUtcNow() + interval : null;
-            Raise(ProtocolEventKind.StateRestored, _ring.Newest, _state.NextSequence);
-            StartExchange(BindingUpdateKind.Plain);
-            return;
-        }
-        BeginInit();
-    }
+    public void Start() =>
+        Handle(_state.AwaitingInit ? MobileNodeEvent.StartAfterUnansweredInit : MobileNodeEvent.Start);
 
     /// <summary>Starts a new initialization now (a higher epoch), keeping current keys until KEY-DIST arrives.</summary>
-    public void Reinitialize()
-    {
-        Counters.ReInits++;
-        BeginInit();
-    }
+    public void Reinitialize() => Handle(MobileNodeEvent.ReinitializeRequested);
 
     /// <summary>Asks for a new generation now (explicit mode): KEY-UPDATE-REQ in the next BU.</summary>
     public void RequestUpdate()
     {
         _rekeyDueAt = _time.GetUtcNow();
-        if (_exchange is null && RekeyArmed)
+        if (RekeyArmed)
         {
-            StartExchange(BindingUpdateKind.Update);
+            Handle(MobileNodeEvent.UpdateRequested);
         }
     }
 
@@ -167,75 +125,13 @@ public sealed partial class MobileNodeEngine : IDisposable
     public void MoveTo(Ipv6Address careOf)
     {
         _careOf = careOf;
-        if (_ring.DynamicCount == 0 && !_awaitingInit)
-        {
-            // Registering again after a deregistration: there are no keys to use but IK, so initialize.
-            BeginInit();
-        }
-        else if (_exchange is null)
-        {
-            StartExchange(BindingUpdateKind.Plain);
-        }
+        Handle(MobileNodeEvent.Moved);
     }
 
     /// <summary>Deregisters (lifetime 0); on the BA both sides drop their dynamic keys.</summary>
-    public void Deregister() => StartExchange(BindingUpdateKind.Deregister);
+    public void Deregister() => Handle(MobileNodeEvent.DeregisterRequested);
 
-    /// <summary>Runs due timers: BA timeout (retransmit or re-initialize), key retry, rekey, binding refresh.</summary>
-    public void Tick()
-    {
-        var now = _time.GetUtcNow();
-        TickKeyFetch(now);
-        if (_exchange is { } kind)
-        {
-            if (now < _timer.DueAt)
-            {
-                return;
-            }
-            if (_timer.Retransmissions >= _options.MaxUnansweredRetransmissions && kind != BindingUpdateKind.Init)
-            {
-                if (kind == BindingUpdateKind.Deregister)
-                {
-                    EndExchange();
-                    ForgetRegistration();
-                    return;
-                }
-                // PROTOCOL.md section 6: assume the HA lost its keys.
-                Reinitialize();
-                return;
-            }
-            _timer.Backoff(now);
-            Counters.Retransmissions++;
-            if (kind == BindingUpdateKind.Update)
-            {
-                // A retransmission after a lost key exchange carries KEY-RESEND-REQ (section 6).
-                kind = BindingUpdateKind.Resend;
-                _exchange = kind;
-            }
-            if (kind == BindingUpdateKind.Resend)
-            {
-                Counters.Resends++;
-            }
-            ushort sequence = SendBindingUpdate(kind);
-            Raise(ProtocolEventKind.Retransmitted, _ring.Newest, sequence);
-            return;
-        }
-        if (_keyRetryAt is { } retry && retry <= now)
-        {
-            _keyRetryAt = null;
-            StartExchange(_keyRetryKind == BindingUpdateKind.Init && !_awaitingInit ? BindingUpdateKind.Update : _keyRetryKind);
-        }
-        else if (RekeyArmed && _rekeyDueAt is { } rekey && rekey <= now)
-        {
-            StartExchange(BindingUpdateKind.Update);
-        }
-        else if (_registered && _refreshAt is { } refresh && refresh <= now)
-        {
-            StartExchange(BindingUpdateKind.Plain);
-        }
-    }
-
-    private void BeginInit()
+    private void BeginInitialization()
     {
         // The new epoch is persisted with the BU's sequence number before the BU leaves (PROTOCOL.md section 6).
         _state = _state with { InitEpoch = _state.InitEpoch + 1 };
@@ -243,8 +139,8 @@ public sealed partial class MobileNodeEngine : IDisposable
         _random.TryNextSecret(nonce);
         _initNonce = BinaryPrimitives.ReadUInt128BigEndian(nonce);
         CryptographicOperations.ZeroMemory(nonce);
-        _awaitingInit = true;
-        _keyRetryAt = null;
+        _phase = MobileNodePhase.Initializing;
+        _keyRetry = null;
         // A referenced key still being fetched answered the old exchange; the new init supersedes it.
         _fetch = null;
         Raise(ProtocolEventKind.InitStarted, _ring.Initialization, _state.NextSequence);
@@ -253,9 +149,7 @@ public sealed partial class MobileNodeEngine : IDisposable
 
     private void StartExchange(BindingUpdateKind kind)
     {
-        _exchange = kind;
-        _exchangeFirst = _state.NextSequence;
-        _timer.Start(_time.GetUtcNow());
+        _exchange = BindingExchange.Start(kind, _state.NextSequence, _time.GetUtcNow(), _options.InitialBindAckTimeout);
         if (kind == BindingUpdateKind.Update)
         {
             _rekeyDueAt = null;
@@ -266,27 +160,26 @@ public sealed partial class MobileNodeEngine : IDisposable
 
     private void EndExchange()
     {
-        if (_exchange == BindingUpdateKind.Init)
+        if (_exchange.Kind == BindingUpdateKind.Init)
         {
-            _lastInit = (_exchangeFirst, _exchangeLast);
+            _lastInit = (_exchange.First, _exchange.Last);
         }
-        _exchange = null;
-        _timer.Stop();
+        _exchange = _exchange.Ended();
     }
 
+    /// <summary>Drops the binding and the dynamic keys (a deregistration); an init still pending stays pending.</summary>
     private void ForgetRegistration()
     {
         _fetch = null;
         _ring.DropDynamic();
-        _registered = false;
+        if (_phase == MobileNodePhase.Keyed)
+        {
+            _phase = MobileNodePhase.Unkeyed;
+        }
         _refreshAt = null;
         _rekeyDueAt = null;
         Persist();
     }
-
-    /// <summary>True when <paramref name="sequence"/> is one this exchange sent (first ... last, modulo 2^16).</summary>
-    private bool InExchange(ushort sequence) =>
-        !SequenceNumber.IsNewer(_exchangeFirst, sequence) && !SequenceNumber.IsNewer(sequence, _exchangeLast);
 
     private void Raise(ProtocolEventKind kind, GenerationKeys keys, ushort sequence) =>
         _events?.Invoke(new ProtocolEvent(_time.GetUtcNow(), kind, HomeAddress, keys.Generation, keys.SpiMnToHa, keys.SpiHaToMn,
