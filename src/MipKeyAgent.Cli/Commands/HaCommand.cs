@@ -6,9 +6,7 @@ using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
-using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace MipKeyAgent.Cli.Commands;
@@ -110,7 +108,7 @@ internal static class HaCommand
 
     /// <summary>What <see cref="RunAsync"/> opened for the host.</summary>
     private sealed record HostParts(HomeAgentOptions Options, IReadOnlyList<ProvisionedNode> Nodes, OpenedStore Bindings, IReadOnlyList<string> LostNodes,
-        IDatagramTransport Link, HomeAgentDataPlaneHost? HomeLink, ILoggerFactory Loggers);
+        MipKeyAgent.Transport.IDatagramTransport Link, HomeAgentDataPlaneHost? HomeLink, Microsoft.Extensions.Logging.ILoggerFactory Loggers);
 
     /// <summary>The status endpoint, the KME's key supply (checked last), then the home agent itself until <paramref name="stop"/>.</summary>
     private static async Task RunHostAsync(ParseResult parse, HaOptions o, HostParts parts, string socketPath, HomeAgentQkdSettings? qkdSettings,
@@ -149,7 +147,7 @@ internal static class HaCommand
     }
 
     /// <summary>The options of <c>mipkey ha</c>, in the order <c>--help</c> lists them.</summary>
-    private sealed class HaOptions
+    private sealed class HaOptions() : AgentCommandOptions(DataPlaneOptions.ForHomeAgent())
     {
         public Option<FileInfo> Config { get; } = new("--config", "-c") { Description = "Provisioning file: [home-agent] settings and one [mobile-node NAME] per node (see docs/examples/ha.conf).", Required = true };
         public Option<string?> Address { get; } = new("--address") { Description = "The HA's IPv6 address (overrides address in [home-agent])." };
@@ -178,24 +176,9 @@ internal static class HaCommand
         public Option<bool> ImplicitMode { get; } = new("--implicit") { Description = "Implicit mode (no request options; the SPI alone drives the exchange)." };
         public Option<int?> MetricsPort { get; } = new("--metrics-port") { Description = "Also serve /metrics (Prometheus text) and /status on 127.0.0.1:PORT." };
         public Option<string> Socket { get; } = new("--status-socket") { Description = "Unix socket of the status endpoint read by 'mipkey ha status' and 'mipkey keys show'.", DefaultValueFactory = _ => DefaultSocket };
-        public TransportOptions Transport { get; } = new();
-        public DataPlaneOptions DataPlane { get; } = DataPlaneOptions.ForHomeAgent();
         public HomeAgentQkdOptions Qkd { get; } = new();
-        public Option<LogLevel> LogLevel { get; } = CliOptions.LogLevelOption();
-        public Option<bool> JsonLogs { get; } = CliOptions.JsonLogsOption();
 
-
-        public void AddTo(Command command)
-        {
-            command.Options.Add(Config);
-            Transport.AddTo(command);
-            DataPlane.AddTo(command);
-            foreach (var option in new Option[] { Address, Store, VolatileStore, IkCounters, MasterKey, RollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket, LogLevel, JsonLogs })
-            {
-                command.Options.Add(option);
-            }
-            Qkd.AddTo(command);
-        }
+        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, VolatileStore, IkCounters, MasterKey, RollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
     }
 
     private static Command StatusCommand(Func<IAnsiConsole> console)

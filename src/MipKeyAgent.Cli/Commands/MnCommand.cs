@@ -117,7 +117,7 @@ internal static class MnCommand
     }
 
     /// <summary>The options of <c>mipkey mn</c>, in the order <c>--help</c> lists them.</summary>
-    private sealed class MnOptions
+    private sealed class MnOptions() : AgentCommandOptions(DataPlaneOptions.ForMobileNode())
     {
         public Option<FileInfo> Config { get; } = new("--config", "-c") { Description = "Mobile node file: one [mobile-node] section (see docs/examples/mn1.conf).", Required = true };
         public Option<string?> Store { get; } = new("--store") { Description = $"State store (SQLite file): Init Epoch, sequence numbers and keys, so a restart continues under the current keys without re-initializing. Default {MobileNodeStores.DefaultPath}." };
@@ -135,23 +135,9 @@ internal static class MnCommand
         public Option<TimeSpan?> Rekey { get; } = CliOptions.OptionalDuration("--rekey-interval", "The MN's own rekey timer (overrides rekey-interval in the file).");
         public Option<string?> Socket { get; } = new("--status-socket") { Description = "Serve /status and /metrics on this Unix socket." };
         public Option<int?> MetricsPort { get; } = new("--metrics-port") { Description = "Serve /metrics (Prometheus text) and /status on 127.0.0.1:PORT." };
-        public TransportOptions Transport { get; } = new();
-        public DataPlaneOptions DataPlane { get; } = DataPlaneOptions.ForMobileNode();
         public MobileNodeQkdOptions Qkd { get; } = new();
-        public Option<LogLevel> LogLevel { get; } = CliOptions.LogLevelOption();
-        public Option<bool> JsonLogs { get; } = CliOptions.JsonLogsOption();
 
-        public void AddTo(Command command)
-        {
-            command.Options.Add(Config);
-            Transport.AddTo(command);
-            DataPlane.AddTo(command);
-            foreach (var option in new Option[] { Store, VolatileStore, IkCounters, MasterKey, Ping, PingSize, Rekey, Socket, MetricsPort, LogLevel, JsonLogs })
-            {
-                command.Options.Add(option);
-            }
-            Qkd.AddTo(command);
-        }
+        public void AddTo(Command command) => AddTo(command, Config, [Store, VolatileStore, IkCounters, MasterKey, Ping, PingSize, Rekey, Socket, MetricsPort], Qkd);
     }
 
     /// <summary>The fetcher is built (and the KME checked) before the host that applies its completions exists.</summary>

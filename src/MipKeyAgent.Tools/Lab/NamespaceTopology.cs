@@ -35,18 +35,10 @@ public sealed partial class NamespaceTopology
 
     public NamespaceTopology(string prefix = DefaultPrefix, int nodes = 1, bool correspondent = false)
     {
-        if (!PrefixPattern().IsMatch(prefix))
-        {
-            throw new ArgumentException($"lab prefix \"{prefix}\": give 1 to {MaxPrefixLength} of a-z, 0-9 and -, starting with a letter or digit", nameof(prefix));
-        }
-
-        if (nodes is < 0 or > MaxNodes)
-        {
-            throw new ArgumentOutOfRangeException(nameof(nodes), nodes, $"lab nodes: give 0 to {MaxNodes} foreign links");
-        }
-
-        Prefix = prefix;
-        Nodes = nodes;
+        Prefix = PrefixPattern().IsMatch(prefix) ? prefix
+            : throw new ArgumentException($"lab prefix \"{prefix}\": give 1 to {MaxPrefixLength} of a-z, 0-9 and -, starting with a letter or digit", nameof(prefix));
+        Nodes = nodes is >= 0 and <= MaxNodes ? nodes
+            : throw new ArgumentOutOfRangeException(nameof(nodes), nodes, $"lab nodes: give 0 to {MaxNodes} foreign links");
         HasCorrespondent = correspondent;
     }
 
