@@ -8,7 +8,7 @@ namespace MipKeyAgent.Store;
 /// file or the new one, never a mix. Optionally the directory is fsynced too, so the rename itself
 /// survives a power loss.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     /// <summary>Writes <paramref name="content"/> as <paramref name="path"/>; on failure the temporary
     /// file is removed and the old file is left as it was.</summary>

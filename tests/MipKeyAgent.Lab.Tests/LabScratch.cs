@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using MipKeyAgent.Tools.Lab;
 
 namespace MipKeyAgent.Lab.Tests;
 
@@ -29,6 +30,15 @@ internal sealed class LabScratch(string tag) : IAsyncDisposable
 
     /// <summary>An interface or namespace name unique to this run: tag + suffix + role.</summary>
     public string Name(string role) => $"{tag}{_suffix}{role}";
+
+    /// <summary>The lab topology under this run's prefix (tag + suffix), built now and removed on dispose.</summary>
+    public NamespaceTopology Topology(int nodes, bool correspondent = false)
+    {
+        var topology = new NamespaceTopology(Name(""), nodes, correspondent);
+        _namespaces.AddRange(topology.Namespaces);
+        topology.Up(Shell.Command);
+        return topology;
+    }
 
     /// <summary>Creates a namespace (loopback up), removed on dispose.</summary>
     public string Namespace(string role)

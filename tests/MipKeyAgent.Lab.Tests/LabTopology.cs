@@ -1,39 +1,45 @@
+using MipKeyAgent.Tools.Lab;
 using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Lab.Tests;
 
 /// <summary>
-/// Two network namespaces and a tap, built once for the test class and torn down after it:
+/// The lab topology without foreign links (<see cref="NamespaceTopology"/>: home namespace, router
+/// namespace, the home link between them) plus a tap in the router namespace standing in for the
+/// first foreign link, built once for the test class and torn down after it:
 /// <code>
-///  TapTransport (MN)        ns "router"                          ns "home"
-///  fd00:2::100  ==tap==  fd00:2::1 [forwarding] fd00:1::1 ==veth== fd00:1::2  RawSocketTransport (HA)
+///  TapTransport (MN)               ns "rtr"                                ns "home"
+///  2001:db8:100::1  ==tap==  2001:db8:100::ff [forwarding] 2001:db8:1::ff ==veth== 2001:db8:1::1  RawSocketTransport (HA)
 /// </code>
 /// The tap transport plays a mobile node on its care-of link, doing its own neighbour
 /// discovery against the router namespace's kernel; the raw socket transport sits on the
 /// home agent's interface beside a kernel that knows nothing of Mobile IPv6 or ESP.
-/// Names carry a per-run suffix so parallel or crashed runs never collide; everything is
+/// Names carry a per-run prefix so parallel or crashed runs never collide; everything is
 /// deleted in <see cref="DisposeAsync"/>, also when setting up failed halfway.
 /// </summary>
 public sealed class LabTopology : IAsyncLifetime
 {
-    public static readonly Ipv6Address CareOfAddress = Ipv6Address.Parse("fd00:2::100");
-    public static readonly Ipv6Address RouterTapAddress = Ipv6Address.Parse("fd00:2::1");
-    public static readonly Ipv6Address RouterHomeAddress = Ipv6Address.Parse("fd00:1::1");
-    public static readonly Ipv6Address HomeAgentAddress = Ipv6Address.Parse("fd00:1::2");
-    public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("fd00:3::100");
+    public static readonly Ipv6Address CareOfAddress = Ipv6Address.Parse(NamespaceTopology.CareOfAddress(1));
+    public static readonly Ipv6Address RouterTapAddress = Ipv6Address.Parse(NamespaceTopology.RouterForeignAddress(1));
+    public static readonly Ipv6Address RouterHomeAddress = Ipv6Address.Parse(NamespaceTopology.RouterHomeAddress);
+    public static readonly Ipv6Address HomeAgentAddress = Ipv6Address.Parse(NamespaceTopology.HomeAgentAddress);
+    public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse(NamespaceTopology.HomeAddress(1));
 
     private readonly LabScratch _lab = new("mk");
+    private NamespaceTopology? _topology;
 
-    public string RouterNamespace => _lab.Name("r");
+    public string RouterNamespace => Topology.RouterNamespace;
 
-    public string HomeNamespace => _lab.Name("h");
+    public string HomeNamespace => Topology.HomeNamespace;
 
     public string TapName => _lab.Name("t");
 
-    public string RouterVeth => _lab.Name("vr");
+    public string RouterVeth => Topology.RouterHomeLink;
 
-    public string HomeVeth => _lab.Name("vh");
+    public string HomeVeth => Topology.HomeAgentLink;
+
+    private NamespaceTopology Topology => _topology ?? throw new InvalidOperationException("the topology is not built");
 
     public TapTransport Tap { get; private set; } = null!;
 
@@ -76,18 +82,7 @@ public sealed class LabTopology : IAsyncLifetime
 
     private void Build()
     {
-        _lab.Namespace("r");
-        _lab.Namespace("h");
-
-        Shell.Run("ip", "-n", RouterNamespace, "link", "add", RouterVeth, "type", "veth", "peer", "name", HomeVeth, "netns", HomeNamespace);
-        Shell.Run("ip", "netns", "exec", RouterNamespace, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
-
-        // nodad: the addresses are usable at once instead of after a second of duplicate address detection.
-        Shell.Run("ip", "-n", RouterNamespace, "addr", "add", $"{RouterHomeAddress}/64", "dev", RouterVeth, "nodad");
-        Shell.Run("ip", "-n", RouterNamespace, "link", "set", RouterVeth, "up");
-        Shell.Run("ip", "-n", HomeNamespace, "addr", "add", $"{HomeAgentAddress}/64", "dev", HomeVeth, "nodad");
-        Shell.Run("ip", "-n", HomeNamespace, "link", "set", HomeVeth, "up");
-        Shell.Run("ip", "-n", HomeNamespace, "route", "add", "default", "via", RouterHomeAddress.ToString());
+        _topology = _lab.Topology(nodes: 0);
 
         // The tap is created inside the router namespace, its kernel side gets the router's
         // address; the transport's host end answers for the care-of address.
@@ -106,6 +101,6 @@ public sealed class LabTopology : IAsyncLifetime
             LocalAddresses = [HomeAgentAddress],
         }));
 
-        _lab.WaitUntilSettled();
+        _topology.WaitUntilSettled(Shell.Command);
     }
 }

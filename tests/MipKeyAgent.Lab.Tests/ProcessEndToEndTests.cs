@@ -4,12 +4,13 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Xunit.Abstractions;
+using MipKeyAgent.Tools.Lab;
 
 namespace MipKeyAgent.Lab.Tests;
 
 /// <summary>
 /// The released programs end to end: <c>mipkey ha</c> and <c>mipkey mn</c> as separate processes
-/// in their own namespaces (lab/topology.sh), our lossy router between them (lab/lossy-router.py
+/// in their own namespaces (the lab topology of lab/topology.sh), our lossy router between them (lab/lossy-router.py
 /// dropping 20 % of HA->MN ESP: Binding Acknowledgements, Binding Refresh Requests and echo
 /// replies), 3 s rekey timers on both sides, pings every 200 ms through the tunnel, then kill -9
 /// of the HA and a restart on its SQLite store. Counters come from <c>mipkey ha status --json</c>.
@@ -38,12 +39,12 @@ public sealed class ProcessEndToEndTests(ITestOutputHelper output)
 
         var prefix = $"mk{Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant()}-";
         var here = AppContext.BaseDirectory;
-        var topology = Path.Combine(here, "lab", "topology.sh");
+        var topology = new NamespaceTopology(prefix, nodes: 1);
         var dir = Directory.CreateTempSubdirectory("mipkey-e2e-").FullName;
         var processes = new List<AgentProcess>();
         try
         {
-            await Shell.RunAsync("env", [$"MK_PREFIX={prefix}", "MK_NODES=1", "bash", topology, "up"], TimeSpan.FromSeconds(30));
+            await Task.Run(() => topology.Up(Shell.Command));
             var haConf = Private(Path.Combine(dir, "ha.conf"), $"""
                 [home-agent]
                 address = 2001:db8:1::1
@@ -180,7 +181,7 @@ public sealed class ProcessEndToEndTests(ITestOutputHelper output)
             {
                 process.Dispose();
             }
-            await Shell.RunAsync("env", [$"MK_PREFIX={prefix}", "bash", topology, "down"], TimeSpan.FromSeconds(30), check: false);
+            await Task.Run(() => topology.Down(Shell.Command));
             Directory.Delete(dir, recursive: true);
         }
 

@@ -5,6 +5,9 @@ namespace MipKeyAgent.Lab.Tests;
 /// <summary>Runs lab commands (iproute2, python) and fails loudly with their output.</summary>
 internal static class Shell
 {
+    /// <summary>Runs one command given as an argument vector, program first (the lab topology's commands).</summary>
+    public static string Command(IReadOnlyList<string> command) => Run(command[0], [.. command.Skip(1)]);
+
     public static string Run(string file, params string[] arguments) => RunAsync(file, arguments, TimeSpan.FromSeconds(20)).GetAwaiter().GetResult().Output;
 
     public static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> arguments, TimeSpan timeout, bool check = true)

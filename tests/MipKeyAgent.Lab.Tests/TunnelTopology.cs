@@ -5,16 +5,18 @@ using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Transport;
 using MipKeyAgent.Protocol.DataPlane;
+using MipKeyAgent.Tools.Lab;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Lab.Tests;
 
 /// <summary>
-/// The home link, a router and a foreign link, with our home agent and mobile node in-process:
+/// The lab topology with a correspondent and one foreign link (<see cref="NamespaceTopology"/>),
+/// with our home agent and mobile node in-process:
 /// <code>
-///  ns "c" correspondent fd00:1::10 --veth--+
-///                                          +-- bridge fd00:1::1 [ns "r", forwarding] fd00:2::1 --veth-- fd00:2::100 ns "m"
-///  ns "h" home agent    fd00:1::2  --veth--+         (home link fd00:1::/64)                   (care-of)   tun: fd00:1::100 (HoA)
+///  ns "cn" correspondent 2001:db8:1::10 --veth--+
+///                                               +-- bridge 2001:db8:1::ff [ns "rtr", forwarding] 2001:db8:100::ff --veth-- 2001:db8:100::1 ns "fl1"
+///  ns "home" home agent  2001:db8:1::1  --veth--+         (home link 2001:db8:1::/64)                           (care-of)  tun: 2001:db8:1::100 (HoA)
 /// </code>
 /// The home agent (raw socket + <see cref="HomeLinkProxy"/> on its veth, beside a kernel that
 /// does not forward) proxies the HoA on the home link and tunnels to the care-of address; the
@@ -23,27 +25,30 @@ namespace MipKeyAgent.Lab.Tests;
 /// </summary>
 public sealed class TunnelTopology : IAsyncLifetime
 {
-    public static readonly Ipv6Address Correspondent = Ipv6Address.Parse("fd00:1::10");
-    public static readonly Ipv6Address RouterHome = Ipv6Address.Parse("fd00:1::1");
-    public static readonly Ipv6Address HomeAgentAddress = Ipv6Address.Parse("fd00:1::2");
-    public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("fd00:1::100");
-    public static readonly Ipv6Address RouterForeign = Ipv6Address.Parse("fd00:2::1");
-    public static readonly Ipv6Address CareOf = Ipv6Address.Parse("fd00:2::100");
+    public static readonly Ipv6Address Correspondent = Ipv6Address.Parse(NamespaceTopology.CorrespondentAddress);
+    public static readonly Ipv6Address RouterHome = Ipv6Address.Parse(NamespaceTopology.RouterHomeAddress);
+    public static readonly Ipv6Address HomeAgentAddress = Ipv6Address.Parse(NamespaceTopology.HomeAgentAddress);
+    public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse(NamespaceTopology.OnLinkHomeAddress);
+    public static readonly Ipv6Address RouterForeign = Ipv6Address.Parse(NamespaceTopology.RouterForeignAddress(1));
+    public static readonly Ipv6Address CareOf = Ipv6Address.Parse(NamespaceTopology.CareOfAddress(1));
 
     private readonly LabScratch _lab = new("dp");
+    private NamespaceTopology? _topology;
     private RawSocketTransport? _homeAgentRaw;
     private RawSocketTransport? _nodeRaw;
     private HomeLinkProxy? _proxy;
 
-    public string CorrespondentNs => _lab.Name("c");
+    public string CorrespondentNs => Topology.CorrespondentNamespace;
 
-    public string RouterNs => _lab.Name("r");
+    public string RouterNs => Topology.RouterNamespace;
 
-    public string HomeAgentNs => _lab.Name("h");
+    public string HomeAgentNs => Topology.HomeNamespace;
 
-    public string NodeNs => _lab.Name("m");
+    public string NodeNs => Topology.ForeignNamespace(1);
 
     public string TunName => _lab.Name("tun");
+
+    private NamespaceTopology Topology => _topology ?? throw new InvalidOperationException("the topology is not built");
 
     public HomeAgentHost HomeAgent { get; private set; } = null!;
 
@@ -111,44 +116,15 @@ public sealed class TunnelTopology : IAsyncLifetime
 
     private void Build()
     {
-        foreach (var role in new[] { "c", "r", "h", "m" })
+        _topology = _lab.Topology(nodes: 1, correspondent: true);
+        foreach (var (ns, link) in new[] { (CorrespondentNs, _topology.CorrespondentLink), (HomeAgentNs, _topology.HomeAgentLink) })
         {
-            _lab.Namespace(role);
-        }
-
-        var bridge = _lab.Name("br");
-        Shell.Run("ip", "netns", "exec", RouterNs, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1");
-
-        // No multicast snooping: without an MLD querier it could keep solicited-node traffic from the proxy.
-        Shell.Run("ip", "-n", RouterNs, "link", "add", bridge, "type", "bridge", "mcast_snooping", "0");
-        Shell.Run("ip", "-n", RouterNs, "addr", "add", $"{RouterHome}/64", "dev", bridge, "nodad");
-        Shell.Run("ip", "-n", RouterNs, "link", "set", bridge, "up");
-        foreach (var (ns, address, letter) in new[] { (CorrespondentNs, Correspondent, "c"), (HomeAgentNs, HomeAgentAddress, "h") })
-        {
-            var port = _lab.Name($"p{letter}");
-            var end = _lab.Name(letter);
-            Shell.Run("ip", "-n", RouterNs, "link", "add", port, "type", "veth", "peer", "name", end, "netns", ns);
-            Shell.Run("ip", "-n", RouterNs, "link", "set", port, "master", bridge);
-            Shell.Run("ip", "-n", RouterNs, "link", "set", port, "up");
-            Shell.Run("ip", "-n", ns, "addr", "add", $"{address}/64", "dev", end, "nodad");
-            Shell.Run("ip", "-n", ns, "link", "set", end, "up");
-            Shell.Run("ip", "-n", ns, "route", "add", "default", "via", RouterHome.ToString());
-
             // Finished checksums on the home link, as from a real NIC (see lab/txcsum_off.py and docs/dataplane.md).
-            Shell.Run("ip", "netns", "exec", ns, Shell.Python, Path.Combine(AppContext.BaseDirectory, "lab", "txcsum_off.py"), end);
+            Shell.Run("ip", "netns", "exec", ns, Shell.Python, Path.Combine(AppContext.BaseDirectory, "lab", "txcsum_off.py"), link);
         }
 
-        var routerForeign = _lab.Name("rf");
-        var nodeLink = _lab.Name("m");
-        Shell.Run("ip", "-n", RouterNs, "link", "add", routerForeign, "type", "veth", "peer", "name", nodeLink, "netns", NodeNs);
-        Shell.Run("ip", "-n", RouterNs, "addr", "add", $"{RouterForeign}/64", "dev", routerForeign, "nodad");
-        Shell.Run("ip", "-n", RouterNs, "link", "set", routerForeign, "up");
-        Shell.Run("ip", "-n", NodeNs, "addr", "add", $"{CareOf}/64", "dev", nodeLink, "nodad");
-        Shell.Run("ip", "-n", NodeNs, "link", "set", nodeLink, "up");
-
-        _lab.WaitUntilSettled();
-
-        var homeLink = _lab.Name("h");
+        var homeLink = _topology.HomeAgentLink;
+        var nodeLink = _topology.NodeLink(1);
         var provisioning = new MobileNodeProvisioning(HomeAddress, RandomNumberGenerator.GetBytes(32), new Spi(300), new Spi(301));
         _homeAgentRaw = NetworkNamespace.Run(HomeAgentNs, () => RawSocketTransport.Open(new RawSocketTransportOptions
         {
@@ -175,7 +151,7 @@ public sealed class TunnelTopology : IAsyncLifetime
         // Ordinary programs on the node reach everything through the tun from the HoA; only the home
         // agent itself is reached on the care-of link.
         Shell.Run("ip", "-n", NodeNs, "-6", "route", "add", $"{HomeAgentAddress}/128", "via", RouterForeign.ToString(), "dev", nodeLink);
-        Shell.Run("ip", "-n", NodeNs, "-6", "route", "add", "default", "dev", TunName, "src", HomeAddress.ToString());
+        Shell.Run("ip", "-n", NodeNs, "-6", "route", "replace", "default", "dev", TunName, "src", HomeAddress.ToString());
         Node.Run(Node.Engine.Start);
     }
 }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using MipKeyAgent.Cli.Hosting;
 using MipKeyAgent.TestSupport;
 using Xunit.Abstractions;
+using MipKeyAgent.Tools.Lab;
 
 namespace MipKeyAgent.Lab.Tests;
 
@@ -33,7 +34,7 @@ public sealed class VolatileRestartLabTests(ITestOutputHelper output)
 
         var prefix = $"mk{Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant()}-";
         var here = AppContext.BaseDirectory;
-        var topology = Path.Combine(here, "lab", "topology.sh");
+        var topology = new NamespaceTopology(prefix, nodes: 1);
         var dir = Directory.CreateTempSubdirectory("mipkey-volatile-").FullName;
         var processes = new List<AgentProcess>();
         AgentProcess Track(AgentProcess p)
@@ -43,7 +44,7 @@ public sealed class VolatileRestartLabTests(ITestOutputHelper output)
         }
         try
         {
-            await Shell.RunAsync("env", [$"MK_PREFIX={prefix}", "MK_NODES=1", "bash", topology, "up"], TimeSpan.FromSeconds(30));
+            await Task.Run(() => topology.Up(Shell.Command));
             var haConf = Private(Path.Combine(dir, "ha.conf"), $"""
                 [home-agent]
                 address = 2001:db8:1::1
@@ -153,7 +154,7 @@ public sealed class VolatileRestartLabTests(ITestOutputHelper output)
             {
                 p.Dispose();
             }
-            await Shell.RunAsync("env", [$"MK_PREFIX={prefix}", "bash", topology, "down"], TimeSpan.FromSeconds(30), check: false);
+            await Task.Run(() => topology.Down(Shell.Command));
             Directory.Delete(dir, recursive: true);
         }
     }

@@ -13,33 +13,14 @@ using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Bench;
 
-/// <summary>What <c>mipkey bench flood</c> runs.</summary>
-internal sealed record FloodBenchOptions
+/// <summary>What <c>mipkey bench flood</c> runs: closed loop without, then with the flood.</summary>
+internal sealed record FloodBenchOptions() : HomeAgentBenchOptions(100, TimeSpan.FromSeconds(5), 32, "mipkey bench flood")
 {
-    public int Nodes { get; init; } = 100;
-
-    /// <summary>Length of the closed-loop phases (without and with the flood).</summary>
-    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>Exchanges outstanding in the closed-loop phases.</summary>
-    public int Window { get; init; } = 32;
-
     /// <summary>Times the victim node initializes again during the flood (each measured).</summary>
     public int Reinitializations { get; init; } = 5;
 
     /// <summary>Junk datagrams per second; null: as fast as one thread (one core) sends.</summary>
     public double? FloodRate { get; init; }
-
-    public bool Volatile { get; init; }
-
-    /// <summary>Another build's mipkey (dll or executable) to run as the HA; null: this one.</summary>
-    public string? HomeAgentProgram { get; init; }
-
-    public string? AppendTo { get; init; }
-
-    public string? JsonReport { get; init; }
-
-    public string Command { get; init; } = "mipkey bench flood";
 }
 
 /// <summary>What <c>mipkey bench flood</c> measured (also written as JSON with --json).</summary>
@@ -93,109 +74,72 @@ internal static partial class FloodBench
         ProcessBench.RequireRoot(OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess, "flood");
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Nodes, 2);
 
-        var started = DateTimeOffset.UtcNow;
-        string loadBefore = ProcessBench.LoadAverage();
-        string suffix = Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
-        string haNs = $"mkf{suffix}h", lgNs = $"mkf{suffix}g", haLink = $"mkf{suffix}h0", lgLink = $"mkf{suffix}g0";
-        var dir = Directory.CreateTempSubdirectory("mipkey-flood-");
-        var namespaces = new List<string>();
-        Process? homeAgent = null;
-        var haLog = new Queue<string>();
+        await using var rig = new ProcessBenchRig("mkf", "mipkey-flood-");
         var lines = new HomeAgentLines();
+        output.WriteLine($"flood bench: {options.Nodes} nodes, junk {(options.FloodRate is { } r ? $"at {r:F0}/s" : "as fast as one core sends")}, " +
+            $"phases of {options.Duration.TotalSeconds:F0} s, in {rig.Directory.FullName}");
+        var haOptions = new ProcessBenchOptions { Volatile = options.Volatile, HomeAgentLogLevel = "Information", HomeAgentProgram = options.HomeAgentProgram };
+        var before = await rig.StartAsync(options.Nodes, haOptions, lines.Add, cancellationToken).ConfigureAwait(false);
+        var transport = rig.OpenLoadGeneratorSocket(Enumerable.Range(0, options.Nodes).Select(ProcessBench.CareOf));
+        await using var generator = new LoadGenerator(new LoadGeneratorOptions { HomeAgentAddress = ProcessBench.HomeAgentAddress }, rig.Provisioning,
+            ProcessBench.CareOf, transport);
+        var init = generator.Initialize(options.Window, TimeSpan.FromSeconds(60 + options.Nodes / 100.0));
+        output.WriteLine($"init: {generator.Initialized}/{options.Nodes} nodes in {init.Seconds:F1} s");
+        // A warm-up (JIT, caches, the HA's first rekeys), then the phase the flood phase is compared with.
+        generator.RunClosedLoop(TimeSpan.FromSeconds(1), options.Window);
+        var baseline = generator.RunClosedLoop(options.Duration, options.Window);
+        output.WriteLine($"without flood: {baseline.ExchangesPerSecond:F0} exchanges/s, {baseline.Timeouts} timeouts");
+
+        long linesBefore = lines.Count;
+        var flood = await FloodPhaseAsync(rig, generator, lines, options, output, cancellationToken).ConfigureAwait(false);
+        // The HA writes each reason's last summary within its interval of the flood's end.
+        await Task.Delay(TimeSpan.FromSeconds(1.5), cancellationToken).ConfigureAwait(false);
+        var after = await rig.StatusAsync(cancellationToken).ConfigureAwait(false);
+        var report = new FloodBenchReport(options.Command, rig.Started, rig.LoadBefore, ProcessBench.LoadAverage(), Environment.ProcessorCount, options.Nodes,
+            options.HomeAgentProgram ?? "this build", flood.Seconds, flood.Sent, flood.Sent / flood.Seconds, flood.CpuSeconds, flood.Victim, baseline,
+            flood.During, ProcessBench.VerificationDrops(generator.Drops), linesBefore, lines.CountInWindow, lines.DropLinesInWindow(),
+            ProcessBench.Delta(before.Drops, after.Drops), ProcessBench.Delta(before.Counters, after.Counters));
+        ProcessBench.Publish(report, Markdown(report), options.AppendTo, options.JsonReport, output);
+        return report;
+    }
+
+    private sealed record FloodPhase(double Seconds, long Sent, double CpuSeconds, IReadOnlyList<double?> Victim, LoadPhaseResult During);
+
+    /// <summary>Junk from node 0's care-of address under node 0's IK SPI (MN->HA) while the victim re-initializes and the others exchange.</summary>
+    private static async Task<FloodPhase> FloodPhaseAsync(ProcessBenchRig rig, LoadGenerator generator, HomeAgentLines lines, FloodBenchOptions options,
+        TextWriter output, CancellationToken cancellationToken)
+    {
+        await using var flooder = rig.OpenLoadGeneratorSocket([ProcessBench.CareOf(0)]);
+        var junk = Junk(ProcessBench.CareOf(0), ProcessBench.HomeAgentAddress, rig.Provisioning[0].SpiMnToHa.Value);
+        using var stopFlood = new CancellationTokenSource();
+        long floodStart = Stopwatch.GetTimestamp();
+        lines.StartWindow(floodStart);
+        var flood = Task.Factory.StartNew(() => Flood(flooder, junk, options.FloodRate, stopFlood.Token), CancellationToken.None,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var victim = new List<double?>();
+        LoadPhaseResult during;
         try
         {
-            output.WriteLine($"flood bench: {options.Nodes} nodes, junk {(options.FloodRate is { } r ? $"at {r:F0}/s" : "as fast as one core sends")}, " +
-                $"phases of {options.Duration.TotalSeconds:F0} s, in {dir.FullName}");
-            var provisioning = Enumerable.Range(0, options.Nodes).Select(ProcessBench.Provisioning).ToArray();
-            string conf = ProcessBench.WriteProvisioning(dir.FullName, provisioning);
-            try
+            // The flood first fills the HA's socket and log, then the victim re-initializes, again and again.
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            for (int i = 0; i < options.Reinitializations; i++)
             {
-                await ProcessBench.BuildNetworkAsync(haNs, lgNs, haLink, lgLink, namespaces, cancellationToken).ConfigureAwait(false);
-                string socket = Path.Combine(dir.FullName, "ha.sock");
-                var haOptions = new ProcessBenchOptions { Volatile = options.Volatile, HomeAgentLogLevel = "Information", HomeAgentProgram = options.HomeAgentProgram };
-                homeAgent = ProcessBench.StartHomeAgent(haNs, haLink, conf, socket, haOptions, dir.FullName, haLog, lines.Add);
-                var before = await ProcessBench.WaitForStatusAsync(socket, homeAgent, haLog, cancellationToken).ConfigureAwait(false);
-
-                var transport = NetworkNamespace.Run(lgNs, () => RawSocketTransport.Open(new RawSocketTransportOptions
-                {
-                    InterfaceName = lgLink,
-                    LocalAddresses = [.. Enumerable.Range(0, options.Nodes).Select(ProcessBench.CareOf)],
-                }));
-                await using var generator = new LoadGenerator(new LoadGeneratorOptions { HomeAgentAddress = ProcessBench.HomeAgentAddress }, provisioning,
-                    ProcessBench.CareOf, transport);
-                var init = generator.Initialize(options.Window, TimeSpan.FromSeconds(60 + options.Nodes / 100.0));
-                output.WriteLine($"init: {generator.Initialized}/{options.Nodes} nodes in {init.Seconds:F1} s");
-                // A warm-up (JIT, caches, the HA's first rekeys), then the phase the flood phase is compared with.
-                generator.RunClosedLoop(TimeSpan.FromSeconds(1), options.Window);
-                var baseline = generator.RunClosedLoop(options.Duration, options.Window);
-                output.WriteLine($"without flood: {baseline.ExchangesPerSecond:F0} exchanges/s, {baseline.Timeouts} timeouts");
-
-                // The flood: node 0's care-of address, node 0's IK SPI (MN->HA).
-                await using var flooder = NetworkNamespace.Run(lgNs, () => RawSocketTransport.Open(new RawSocketTransportOptions
-                {
-                    InterfaceName = lgLink,
-                    LocalAddresses = [ProcessBench.CareOf(0)],
-                }));
-                var junk = Junk(ProcessBench.CareOf(0), ProcessBench.HomeAgentAddress, provisioning[0].SpiMnToHa.Value);
-                long linesBefore = lines.Count;
-                using var stopFlood = new CancellationTokenSource();
-                long floodStart = Stopwatch.GetTimestamp();
-                lines.StartWindow(floodStart);
-                var flood = Task.Factory.StartNew(() => Flood(flooder, junk, options.FloodRate, stopFlood.Token), CancellationToken.None,
-                    TaskCreationOptions.LongRunning, TaskScheduler.Default);
-                var victim = new List<double?>();
-                LoadPhaseResult during;
-                try
-                {
-                    // The flood first fills the HA's socket and log, then the victim re-initializes, again and again.
-                    await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
-                    for (int i = 0; i < options.Reinitializations; i++)
-                    {
-                        var elapsed = generator.Reinitialize(0, TimeSpan.FromSeconds(10));
-                        victim.Add(elapsed?.TotalMilliseconds);
-                        output.WriteLine($"victim init {i + 1}: {(elapsed is { } e ? $"{e.TotalMilliseconds:F1} ms" : "no answer in 10 s")}");
-                        await Task.Delay(TimeSpan.FromMilliseconds(300), cancellationToken).ConfigureAwait(false);
-                    }
-                    during = generator.RunClosedLoop(options.Duration, options.Window);
-                    output.WriteLine($"with flood: {during.ExchangesPerSecond:F0} exchanges/s, {during.Timeouts} timeouts");
-                }
-                finally
-                {
-                    await stopFlood.CancelAsync().ConfigureAwait(false);
-                }
-                var (sent, cpu) = await flood.ConfigureAwait(false);
-                double floodSeconds = Stopwatch.GetElapsedTime(floodStart).TotalSeconds;
-                output.WriteLine($"flood: {sent:N0} junk datagrams in {floodSeconds:F1} s = {sent / floodSeconds:N0}/s (sender thread CPU {cpu:F1} s)");
-                // The HA writes each reason's last summary within its interval of the flood's end.
-                await Task.Delay(TimeSpan.FromSeconds(1.5), cancellationToken).ConfigureAwait(false);
-                var after = await ProcessBench.WaitForStatusAsync(socket, homeAgent, haLog, cancellationToken).ConfigureAwait(false);
-                long verification = generator.Drops.Where(d => d.Key is DropReason.AuthenticationFailed or DropReason.UnknownSpi
-                    or DropReason.GenerationNotReceivable or DropReason.Replay or DropReason.Malformed or DropReason.BadChecksum
-                    or DropReason.KeyDistributionRejected).Sum(d => d.Value);
-                var report = new FloodBenchReport(options.Command, started, loadBefore, ProcessBench.LoadAverage(), Environment.ProcessorCount, options.Nodes,
-                    options.HomeAgentProgram ?? "this build", floodSeconds, sent, sent / floodSeconds, cpu, victim, baseline, during, verification,
-                    linesBefore, lines.CountInWindow, lines.DropLinesInWindow(), ProcessBench.Delta(before.Drops, after.Drops),
-                    ProcessBench.Delta(before.Counters, after.Counters));
-                Publish(report, options, output);
-                return report;
+                var elapsed = generator.Reinitialize(0, TimeSpan.FromSeconds(10));
+                victim.Add(elapsed?.TotalMilliseconds);
+                output.WriteLine($"victim init {i + 1}: {(elapsed is { } e ? $"{e.TotalMilliseconds:F1} ms" : "no answer in 10 s")}");
+                await Task.Delay(TimeSpan.FromMilliseconds(300), cancellationToken).ConfigureAwait(false);
             }
-            finally
-            {
-                if (homeAgent is not null)
-                {
-                    await ProcessBench.StopAsync(homeAgent).ConfigureAwait(false);
-                }
-            }
+            during = generator.RunClosedLoop(options.Duration, options.Window);
+            output.WriteLine($"with flood: {during.ExchangesPerSecond:F0} exchanges/s, {during.Timeouts} timeouts");
         }
         finally
         {
-            homeAgent?.Dispose();
-            foreach (var ns in namespaces)
-            {
-                await ProcessBench.RunAsync("ip", ["netns", "del", ns], CancellationToken.None, check: false).ConfigureAwait(false);
-            }
-            dir.Delete(recursive: true);
+            await stopFlood.CancelAsync().ConfigureAwait(false);
         }
+        var (sent, cpu) = await flood.ConfigureAwait(false);
+        double floodSeconds = Stopwatch.GetElapsedTime(floodStart).TotalSeconds;
+        output.WriteLine($"flood: {sent:N0} junk datagrams in {floodSeconds:F1} s = {sent / floodSeconds:N0}/s (sender thread CPU {cpu:F1} s)");
+        return new FloodPhase(floodSeconds, sent, cpu, victim, during);
     }
 
     /// <summary>An IPv6 datagram carrying ESP under <paramref name="spi"/> with random bytes after the sequence number.</summary>
@@ -231,21 +175,6 @@ internal static partial class FloodBench
             sent += batch.Flush();
         }
         return (sent, (ThreadCpuClock.Nanoseconds() - clock) / 1e9);
-    }
-
-    private static void Publish(FloodBenchReport report, FloodBenchOptions options, TextWriter output)
-    {
-        string markdown = Markdown(report);
-        output.WriteLine();
-        output.Write(markdown);
-        if (options.AppendTo is { } path)
-        {
-            File.AppendAllText(path, Environment.NewLine + markdown);
-        }
-        if (options.JsonReport is { } json)
-        {
-            File.WriteAllText(json, JsonSerializer.Serialize(report, ProcessBench.Json));
-        }
     }
 
     public static string Markdown(FloodBenchReport r)

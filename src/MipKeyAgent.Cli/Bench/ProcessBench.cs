@@ -14,17 +14,30 @@ using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Bench;
 
-/// <summary>What <c>mipkey bench process</c> runs.</summary>
-internal sealed record ProcessBenchOptions
+/// <summary>
+/// What both process benchmarks (<c>mipkey bench process</c>, <c>mipkey bench flood</c>) take: the
+/// simulated nodes, the phases, the home agent's store and program, where the report goes.
+/// </summary>
+/// <param name="Nodes">Simulated mobile nodes.</param>
+/// <param name="Duration">Length of each measured phase.</param>
+/// <param name="Window">Exchanges outstanding in the closed-loop phases.</param>
+/// <param name="Command">The command line recorded with the report.</param>
+internal abstract record HomeAgentBenchOptions(int Nodes, TimeSpan Duration, int Window, string Command)
 {
-    public int Nodes { get; init; } = 10_000;
+    /// <summary>The HA keeps bindings in memory only (<c>mipkey ha --volatile</c>) instead of its SQLite store.</summary>
+    public bool Volatile { get; init; }
 
-    /// <summary>Length of each measured phase (closed loop, then paced).</summary>
-    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Another build's mipkey (dll or executable) to run as the HA, for before/after comparisons; null: this one.</summary>
+    public string? HomeAgentProgram { get; init; }
 
-    /// <summary>Exchanges outstanding in the closed-loop (maximum rate) phase.</summary>
-    public int Window { get; init; } = 256;
+    public string? AppendTo { get; init; }
 
+    public string? JsonReport { get; init; }
+}
+
+/// <summary>What <c>mipkey bench process</c> runs: closed loop, then paced.</summary>
+internal sealed record ProcessBenchOptions() : HomeAgentBenchOptions(10_000, TimeSpan.FromSeconds(10), 256, "mipkey bench process")
+{
     /// <summary>Fraction of the closed-loop rate the paced phase sends at.</summary>
     public double PacedFraction { get; init; } = 0.5;
 
@@ -34,20 +47,8 @@ internal sealed record ProcessBenchOptions
     /// <summary>A node's own rekey interval (KEY-UPDATE-REQ in its first BU after this much time).</summary>
     public TimeSpan RekeyInterval { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>The HA keeps bindings in memory only (<c>mipkey ha --volatile</c>) instead of its SQLite store.</summary>
-    public bool Volatile { get; init; }
-
     /// <summary>The HA's --log-level.</summary>
     public string HomeAgentLogLevel { get; init; } = "Information";
-
-    /// <summary>Another build's mipkey (dll or executable) to run as the HA, for before/after comparisons; null: this one.</summary>
-    public string? HomeAgentProgram { get; init; }
-
-    public string? AppendTo { get; init; }
-
-    public string? JsonReport { get; init; }
-
-    public string Command { get; init; } = "mipkey bench process";
 }
 
 /// <summary>One measured phase with the home agent process's CPU over it.</summary>
@@ -119,79 +120,41 @@ internal static class ProcessBench
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Nodes, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.Nodes, 1_000_000);
 
-        var started = DateTimeOffset.UtcNow;
-        string loadBefore = LoadAverage();
-        string suffix = Convert.ToHexString(RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
-        string haNs = $"mkb{suffix}h", lgNs = $"mkb{suffix}g", haLink = $"mkb{suffix}h0", lgLink = $"mkb{suffix}g0";
-        var dir = Directory.CreateTempSubdirectory("mipkey-bench-");
-        var namespaces = new List<string>();
-        Process? homeAgent = null;
-        var haLog = new Queue<string>();
-        try
-        {
-            output.WriteLine($"process bench: {options.Nodes} nodes, HA store {(options.Volatile ? "volatile" : "sqlite")}, phases of {options.Duration.TotalSeconds:F0} s, in {dir.FullName}");
-            var provisioning = Enumerable.Range(0, options.Nodes).Select(Provisioning).ToArray();
-            string conf = WriteProvisioning(dir.FullName, provisioning);
-            try
-            {
-                await BuildNetworkAsync(haNs, lgNs, haLink, lgLink, namespaces, cancellationToken).ConfigureAwait(false);
+        await using var rig = new ProcessBenchRig("mkb", "mipkey-bench-");
+        output.WriteLine($"process bench: {options.Nodes} nodes, HA store {(options.Volatile ? "volatile" : "sqlite")}, phases of {options.Duration.TotalSeconds:F0} s, in {rig.Directory.FullName}");
+        var before = await rig.StartAsync(options.Nodes, options, onLine: null, cancellationToken).ConfigureAwait(false);
+        int pid = rig.HomeAgent.Id;
+        var transport = rig.OpenLoadGeneratorSocket(Enumerable.Range(0, options.Nodes).Select(CareOf));
+        await using var generator = new LoadGenerator(new LoadGeneratorOptions { HomeAgentAddress = HomeAgentAddress, RekeyInterval = options.RekeyInterval },
+            rig.Provisioning, CareOf, transport);
 
-                string socket = Path.Combine(dir.FullName, "ha.sock");
-                homeAgent = StartHomeAgent(haNs, haLink, conf, socket, options, dir.FullName, haLog);
-                var before = await WaitForStatusAsync(socket, homeAgent, haLog, cancellationToken).ConfigureAwait(false);
-                int pid = homeAgent.Id;
+        // Init: each BU/BA pair is a full generation on both sides; a generous deadline.
+        var init = Measure(pid, () => generator.Initialize(options.Window, TimeSpan.FromSeconds(60 + options.Nodes / 100.0)));
+        output.WriteLine($"init: {generator.Initialized}/{options.Nodes} nodes in {init.Load.Seconds:F1} s, HA {init.HomeAgentCpuMicrosecondsPerExchange:F0} µs CPU per init");
+        var max = Measure(pid, () => generator.RunClosedLoop(options.Duration, options.Window));
+        output.WriteLine($"closed loop: {max.Load.ExchangesPerSecond:F0} exchanges/s ({max.Load.Rekeys} rekeys of {max.Load.Exchanges}), " +
+            $"HA {max.HomeAgentCpuMicrosecondsPerExchange:F1} µs CPU per exchange, {max.Load.Timeouts} timeouts");
+        double pacedRate = options.PacedRate ?? Math.Max(1, max.Load.ExchangesPerSecond * options.PacedFraction);
+        var paced = Measure(pid, () => generator.RunPaced(pacedRate, options.Duration));
+        output.WriteLine($"paced at {pacedRate:F0}/s: {paced.Load.ExchangesPerSecond:F0} exchanges/s, p50 {paced.Load.Latency.P50:F0} µs, " +
+            $"p99 {paced.Load.Latency.P99:F0} µs, {paced.Load.Timeouts} timeouts");
 
-                var transport = NetworkNamespace.Run(lgNs, () => RawSocketTransport.Open(new RawSocketTransportOptions
-                {
-                    InterfaceName = lgLink,
-                    LocalAddresses = [.. Enumerable.Range(0, options.Nodes).Select(CareOf)],
-                }));
-                await using var generator = new LoadGenerator(new LoadGeneratorOptions { HomeAgentAddress = HomeAgentAddress, RekeyInterval = options.RekeyInterval },
-                    provisioning, CareOf, transport);
-
-                // Init: each BU/BA pair is a full generation on both sides; a generous deadline.
-                var init = Measure(pid, () => generator.Initialize(options.Window, TimeSpan.FromSeconds(60 + options.Nodes / 100.0)));
-                output.WriteLine($"init: {generator.Initialized}/{options.Nodes} nodes in {init.Load.Seconds:F1} s, HA {init.HomeAgentCpuMicrosecondsPerExchange:F0} µs CPU per init");
-                var max = Measure(pid, () => generator.RunClosedLoop(options.Duration, options.Window));
-                output.WriteLine($"closed loop: {max.Load.ExchangesPerSecond:F0} exchanges/s ({max.Load.Rekeys} rekeys of {max.Load.Exchanges}), " +
-                    $"HA {max.HomeAgentCpuMicrosecondsPerExchange:F1} µs CPU per exchange, {max.Load.Timeouts} timeouts");
-                double pacedRate = options.PacedRate ?? Math.Max(1, max.Load.ExchangesPerSecond * options.PacedFraction);
-                var paced = Measure(pid, () => generator.RunPaced(pacedRate, options.Duration));
-                output.WriteLine($"paced at {pacedRate:F0}/s: {paced.Load.ExchangesPerSecond:F0} exchanges/s, p50 {paced.Load.Latency.P50:F0} µs, " +
-                    $"p99 {paced.Load.Latency.P99:F0} µs, {paced.Load.Timeouts} timeouts");
-
-                // A home agent still working through a backlog answers late: the same generous wait as at start.
-                var after = await WaitForStatusAsync(socket, homeAgent, haLog, cancellationToken).ConfigureAwait(false);
-                var drops = generator.Drops.ToDictionary(d => StatusSnapshot.SnakeCase(d.Key.ToString()), d => d.Value);
-                long verification = generator.Drops.Where(d => d.Key is DropReason.AuthenticationFailed or DropReason.UnknownSpi
-                    or DropReason.GenerationNotReceivable or DropReason.Replay or DropReason.Malformed or DropReason.BadChecksum
-                    or DropReason.KeyDistributionRejected).Sum(d => d.Value);
-                var report = new ProcessBenchReport(options.Command, started, loadBefore, LoadAverage(), Environment.ProcessorCount, options.Nodes,
-                    options.Volatile ? "volatile (in memory)" : $"sqlite ({FileSystem(dir.FullName)})", options.HomeAgentLogLevel,
-                    options.HomeAgentProgram ?? "this build", options.RekeyInterval.TotalSeconds, options.Window, generator.Initialized, init, max, pacedRate, paced,
-                    init.Load.Timeouts + max.Load.Timeouts + paced.Load.Timeouts, generator.Retransmissions, drops, verification,
-                    Delta(before.Counters, after.Counters), Delta(before.Drops, after.Drops), [haNs, lgNs]);
-                Publish(report, options, output);
-                return report;
-            }
-            finally
-            {
-                if (homeAgent is not null)
-                {
-                    await StopAsync(homeAgent).ConfigureAwait(false);
-                }
-            }
-        }
-        finally
-        {
-            homeAgent?.Dispose();
-            foreach (var ns in namespaces)
-            {
-                await RunAsync("ip", ["netns", "del", ns], CancellationToken.None, check: false).ConfigureAwait(false);
-            }
-            dir.Delete(recursive: true);
-        }
+        // A home agent still working through a backlog answers late: the same generous wait as at start.
+        var after = await rig.StatusAsync(cancellationToken).ConfigureAwait(false);
+        var drops = generator.Drops.ToDictionary(d => StatusSnapshot.SnakeCase(d.Key.ToString()), d => d.Value);
+        var report = new ProcessBenchReport(options.Command, rig.Started, rig.LoadBefore, LoadAverage(), Environment.ProcessorCount, options.Nodes,
+            options.Volatile ? "volatile (in memory)" : $"sqlite ({FileSystem(rig.Directory.FullName)})", options.HomeAgentLogLevel,
+            options.HomeAgentProgram ?? "this build", options.RekeyInterval.TotalSeconds, options.Window, generator.Initialized, init, max, pacedRate, paced,
+            init.Load.Timeouts + max.Load.Timeouts + paced.Load.Timeouts, generator.Retransmissions, drops, VerificationDrops(generator.Drops),
+            Delta(before.Counters, after.Counters), Delta(before.Drops, after.Drops), [rig.HomeAgentNamespace, rig.LoadGeneratorNamespace]);
+        Publish(report, Markdown(report), options.AppendTo, options.JsonReport, output);
+        return report;
     }
+
+    /// <summary>Drops at the load generator that mean a datagram under a key it should hold failed (zero in a healthy run).</summary>
+    internal static long VerificationDrops(IReadOnlyDictionary<DropReason, long> drops) =>
+        drops.Where(d => d.Key is DropReason.AuthenticationFailed or DropReason.UnknownSpi or DropReason.GenerationNotReceivable or DropReason.Replay
+            or DropReason.Malformed or DropReason.BadChecksum or DropReason.KeyDistributionRejected).Sum(d => d.Value);
 
     /// <summary>The error a user without root gets (the CLI prints it as one line and exits 2).</summary>
     internal static void RequireRoot(bool privileged, string verb = "process")
@@ -395,16 +358,16 @@ internal static class ProcessBench
         }
     }
 
-    private static void Publish(ProcessBenchReport report, ProcessBenchOptions options, TextWriter output)
+    /// <summary>The Markdown table on the output (and appended to <paramref name="appendTo"/>), the report as JSON to <paramref name="jsonPath"/>.</summary>
+    internal static void Publish<TReport>(TReport report, string markdown, string? appendTo, string? jsonPath, TextWriter output)
     {
-        string markdown = Markdown(report);
         output.WriteLine();
         output.Write(markdown);
-        if (options.AppendTo is { } path)
+        if (appendTo is { } path)
         {
             File.AppendAllText(path, Environment.NewLine + markdown);
         }
-        if (options.JsonReport is { } json)
+        if (jsonPath is { } json)
         {
             File.WriteAllText(json, JsonSerializer.Serialize(report, Json));
         }

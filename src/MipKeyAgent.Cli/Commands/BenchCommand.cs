@@ -34,6 +34,32 @@ internal static class BenchCommand
         Description = "Also append the Markdown tables (with the command, date and load) to this file, e.g. docs/benchmarks.md.",
     };
 
+    private static Option<FileInfo?> Json() => new("--json") { Description = "Also write the whole report as JSON to this file." };
+
+    /// <summary>The files a process benchmark reads and writes, checked before anything is built.</summary>
+    private static void CheckFiles(ParseResult parse, Option<string?> program, Option<FileInfo?> json, Option<FileInfo?> append)
+    {
+        StartChecks.ReadableFile("--ha-program", parse.GetValue(program));
+        StartChecks.CreatablePath("--json", parse.GetValue(json)?.FullName);
+        StartChecks.CreatablePath("--append", parse.GetValue(append)?.FullName);
+    }
+
+    private static void Between(Option<int> option, int min, int max, string error) => option.Validators.Add(r =>
+    {
+        if (r.GetValueOrDefault<int>() < min || r.GetValueOrDefault<int>() > max)
+        {
+            r.AddError(error);
+        }
+    });
+
+    private static void AboveZero(Option<double?> option) => option.Validators.Add(r =>
+    {
+        if (r.GetValueOrDefault<double?>() is <= 0)
+        {
+            r.AddError($"{option.Name}: give a rate above 0");
+        }
+    });
+
     private static string CommandLine(ParseResult parse) => "mipkey " + string.Join(' ', parse.Tokens.Select(t => t.Value));
 
     private static Command Engine(TextWriter output)
@@ -109,7 +135,7 @@ internal static class BenchCommand
         {
             Description = "Exchanges/s of the paced phase (default: half the closed-loop rate): two HA builds at the same offered load.",
         };
-        var json = new Option<FileInfo?>("--json") { Description = "Also write the whole report as JSON to this file." };
+        var json = Json();
         var append = Append();
         var command = new Command("process",
             "The process benchmark (needs root): builds two network namespaces joined by a veth pair, runs 'mipkey ha' on raw sockets in " +
@@ -125,32 +151,12 @@ internal static class BenchCommand
         {
             nodes, duration, window, rekey, volatileStore, logLevel, program, pacedRate, json, append,
         };
-        pacedRate.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double?>() is <= 0)
-            {
-                r.AddError("--paced-rate: give a rate above 0");
-            }
-        });
-        nodes.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000)
-            {
-                r.AddError("--nodes: give 1 to 1,000,000");
-            }
-        });
-        window.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-            {
-                r.AddError("--window: give at least 1");
-            }
-        });
+        AboveZero(pacedRate);
+        Between(nodes, 1, 1_000_000, "--nodes: give 1 to 1,000,000");
+        Between(window, 1, int.MaxValue, "--window: give at least 1");
         command.SetAction(async (parse, cancellation) =>
         {
-            StartChecks.ReadableFile("--ha-program", parse.GetValue(program));
-            StartChecks.CreatablePath("--json", parse.GetValue(json)?.FullName);
-            StartChecks.CreatablePath("--append", parse.GetValue(append)?.FullName);
+            CheckFiles(parse, program, json, append);
             var options = new ProcessBenchOptions
             {
                 Nodes = parse.GetValue(nodes),
@@ -180,7 +186,7 @@ internal static class BenchCommand
         var rate = new Option<double?>("--flood-rate") { Description = "Junk datagrams per second (default: as fast as one sender thread goes)." };
         var volatileStore = new Option<bool>("--volatile") { Description = "Run the HA with --volatile instead of its SQLite store." };
         var program = new Option<string?>("--ha-program") { Description = "Run another build's mipkey.dll (or executable) as the HA." };
-        var json = new Option<FileInfo?>("--json") { Description = "Also write the whole report as JSON to this file." };
+        var json = Json();
         var append = Append();
         var command = new Command("flood",
             "Hostile input against the real 'mipkey ha' (needs root; PROTOCOL.md section 8.10): the network of 'bench process', then a junk " +
@@ -193,35 +199,13 @@ internal static class BenchCommand
         {
             nodes, duration, window, reinits, rate, volatileStore, program, json, append,
         };
-        nodes.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 2 or > 100_000)
-            {
-                r.AddError("--nodes: give 2 to 100,000 (node 1 is the victim, the others keep exchanging)");
-            }
-        });
-        foreach (var positive in new[] { window, reinits })
-        {
-            positive.Validators.Add(r =>
-            {
-                if (r.GetValueOrDefault<int>() < 1)
-                {
-                    r.AddError($"{positive.Name}: give at least 1");
-                }
-            });
-        }
-        rate.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double?>() is <= 0)
-            {
-                r.AddError("--flood-rate: give a rate above 0");
-            }
-        });
+        Between(nodes, 2, 100_000, "--nodes: give 2 to 100,000 (node 1 is the victim, the others keep exchanging)");
+        Between(window, 1, int.MaxValue, "--window: give at least 1");
+        Between(reinits, 1, int.MaxValue, "--reinits: give at least 1");
+        AboveZero(rate);
         command.SetAction(async (parse, cancellation) =>
         {
-            StartChecks.ReadableFile("--ha-program", parse.GetValue(program));
-            StartChecks.CreatablePath("--json", parse.GetValue(json)?.FullName);
-            StartChecks.CreatablePath("--append", parse.GetValue(append)?.FullName);
+            CheckFiles(parse, program, json, append);
             var options = new FloodBenchOptions
             {
                 Nodes = parse.GetValue(nodes),

@@ -18,39 +18,7 @@ internal static class HaCommand
 
     public static Command Create(Func<IAnsiConsole> console)
     {
-        var config = new Option<FileInfo>("--config", "-c") { Description = "Provisioning file: [home-agent] settings and one [mobile-node NAME] per node (see docs/examples/ha.conf).", Required = true };
-        var address = new Option<string?>("--address") { Description = "The HA's IPv6 address (overrides address in [home-agent])." };
-        var store = new Option<string?>("--store") { Description = $"Binding store (SQLite file) so a restart keeps keys and bindings. Default {HomeAgentStores.DefaultPath}." };
-        var volatileStore = new Option<bool>("--volatile") { Description = "Keep bindings in memory only: a restart loses them and every node re-initializes. " +
-            "The initialization keys' ESP counter reservations still outlive the process, in --ik-counters." };
-        var ikCounters = new Option<string?>("--ik-counters")
-        {
-            Description = "With --volatile: the file (mode 0600) that keeps the initialization keys' ESP counter reservations, so a restart never " +
-                "repeats a (key, counter) pair (PROTOCOL.md section 8.1). Default: <config>.ik-counters. <config>.ik-used lists the keys already " +
-                "sent under; a node whose key is listed there without a reservation is not served until 'mipkey provision rotate-ik'.",
-        };
-        var masterKey = new Option<string?>("--master-key") { Description = "File with the 32-octet key that encrypts secrets in the store (mode 0600). Default: <store>.key, created on first use." };
-        var acceptRollback = new Option<bool>("--accept-store-rollback")
-        {
-            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or has none: first raise every " +
-                "sequence reservation and generation number to the anchored values. Only after restoring a backup on purpose, or once when the anchor is new.",
-        };
-        var rollbackAnchor = new Option<bool>("--rollback-anchor")
-        {
-            Description = "Keep a rollback anchor (<master-key dir>/<store name>.anchor, sealed high-water marks) and refuse a store older than it " +
-                "or without it. Once the anchor exists it is checked and kept by every start. Costs a rewrite of the whole anchor, O(bindings), " +
-                "at every new generation: for stores of up to a few hundred nodes (docs/store.md).",
-        };
-        var rekey = CliOptions.OptionalDuration("--rekey-interval", "The HA's per-node rekey timer (overrides rekey-interval in the file).");
-        var implicitMode = new Option<bool>("--implicit") { Description = "Implicit mode (no request options; the SPI alone drives the exchange)." };
-        var metricsPort = new Option<int?>("--metrics-port") { Description = "Also serve /metrics (Prometheus text) and /status on 127.0.0.1:PORT." };
-        var socket = new Option<string>("--status-socket") { Description = "Unix socket of the status endpoint read by 'mipkey ha status' and 'mipkey keys show'.", DefaultValueFactory = _ => DefaultSocket };
-        var transport = new TransportOptions();
-        var dataPlane = DataPlaneOptions.ForHomeAgent();
-        var qkd = new HomeAgentQkdOptions();
-        var logLevel = CliOptions.LogLevelOption();
-        var jsonLogs = CliOptions.JsonLogsOption();
-
+        var o = new HaOptions();
         var command = new Command("ha",
             "Runs the home agent: receives ESP-protected Binding Updates, answers with Binding Acknowledgements carrying new keys, keeps two key " +
             "generations per node, rekeys on its own timer, and answers tunnelled pings to its address. Logs every key event; stops cleanly on " +
@@ -63,99 +31,154 @@ internal static class HaCommand
             "  mipkey ha -c ha.conf -i veth-ha --key-source qkd --kme-url https://127.0.0.1:8443 --kme-ca ca.crt --sae-cert sae-SAE_HA.crt \\\n" +
             "      --sae-key sae-SAE_HA.key --slave-sae SAE_MN1 --key-delivery reference\n" +
             "  mipkey ha status");
-        command.Options.Add(config);
-        transport.AddTo(command);
-        dataPlane.AddTo(command);
-        foreach (var o in new Option[] { address, store, volatileStore, ikCounters, masterKey, rollbackAnchor, acceptRollback, rekey, implicitMode, metricsPort, socket, logLevel, jsonLogs })
-        {
-            command.Options.Add(o);
-        }
-        qkd.AddTo(command);
+        o.AddTo(command);
         command.Subcommands.Add(StatusCommand(console));
-        command.SetAction(async (parse, cancellation) =>
-        {
-            var file = HomeAgentConfig.Load(parse.GetRequiredValue(config).FullName);
-            var haAddress = parse.GetValue(address) is { } a
-                ? Ipv6Address.FromIPAddress(IPAddress.TryParse(a, out var parsed) ? parsed : throw new ConfigException("--address", 0, null, $"'{a}' is not an IPv6 address"))
-                : file.Address ?? throw new ConfigException(file.File, 0, "address", "the HA's address is neither in [home-agent] nor given with --address");
-            var options = new HomeAgentOptions
-            {
-                Address = haAddress,
-                VendorId = file.VendorId,
-                Mode = parse.GetValue(implicitMode) ? KeyExchangeMode.Implicit : file.Mode,
-                RekeyInterval = parse.GetValue(rekey) ?? file.RekeyInterval,
-                MaxBindingLifetime = file.MaxBindingLifetime,
-                SendBindingRefreshRequest = file.SendBindingRefreshRequest,
-                KeyDelivery = qkd.Delivery(parse),
-                FallbackKeySource = parse.GetValue(qkd.FallbackLocal) ? new LocalRandomKeySource() : null,
-            };
-            // Every mistake of the command line and the host is found before a key is drawn or a KME
-            // session opened: files and options first, then what is opened locally (store, transport,
-            // status endpoint); the KME comes last.
-            var qkdSettings = qkd.Settings(parse, file, options.RekeyInterval);
-            qkdSettings?.Client.Validate();
-            // A volatile agent's IK counter reservations are files beside its provisioning: read with the
-            // other files, so a node whose counters are lost is named before anything else is checked.
-            var configPath = parse.GetRequiredValue(config).FullName;
-            using var volatileBindings = parse.GetValue(volatileStore) ? HomeAgentStores.Volatile(configPath, parse.GetValue(ikCounters), file.Nodes) : null;
-            IReadOnlyList<string> lostNodes = [];
-            var nodes = volatileBindings is null ? null
-                : HomeAgentStores.ServableNodes(volatileBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
-            transport.Check(parse);
-            dataPlane.Check(parse);
-            var socketPath = Path.GetFullPath(parse.GetValue(socket) ?? DefaultSocket);
-            StartChecks.CreatablePath("--status-socket", socketPath);
-            StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(metricsPort));
-            if (!parse.GetValue(volatileStore))
-            {
-                StartChecks.CreatablePath("--store", parse.GetValue(store) ?? HomeAgentStores.DefaultPath);
-                StartChecks.CreatablePath("--master-key", parse.GetValue(masterKey));
-            }
-            using var loggers = CliOptions.Loggers(parse.GetValue(logLevel), parse.GetValue(jsonLogs));
-            using var durableBindings = volatileBindings is not null ? null
-                : HomeAgentStores.Open(parse.GetValue(store) ?? HomeAgentStores.DefaultPath, parse.GetValue(masterKey),
-                    acceptRollback: parse.GetValue(acceptRollback), rollbackAnchor: parse.GetValue(rollbackAnchor));
-            var bindingStore = volatileBindings ?? durableBindings!;
-            nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
-            await using var link = transport.Open(parse, haAddress);
-            await using var homeLink = dataPlane.OpenHomeAgent(parse, haAddress, loggers);
-            using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
-            using (signals)
-            {
-                HomeAgentHost? running = null;
-                await using var status = await StatusServer.StartAsync(
-                    () => running?.GetStatusAsync() ?? Task.FromException<AgentStatus>(new InvalidOperationException("the home agent is starting")),
-                    socketPath, parse.GetValue(metricsPort), loggers, stop.Token).ConfigureAwait(false);
-                using var removeSocket = new SocketFile(socketPath);
-                // The KME is checked once everything local is open, so an unreachable KME is one line at start.
-                await using var keySupply = qkdSettings is null ? null
-                    : await HomeAgentQkdSupply.StartAsync(qkdSettings, file.Nodes, TimeProvider.System, loggers, cancellation).ConfigureAwait(false);
-                using var host = new HomeAgentHost(new HomeAgentHostSettings(options, nodes, bindingStore.Store,
-                        keySupply?.KeySource ?? (IKeySource)new LocalRandomKeySource(), new RandomSpiSource(), Events: keySupply is null ? null : keySupply.Observe),
-                    link, TimeProvider.System, loggers, homeLink);
-                running = host;
-                var logger = loggers.CreateLogger("mipkey.ha");
-                if (bindingStore.CounterFile is { } counterFile)
-                {
-                    AgentLog.VolatileStore(logger, counterFile);
-                }
-                foreach (var lost in lostNodes)
-                {
-                    AgentLog.InitializationCountersLost(logger, lost);
-                }
-                foreach (var bound in status.Addresses)
-                {
-                    AgentLog.StatusListening(logger, bound);
-                }
-                await host.RunAsync(stop.Token).ConfigureAwait(false);
-                if (keySupply is not null)
-                {
-                    await keySupply.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-                }
-            }
-            return 0;
-        });
+        command.SetAction((parse, cancellation) => RunAsync(parse, o, cancellation));
         return command;
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, HaOptions o, CancellationToken cancellation)
+    {
+        var file = HomeAgentConfig.Load(parse.GetRequiredValue(o.Config).FullName);
+        var options = EngineOptions(parse, o, file);
+        // Every mistake of the command line and the host is found before a key is drawn or a KME
+        // session opened: files and options first, then what is opened locally (store, transport,
+        // status endpoint); the KME comes last.
+        var qkdSettings = o.Qkd.Settings(parse, file, options.RekeyInterval);
+        qkdSettings?.Client.Validate();
+        // A volatile agent's IK counter reservations are files beside its provisioning: read with the
+        // other files, so a node whose counters are lost is named before anything else is checked.
+        var configPath = parse.GetRequiredValue(o.Config).FullName;
+        using var volatileBindings = parse.GetValue(o.VolatileStore) ? HomeAgentStores.Volatile(configPath, parse.GetValue(o.IkCounters), file.Nodes) : null;
+        IReadOnlyList<string> lostNodes = [];
+        var nodes = volatileBindings is null ? null
+            : HomeAgentStores.ServableNodes(volatileBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
+        var socketPath = CheckHost(parse, o);
+        using var loggers = CliOptions.Loggers(parse.GetValue(o.LogLevel), parse.GetValue(o.JsonLogs));
+        using var durableBindings = volatileBindings is not null ? null
+            : HomeAgentStores.Open(parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath, parse.GetValue(o.MasterKey),
+                acceptRollback: parse.GetValue(o.AcceptRollback), rollbackAnchor: parse.GetValue(o.RollbackAnchor));
+        var bindingStore = volatileBindings ?? durableBindings!;
+        nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
+        await using var link = o.Transport.Open(parse, options.Address);
+        await using var homeLink = o.DataPlane.OpenHomeAgent(parse, options.Address, loggers);
+        using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
+        using (signals)
+        {
+            var host = new HostParts(options, nodes, bindingStore, lostNodes, link, homeLink, loggers);
+            await RunHostAsync(parse, o, host, socketPath, qkdSettings, file, stop.Token, cancellation).ConfigureAwait(false);
+        }
+        return 0;
+    }
+
+    /// <summary>The engine's options: [home-agent] of the file, overridden by the command line.</summary>
+    private static HomeAgentOptions EngineOptions(ParseResult parse, HaOptions o, HomeAgentConfig file)
+    {
+        var haAddress = parse.GetValue(o.Address) is { } a
+            ? Ipv6Address.FromIPAddress(IPAddress.TryParse(a, out var parsed) ? parsed : throw new ConfigException("--address", 0, null, $"'{a}' is not an IPv6 address"))
+            : file.Address ?? throw new ConfigException(file.File, 0, "address", "the HA's address is neither in [home-agent] nor given with --address");
+        return new HomeAgentOptions
+        {
+            Address = haAddress,
+            VendorId = file.VendorId,
+            Mode = parse.GetValue(o.ImplicitMode) ? KeyExchangeMode.Implicit : file.Mode,
+            RekeyInterval = parse.GetValue(o.Rekey) ?? file.RekeyInterval,
+            MaxBindingLifetime = file.MaxBindingLifetime,
+            SendBindingRefreshRequest = file.SendBindingRefreshRequest,
+            KeyDelivery = o.Qkd.Delivery(parse),
+            FallbackKeySource = parse.GetValue(o.Qkd.FallbackLocal) ? new LocalRandomKeySource() : null,
+        };
+    }
+
+    /// <summary>The transport, data plane, status endpoint and store paths, checked before anything is opened; the status socket's full path.</summary>
+    private static string CheckHost(ParseResult parse, HaOptions o)
+    {
+        o.Transport.Check(parse);
+        o.DataPlane.Check(parse);
+        var socketPath = Path.GetFullPath(parse.GetValue(o.Socket) ?? DefaultSocket);
+        StartChecks.CreatablePath("--status-socket", socketPath);
+        StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(o.MetricsPort));
+        if (!parse.GetValue(o.VolatileStore))
+        {
+            StartChecks.CreatablePath("--store", parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath);
+            StartChecks.CreatablePath("--master-key", parse.GetValue(o.MasterKey));
+        }
+        return socketPath;
+    }
+
+    /// <summary>What <see cref="RunAsync"/> opened for the host.</summary>
+    private sealed record HostParts(HomeAgentOptions Options, IReadOnlyList<ProvisionedNode> Nodes, OpenedStore Bindings, IReadOnlyList<string> LostNodes,
+        MipKeyAgent.Transport.IDatagramTransport Link, HomeAgentDataPlaneHost? HomeLink, Microsoft.Extensions.Logging.ILoggerFactory Loggers);
+
+    /// <summary>The status endpoint, the KME's key supply (checked last), then the home agent itself until <paramref name="stop"/>.</summary>
+    private static async Task RunHostAsync(ParseResult parse, HaOptions o, HostParts parts, string socketPath, HomeAgentQkdSettings? qkdSettings,
+        HomeAgentConfig file, CancellationToken stop, CancellationToken cancellation)
+    {
+        HomeAgentHost? running = null;
+        await using var status = await StatusServer.StartAsync(
+            () => running?.GetStatusAsync() ?? Task.FromException<AgentStatus>(new InvalidOperationException("the home agent is starting")),
+            socketPath, parse.GetValue(o.MetricsPort), parts.Loggers, stop).ConfigureAwait(false);
+        using var removeSocket = new SocketFile(socketPath);
+        // The KME is checked once everything local is open, so an unreachable KME is one line at start.
+        await using var keySupply = qkdSettings is null ? null
+            : await HomeAgentQkdSupply.StartAsync(qkdSettings, file.Nodes, TimeProvider.System, parts.Loggers, cancellation).ConfigureAwait(false);
+        using var host = new HomeAgentHost(new HomeAgentHostSettings(parts.Options, parts.Nodes, parts.Bindings.Store,
+                keySupply?.KeySource ?? (IKeySource)new LocalRandomKeySource(), new RandomSpiSource(), Events: keySupply is null ? null : keySupply.Observe),
+            parts.Link, TimeProvider.System, parts.Loggers, parts.HomeLink);
+        running = host;
+        var logger = parts.Loggers.CreateLogger("mipkey.ha");
+        if (parts.Bindings.CounterFile is { } counterFile)
+        {
+            AgentLog.VolatileStore(logger, counterFile);
+        }
+        foreach (var lost in parts.LostNodes)
+        {
+            AgentLog.InitializationCountersLost(logger, lost);
+        }
+        foreach (var bound in status.Addresses)
+        {
+            AgentLog.StatusListening(logger, bound);
+        }
+        await host.RunAsync(stop).ConfigureAwait(false);
+        if (keySupply is not null)
+        {
+            await keySupply.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The options of <c>mipkey ha</c>, in the order <c>--help</c> lists them.</summary>
+    private sealed class HaOptions() : AgentCommandOptions(DataPlaneOptions.ForHomeAgent())
+    {
+        public Option<FileInfo> Config { get; } = new("--config", "-c") { Description = "Provisioning file: [home-agent] settings and one [mobile-node NAME] per node (see docs/examples/ha.conf).", Required = true };
+        public Option<string?> Address { get; } = new("--address") { Description = "The HA's IPv6 address (overrides address in [home-agent])." };
+        public Option<string?> Store { get; } = new("--store") { Description = $"Binding store (SQLite file) so a restart keeps keys and bindings. Default {HomeAgentStores.DefaultPath}." };
+        public Option<bool> VolatileStore { get; } = new("--volatile") { Description = "Keep bindings in memory only: a restart loses them and every node re-initializes. " +
+            "The initialization keys' ESP counter reservations still outlive the process, in --ik-counters." };
+        public Option<string?> IkCounters { get; } = new("--ik-counters")
+        {
+            Description = "With --volatile: the file (mode 0600) that keeps the initialization keys' ESP counter reservations, so a restart never " +
+                "repeats a (key, counter) pair (PROTOCOL.md section 8.1). Default: <config>.ik-counters. <config>.ik-used lists the keys already " +
+                "sent under; a node whose key is listed there without a reservation is not served until 'mipkey provision rotate-ik'.",
+        };
+        public Option<string?> MasterKey { get; } = new("--master-key") { Description = "File with the 32-octet key that encrypts secrets in the store (mode 0600). Default: <store>.key, created on first use." };
+        public Option<bool> AcceptRollback { get; } = new("--accept-store-rollback")
+        {
+            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or has none: first raise every " +
+                "sequence reservation and generation number to the anchored values. Only after restoring a backup on purpose, or once when the anchor is new.",
+        };
+        public Option<bool> RollbackAnchor { get; } = new("--rollback-anchor")
+        {
+            Description = "Keep a rollback anchor (<master-key dir>/<store name>.anchor, sealed high-water marks) and refuse a store older than it " +
+                "or without it. Once the anchor exists it is checked and kept by every start. Costs a rewrite of the whole anchor, O(bindings), " +
+                "at every new generation: for stores of up to a few hundred nodes (docs/store.md).",
+        };
+        public Option<TimeSpan?> Rekey { get; } = CliOptions.OptionalDuration("--rekey-interval", "The HA's per-node rekey timer (overrides rekey-interval in the file).");
+        public Option<bool> ImplicitMode { get; } = new("--implicit") { Description = "Implicit mode (no request options; the SPI alone drives the exchange)." };
+        public Option<int?> MetricsPort { get; } = new("--metrics-port") { Description = "Also serve /metrics (Prometheus text) and /status on 127.0.0.1:PORT." };
+        public Option<string> Socket { get; } = new("--status-socket") { Description = "Unix socket of the status endpoint read by 'mipkey ha status' and 'mipkey keys show'.", DefaultValueFactory = _ => DefaultSocket };
+        public HomeAgentQkdOptions Qkd { get; } = new();
+
+        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, VolatileStore, IkCounters, MasterKey, RollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
     }
 
     private static Command StatusCommand(Func<IAnsiConsole> console)

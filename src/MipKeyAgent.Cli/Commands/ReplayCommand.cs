@@ -70,18 +70,7 @@ internal static class ReplayCommand
                 }
                 else
                 {
-                    var ha = HomeAgentConfig.Load(configPath);
-                    var options = new HomeAgentOptions
-                    {
-                        Address = ha.Address ?? HomeAgentAddressOf(records)
-                            ?? throw new ConfigException(configPath, 0, "address", "no [home-agent] address, and no BU in the capture names one"),
-                        VendorId = ha.VendorId,
-                        Mode = ha.Mode,
-                        RekeyInterval = ha.RekeyInterval,
-                        MaxBindingLifetime = ha.MaxBindingLifetime,
-                        SendBindingRefreshRequest = ha.SendBindingRefreshRequest,
-                    };
-                    report = CaptureReplay.Run(records, ha.Nodes, ha.VendorId, options, answers);
+                    report = RunAsHomeAgent(records, configPath, answers);
                 }
             }
             ReplayTable.Write(console(), report, Path.GetFileName(capturePath));
@@ -96,6 +85,23 @@ internal static class ReplayCommand
             return parse.GetValue(strict) && report.Anomalies.Count > 0 ? 1 : 0;
         });
         return command;
+    }
+
+    /// <summary>The capture through a home agent engine provisioned from <paramref name="configPath"/>.</summary>
+    private static ReplayReport RunAsHomeAgent(IReadOnlyList<CapturedDatagram> records, string configPath, PcapWriter? answers)
+    {
+        var ha = HomeAgentConfig.Load(configPath);
+        var options = new HomeAgentOptions
+        {
+            Address = ha.Address ?? HomeAgentAddressOf(records)
+                ?? throw new ConfigException(configPath, 0, "address", "no [home-agent] address, and no BU in the capture names one"),
+            VendorId = ha.VendorId,
+            Mode = ha.Mode,
+            RekeyInterval = ha.RekeyInterval,
+            MaxBindingLifetime = ha.MaxBindingLifetime,
+            SendBindingRefreshRequest = ha.SendBindingRefreshRequest,
+        };
+        return CaptureReplay.Run(records, ha.Nodes, ha.VendorId, options, answers);
     }
 
     private static Ipv6Address? HomeAgentAddressOf(IReadOnlyList<CapturedDatagram> records)

@@ -73,11 +73,7 @@ internal sealed class HomeAgentConfig
         var maxLifetime = TimeSpan.FromSeconds(420);
         bool brr = false;
         bool sawHomeAgent = false;
-        bool inlineKeys = false;
-        var nodes = new List<ProvisionedNode>();
-        var byHomeAddress = new Dictionary<Ipv6Address, string>();
-        var bySpi = new Dictionary<uint, string>();
-        var byName = new HashSet<string>(StringComparer.Ordinal);
+        var provisioned = new NodeTable();
 
         foreach (var section in document.Sections)
         {
@@ -103,43 +99,17 @@ internal sealed class HomeAgentConfig
                     r.RejectUnknown();
                     break;
                 case "mobile-node":
-                    {
-                        var name = section.Label ?? $"mn{nodes.Count + 1}";
-                        if (!byName.Add(name))
-                        {
-                            throw new ConfigException(file, section.Line, null, $"a second [mobile-node {name}] section");
-                        }
-                        var homeEntry = r.Require("home-address");
-                        var home = r.Address(homeEntry);
-                        if (byHomeAddress.TryGetValue(home, out var other))
-                        {
-                            throw r.Error(homeEntry, $"home address {home} is already {other}'s");
-                        }
-                        var mnToHaEntry = r.Require("spi-mn-to-ha");
-                        var haToMnEntry = r.Require("spi-ha-to-mn");
-                        var mnToHa = r.Spi(mnToHaEntry);
-                        var haToMn = r.Spi(haToMnEntry);
-                        CheckSpi(r, mnToHaEntry, mnToHa, bySpi);
-                        bySpi[mnToHa.Value] = $"{name}'s spi-mn-to-ha";
-                        CheckSpi(r, haToMnEntry, haToMn, bySpi);
-                        bySpi[haToMn.Value] = $"{name}'s spi-ha-to-mn";
-                        var suite = r.Find("suite") is { } s ? r.Suite(s) : EspSuite.AesGcm256;
-                        var key = r.Key(r.Require("initialization-key"), baseDirectory, out bool inline);
-                        inlineKeys |= inline;
-                        r.RejectUnknown();
-                        byHomeAddress[home] = name;
-                        nodes.Add(new ProvisionedNode(name, new MobileNodeProvisioning(home, key, mnToHa, haToMn, suite), section.Line));
-                        break;
-                    }
+                    AddNode(file, section, r, baseDirectory, provisioned);
+                    break;
                 default:
                     throw new ConfigException(file, section.Line, null, $"unknown section {section.Title} (expected [home-agent] or [mobile-node NAME])");
             }
         }
-        if (nodes.Count == 0)
+        if (provisioned.Nodes.Count == 0)
         {
             throw new ConfigException(file, 0, null, "no [mobile-node NAME] section: a home agent needs at least one provisioned mobile node");
         }
-        if (checkMode && inlineKeys)
+        if (checkMode && provisioned.InlineKeys)
         {
             ConfigFiles.CheckPrivate(file, 0, null, "it holds initialization keys");
         }
@@ -152,8 +122,52 @@ internal sealed class HomeAgentConfig
             RekeyInterval = rekey,
             MaxBindingLifetime = maxLifetime,
             SendBindingRefreshRequest = brr,
-            Nodes = nodes,
+            Nodes = provisioned.Nodes,
         };
+    }
+
+    /// <summary>The nodes read so far, and what two of them must not share.</summary>
+    private sealed class NodeTable
+    {
+        public List<ProvisionedNode> Nodes { get; } = [];
+
+        public Dictionary<Ipv6Address, string> ByHomeAddress { get; } = [];
+
+        public Dictionary<uint, string> BySpi { get; } = [];
+
+        public HashSet<string> ByName { get; } = new(StringComparer.Ordinal);
+
+        public bool InlineKeys { get; set; }
+    }
+
+    /// <summary>One [mobile-node NAME] section: a name, home address and SPIs no other node has, its suite and initialization key.</summary>
+    private static void AddNode(string file, ConfigSection section, SectionReader r, string baseDirectory, NodeTable table)
+    {
+        var name = section.Label ?? $"mn{table.Nodes.Count + 1}";
+        if (!table.ByName.Add(name))
+        {
+            throw new ConfigException(file, section.Line, null, $"a second [mobile-node {name}] section");
+        }
+        var homeEntry = r.Require("home-address");
+        var home = r.Address(homeEntry);
+        if (table.ByHomeAddress.TryGetValue(home, out var other))
+        {
+            throw r.Error(homeEntry, $"home address {home} is already {other}'s");
+        }
+        var mnToHaEntry = r.Require("spi-mn-to-ha");
+        var haToMnEntry = r.Require("spi-ha-to-mn");
+        var mnToHa = r.Spi(mnToHaEntry);
+        var haToMn = r.Spi(haToMnEntry);
+        CheckSpi(r, mnToHaEntry, mnToHa, table.BySpi);
+        table.BySpi[mnToHa.Value] = $"{name}'s spi-mn-to-ha";
+        CheckSpi(r, haToMnEntry, haToMn, table.BySpi);
+        table.BySpi[haToMn.Value] = $"{name}'s spi-ha-to-mn";
+        var suite = r.Find("suite") is { } s ? r.Suite(s) : EspSuite.AesGcm256;
+        var key = r.Key(r.Require("initialization-key"), baseDirectory, out bool inline);
+        table.InlineKeys |= inline;
+        r.RejectUnknown();
+        table.ByHomeAddress[home] = name;
+        table.Nodes.Add(new ProvisionedNode(name, new MobileNodeProvisioning(home, key, mnToHa, haToMn, suite), section.Line));
     }
 
     private static void CheckSpi(SectionReader r, ConfigEntry entry, Spi spi, Dictionary<uint, string> bySpi)

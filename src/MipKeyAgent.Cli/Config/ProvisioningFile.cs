@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using MipKeyAgent.Store;
 
 namespace MipKeyAgent.Cli.Config;
 
@@ -71,23 +72,7 @@ internal static class ProvisioningFile
     public static HomeAgentConfig Write(string path, string text)
     {
         var config = HomeAgentConfig.Parse(path, text, BaseDirectory(path));
-        var directory = BaseDirectory(path);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        var options = OwnerOnlyOptions(FileMode.CreateNew);
-        try
-        {
-            using (var stream = new FileStream(temporary, options))
-            {
-                stream.Write(Encoding.UTF8.GetBytes(text));
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        AtomicFile.Replace(path, Encoding.UTF8.GetBytes(text), syncDirectory: false);
         return config;
     }
 

@@ -8,7 +8,7 @@ namespace MipKeyAgent.Protocol.DataPlane;
 public sealed class ErrorRateLimiter
 {
     private readonly TimeProvider _time;
-    private double _tokens;
+    private TokenBucket _bucket;
     private long _lastTimestamp;
 
     public ErrorRateLimiter(TimeProvider time, int burst = 10, int perSecond = 10)
@@ -19,7 +19,7 @@ public sealed class ErrorRateLimiter
         _time = time;
         Burst = burst;
         PerSecond = perSecond;
-        _tokens = burst;
+        _bucket = new TokenBucket(burst);
         _lastTimestamp = time.GetTimestamp();
     }
 
@@ -33,13 +33,7 @@ public sealed class ErrorRateLimiter
         long now = _time.GetTimestamp();
         double elapsed = _time.GetElapsedTime(_lastTimestamp, now).TotalSeconds;
         _lastTimestamp = now;
-        _tokens = Math.Min(Burst, _tokens + (elapsed * PerSecond));
-        if (_tokens < 1)
-        {
-            return false;
-        }
-
-        _tokens--;
-        return true;
+        _bucket = _bucket.Take(elapsed, Burst, PerSecond, out bool taken);
+        return taken;
     }
 }

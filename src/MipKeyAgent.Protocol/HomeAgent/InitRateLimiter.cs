@@ -23,11 +23,9 @@ internal sealed class InitRateLimiter(InitRateLimit limit, TimeProvider time)
             {
                 Evict(now);
             }
-            bucket = new Bucket(limit.Burst, now);
+            bucket = new Bucket(new TokenBucket(limit.Burst), now);
         }
-        double tokens = Math.Min(limit.Burst, bucket.Tokens + Math.Max(0, (now - bucket.Updated).TotalSeconds) * limit.RequestsPerSecond);
-        bool allowed = tokens >= 1;
-        _buckets[source] = new Bucket(allowed ? tokens - 1 : tokens, now);
+        _buckets[source] = new Bucket(bucket.Tokens.Take((now - bucket.Updated).TotalSeconds, limit.Burst, limit.RequestsPerSecond, out bool allowed), now);
         return allowed;
     }
 
@@ -35,7 +33,7 @@ internal sealed class InitRateLimiter(InitRateLimit limit, TimeProvider time)
     {
         foreach (var (source, bucket) in _buckets)
         {
-            if (bucket.Tokens + ((now - bucket.Updated).TotalSeconds * limit.RequestsPerSecond) >= limit.Burst)
+            if (bucket.Tokens.Refilled((now - bucket.Updated).TotalSeconds, limit.Burst, limit.RequestsPerSecond) >= limit.Burst)
             {
                 _buckets.Remove(source);
             }
@@ -46,5 +44,5 @@ internal sealed class InitRateLimiter(InitRateLimit limit, TimeProvider time)
         }
     }
 
-    private readonly record struct Bucket(double Tokens, DateTimeOffset Updated);
+    private readonly record struct Bucket(TokenBucket Tokens, DateTimeOffset Updated);
 }

@@ -71,74 +71,17 @@ internal sealed class DatagramMutator
             case 2:
                 return packet[.._random.Next(packet.Length + 1)];
             case 3:
-                {
-                    int extra = _random.Next(50) == 0 ? _random.Next(65_000, 70_000) - packet.Length : _random.Next(1, 65);
-                    var longer = new byte[packet.Length + Math.Max(1, extra)];
-                    packet.CopyTo(longer, 0);
-                    _random.NextBytes(longer.AsSpan(packet.Length));
-                    return longer;
-                }
+                return Extend(packet);
             case 4:
-                {
-                    int offset = LengthOffsets[_random.Next(LengthOffsets.Length)];
-                    if (offset < packet.Length)
-                    {
-                        packet[offset] = _random.Next(3) switch
-                        {
-                            0 => (byte)(packet[offset] + _random.Next(-3, 4)),
-                            1 => Interesting[_random.Next(Interesting.Length)],
-                            _ => (byte)_random.Next(256),
-                        };
-                    }
-                    if (offset is 4 or 5 && packet.Length >= Ipv6Header.Length && _random.Next(2) == 0)
-                    {
-                        // A payload length that is consistent with the new packet length, so parsing goes deeper.
-                        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4), (ushort)(packet.Length - Ipv6Header.Length));
-                    }
-                    return packet;
-                }
+                return EditLength(packet);
             case 5:
-                {
-                    byte[] other = _corpus[_random.Next(_corpus.Count)];
-                    int cut = _random.Next(packet.Length + 1);
-                    int from = _random.Next(2) == 0 ? Math.Min(cut, other.Length) : _random.Next(other.Length + 1);
-                    return [.. packet.AsSpan(0, cut), .. other.AsSpan(from)];
-                }
+                return Splice(packet);
             case 6:
-                if (esp + 4 <= packet.Length)
-                {
-                    uint spi = BinaryPrimitives.ReadUInt32BigEndian(packet.AsSpan(esp));
-                    uint replacement = _random.Next(5) switch
-                    {
-                        0 => spi ^ 0x8000_0000,
-                        1 => 1000u + (uint)_random.Next(2),
-                        2 => (uint)_random.Next(),
-                        _ => SpiOf(_random.Next(_corpus.Count)),
-                    };
-                    BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(esp), replacement);
-                }
-                return packet;
+                return ReplaceSpi(packet, esp);
             case 7:
-                if (esp + 8 <= packet.Length)
-                {
-                    uint sequence = BinaryPrimitives.ReadUInt32BigEndian(packet.AsSpan(esp + 4));
-                    uint replacement = _random.Next(4) switch
-                    {
-                        0 => sequence + 1,
-                        1 => sequence + (uint)_random.Next(1, 1_000_000),
-                        2 => uint.MaxValue,
-                        _ => 0,
-                    };
-                    BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(esp + 4), replacement);
-                }
-                return packet;
+                return ReplaceSequence(packet, esp);
             case 8:
-                {
-                    int at = _random.Next(packet.Length + 1);
-                    var inserted = new byte[_random.Next(1, 17)];
-                    _random.NextBytes(inserted);
-                    return [.. packet.AsSpan(0, at), .. inserted, .. packet.AsSpan(at)];
-                }
+                return Insert(packet);
             case 9:
                 if (packet.Length >= Ipv6Header.Length)
                 {
@@ -148,15 +91,102 @@ internal sealed class DatagramMutator
                 }
                 return packet;
             default:
-                if (packet.Length > 1)
-                {
-                    // Remove a range (a header or option that vanished).
-                    int at = _random.Next(packet.Length);
-                    int count = _random.Next(1, Math.Min(24, packet.Length - at) + 1);
-                    return [.. packet.AsSpan(0, at), .. packet.AsSpan(at + count)];
-                }
-                return packet;
+                return RemoveRange(packet);
         }
+    }
+
+    /// <summary>Random octets appended; now and then past the largest IPv6 packet.</summary>
+    private byte[] Extend(byte[] packet)
+    {
+        int extra = _random.Next(50) == 0 ? _random.Next(65_000, 70_000) - packet.Length : _random.Next(1, 65);
+        var longer = new byte[packet.Length + Math.Max(1, extra)];
+        packet.CopyTo(longer, 0);
+        _random.NextBytes(longer.AsSpan(packet.Length));
+        return longer;
+    }
+
+    /// <summary>A length, next-header or option octet changed.</summary>
+    private byte[] EditLength(byte[] packet)
+    {
+        int offset = LengthOffsets[_random.Next(LengthOffsets.Length)];
+        if (offset < packet.Length)
+        {
+            packet[offset] = _random.Next(3) switch
+            {
+                0 => (byte)(packet[offset] + _random.Next(-3, 4)),
+                1 => Interesting[_random.Next(Interesting.Length)],
+                _ => (byte)_random.Next(256),
+            };
+        }
+        if (offset is 4 or 5 && packet.Length >= Ipv6Header.Length && _random.Next(2) == 0)
+        {
+            // A payload length that is consistent with the new packet length, so parsing goes deeper.
+            BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4), (ushort)(packet.Length - Ipv6Header.Length));
+        }
+        return packet;
+    }
+
+    /// <summary>The head of this packet joined to the tail of another corpus entry.</summary>
+    private byte[] Splice(byte[] packet)
+    {
+        byte[] other = _corpus[_random.Next(_corpus.Count)];
+        int cut = _random.Next(packet.Length + 1);
+        int from = _random.Next(2) == 0 ? Math.Min(cut, other.Length) : _random.Next(other.Length + 1);
+        return [.. packet.AsSpan(0, cut), .. other.AsSpan(from)];
+    }
+
+    private byte[] ReplaceSpi(byte[] packet, int esp)
+    {
+        if (esp + 4 <= packet.Length)
+        {
+            uint spi = BinaryPrimitives.ReadUInt32BigEndian(packet.AsSpan(esp));
+            uint replacement = _random.Next(5) switch
+            {
+                0 => spi ^ 0x8000_0000,
+                1 => 1000u + (uint)_random.Next(2),
+                2 => (uint)_random.Next(),
+                _ => SpiOf(_random.Next(_corpus.Count)),
+            };
+            BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(esp), replacement);
+        }
+        return packet;
+    }
+
+    private byte[] ReplaceSequence(byte[] packet, int esp)
+    {
+        if (esp + 8 <= packet.Length)
+        {
+            uint sequence = BinaryPrimitives.ReadUInt32BigEndian(packet.AsSpan(esp + 4));
+            uint replacement = _random.Next(4) switch
+            {
+                0 => sequence + 1,
+                1 => sequence + (uint)_random.Next(1, 1_000_000),
+                2 => uint.MaxValue,
+                _ => 0,
+            };
+            BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(esp + 4), replacement);
+        }
+        return packet;
+    }
+
+    private byte[] Insert(byte[] packet)
+    {
+        int at = _random.Next(packet.Length + 1);
+        var inserted = new byte[_random.Next(1, 17)];
+        _random.NextBytes(inserted);
+        return [.. packet.AsSpan(0, at), .. inserted, .. packet.AsSpan(at)];
+    }
+
+    /// <summary>A range removed (a header or option that vanished).</summary>
+    private byte[] RemoveRange(byte[] packet)
+    {
+        if (packet.Length > 1)
+        {
+            int at = _random.Next(packet.Length);
+            int count = _random.Next(1, Math.Min(24, packet.Length - at) + 1);
+            return [.. packet.AsSpan(0, at), .. packet.AsSpan(at + count)];
+        }
+        return packet;
     }
 
     private uint SpiOf(int index) =>

@@ -67,118 +67,23 @@ internal sealed class MobilityMutator
         int operations = _random.Next(4) == 0 ? _random.Next(2, 4) : 1;
         for (int i = 0; i < operations; i++)
         {
-            switch (_random.Next(16))
+            int operation = _random.Next(16);
+            switch (operation)
             {
-                case 0:
-                    raw = Flatten(fixedPart, options, raw);
-                    for (int flips = _random.Next(1, 4); flips > 0 && raw.Length > 0; flips--)
-                    {
-                        raw[_random.Next(raw.Length)] ^= (byte)(1 << _random.Next(8));
-                    }
-                    break;
-                case 1:
-                    raw = Flatten(fixedPart, options, raw);
-                    raw = raw[.._random.Next(raw.Length + 1)];
-                    break;
-                case 2:
-                    raw = Flatten(fixedPart, options, raw);
-                    if (raw.Length > 1)
-                    {
-                        raw[1] = _random.Next(2) == 0 ? (byte)(raw[1] + _random.Next(-2, 3)) : Interesting[_random.Next(Interesting.Length)];
-                    }
+                case <= 2:
+                    raw = MutateRaw(operation, Flatten(fixedPart, options, raw));
                     break;
                 case 3:
-                    // MH type, payload proto or reserved octet.
-                    if (fixedPart.Length > 3)
-                    {
-                        int at = _random.Next(3) switch { 0 => 0, 1 => 2, _ => 3 };
-                        fixedPart[at] = _random.Next(2) == 0 ? Interesting[_random.Next(Interesting.Length)] : (byte)_random.Next(8);
-                    }
+                    MutateFixedOctet(fixedPart);
                     break;
                 case 4:
-                    // BU/BA sequence number (BU: 6-7, BA: 8-9).
-                    if (fixedPart.Length >= 12)
-                    {
-                        int at = fixedPart[2] == 6 ? 8 : 6;
-                        ushort sequence = BinaryPrimitives.ReadUInt16BigEndian(fixedPart.AsSpan(at));
-                        ushort changed = _random.Next(5) switch
-                        {
-                            0 => (ushort)(sequence + 1),
-                            1 => (ushort)(sequence - 1),
-                            2 => (ushort)(sequence + 32768),
-                            3 => (ushort)(sequence + _random.Next(2, 40000)),
-                            _ => (ushort)_random.Next(65536),
-                        };
-                        BinaryPrimitives.WriteUInt16BigEndian(fixedPart.AsSpan(at), changed);
-                    }
+                    MutateSequence(fixedPart);
                     break;
                 case 5:
-                    // Lifetime (10-11) or flags (BU 8-9, BA 6-7); a BA status (6) of interest.
-                    if (fixedPart.Length >= 12 && fixedPart[2] == 6 && _random.Next(3) == 0)
-                    {
-                        fixedPart[6] = BaStatuses[_random.Next(BaStatuses.Length)];
-                    }
-                    else if (fixedPart.Length >= 12)
-                    {
-                        int at = _random.Next(2) == 0 ? 10 : fixedPart[2] == 6 ? 6 : 8;
-                        ushort value = _random.Next(4) switch { 0 => 0, 1 => 1, 2 => ushort.MaxValue, _ => (ushort)_random.Next(65536) };
-                        BinaryPrimitives.WriteUInt16BigEndian(fixedPart.AsSpan(at), value);
-                    }
+                    MutateLifetimeOrFlags(fixedPart);
                     break;
-                case 6:
-                    if (options.Count > 0)
-                    {
-                        options.RemoveAt(_random.Next(options.Count));
-                    }
-                    break;
-                case 7:
-                    if (options.Count > 0)
-                    {
-                        var copy = (byte[])options[_random.Next(options.Count)].Clone();
-                        options.Insert(_random.Next(options.Count + 1), copy);
-                    }
-                    break;
-                case 8:
-                    if (options.Count > 1)
-                    {
-                        int a = _random.Next(options.Count);
-                        int b = _random.Next(options.Count);
-                        (options[a], options[b]) = (options[b], options[a]);
-                    }
-                    break;
-                case 9:
-                    options.Insert(_random.Next(options.Count + 1), (byte[])_optionPool[_random.Next(_optionPool.Count)].Clone());
-                    break;
-                case 10:
-                    {
-                        // An option of random type and content.
-                        var option = new byte[2 + _random.Next(0, 24)];
-                        _random.NextBytes(option);
-                        option[0] = _random.Next(3) == 0 ? VendorSpecific : (byte)_random.Next(2, 40);
-                        option[1] = (byte)(option.Length - 2);
-                        options.Insert(_random.Next(options.Count + 1), option);
-                        break;
-                    }
-                case 11:
-                    if (options.Count > 0)
-                    {
-                        // Option length octet, or option data cut short.
-                        int index = _random.Next(options.Count);
-                        var option = options[index];
-                        if (option.Length > 1 && _random.Next(2) == 0)
-                        {
-                            option[1] = _random.Next(2) == 0 ? (byte)(option[1] + _random.Next(-3, 4)) : Interesting[_random.Next(Interesting.Length)];
-                        }
-                        else if (option.Length > 1)
-                        {
-                            int cut = _random.Next(1, option.Length);
-                            options[index] = [.. option.AsSpan(0, cut)];
-                            if (options[index].Length > 1)
-                            {
-                                options[index][1] = (byte)(cut - 2);
-                            }
-                        }
-                    }
+                case <= 11:
+                    MutateOptionList(operation, options);
                     break;
                 default:
                     MutateMipKeyField(options);
@@ -186,6 +91,140 @@ internal sealed class MobilityMutator
             }
         }
         return raw ?? Assemble(fixedPart, options, fix: _random.Next(8) != 0);
+    }
+
+    /// <summary>Edits of the flattened message: bit flips (0), truncation (1), the Header Len octet (2).</summary>
+    private byte[] MutateRaw(int operation, byte[] raw)
+    {
+        switch (operation)
+        {
+            case 0:
+                for (int flips = _random.Next(1, 4); flips > 0 && raw.Length > 0; flips--)
+                {
+                    raw[_random.Next(raw.Length)] ^= (byte)(1 << _random.Next(8));
+                }
+                return raw;
+            case 1:
+                return raw[.._random.Next(raw.Length + 1)];
+            default:
+                if (raw.Length > 1)
+                {
+                    raw[1] = _random.Next(2) == 0 ? (byte)(raw[1] + _random.Next(-2, 3)) : Interesting[_random.Next(Interesting.Length)];
+                }
+                return raw;
+        }
+    }
+
+    /// <summary>MH type, payload proto or reserved octet.</summary>
+    private void MutateFixedOctet(byte[] fixedPart)
+    {
+        if (fixedPart.Length > 3)
+        {
+            int at = _random.Next(3) switch { 0 => 0, 1 => 2, _ => 3 };
+            fixedPart[at] = _random.Next(2) == 0 ? Interesting[_random.Next(Interesting.Length)] : (byte)_random.Next(8);
+        }
+    }
+
+    /// <summary>BU/BA sequence number (BU: 6-7, BA: 8-9).</summary>
+    private void MutateSequence(byte[] fixedPart)
+    {
+        if (fixedPart.Length >= 12)
+        {
+            int at = fixedPart[2] == 6 ? 8 : 6;
+            ushort sequence = BinaryPrimitives.ReadUInt16BigEndian(fixedPart.AsSpan(at));
+            ushort changed = _random.Next(5) switch
+            {
+                0 => (ushort)(sequence + 1),
+                1 => (ushort)(sequence - 1),
+                2 => (ushort)(sequence + 32768),
+                3 => (ushort)(sequence + _random.Next(2, 40000)),
+                _ => (ushort)_random.Next(65536),
+            };
+            BinaryPrimitives.WriteUInt16BigEndian(fixedPart.AsSpan(at), changed);
+        }
+    }
+
+    /// <summary>Lifetime (10-11) or flags (BU 8-9, BA 6-7); a BA status (6) of interest.</summary>
+    private void MutateLifetimeOrFlags(byte[] fixedPart)
+    {
+        if (fixedPart.Length >= 12 && fixedPart[2] == 6 && _random.Next(3) == 0)
+        {
+            fixedPart[6] = BaStatuses[_random.Next(BaStatuses.Length)];
+        }
+        else if (fixedPart.Length >= 12)
+        {
+            int at = _random.Next(2) == 0 ? 10 : fixedPart[2] == 6 ? 6 : 8;
+            ushort value = _random.Next(4) switch { 0 => 0, 1 => 1, 2 => ushort.MaxValue, _ => (ushort)_random.Next(65536) };
+            BinaryPrimitives.WriteUInt16BigEndian(fixedPart.AsSpan(at), value);
+        }
+    }
+
+    /// <summary>Options removed (6), duplicated (7), swapped (8), taken from the pool (9), made up (10), cut or mis-sized (11).</summary>
+    private void MutateOptionList(int operation, List<byte[]> options)
+    {
+        switch (operation)
+        {
+            case 6:
+                if (options.Count > 0)
+                {
+                    options.RemoveAt(_random.Next(options.Count));
+                }
+                break;
+            case 7:
+                if (options.Count > 0)
+                {
+                    var copy = (byte[])options[_random.Next(options.Count)].Clone();
+                    options.Insert(_random.Next(options.Count + 1), copy);
+                }
+                break;
+            case 8:
+                if (options.Count > 1)
+                {
+                    int a = _random.Next(options.Count);
+                    int b = _random.Next(options.Count);
+                    (options[a], options[b]) = (options[b], options[a]);
+                }
+                break;
+            case 9:
+                options.Insert(_random.Next(options.Count + 1), (byte[])_optionPool[_random.Next(_optionPool.Count)].Clone());
+                break;
+            case 10:
+                {
+                    // An option of random type and content.
+                    var option = new byte[2 + _random.Next(0, 24)];
+                    _random.NextBytes(option);
+                    option[0] = _random.Next(3) == 0 ? VendorSpecific : (byte)_random.Next(2, 40);
+                    option[1] = (byte)(option.Length - 2);
+                    options.Insert(_random.Next(options.Count + 1), option);
+                    break;
+                }
+            default:
+                MutateOptionLength(options);
+                break;
+        }
+    }
+
+    /// <summary>Option length octet, or option data cut short.</summary>
+    private void MutateOptionLength(List<byte[]> options)
+    {
+        if (options.Count > 0)
+        {
+            int index = _random.Next(options.Count);
+            var option = options[index];
+            if (option.Length > 1 && _random.Next(2) == 0)
+            {
+                option[1] = _random.Next(2) == 0 ? (byte)(option[1] + _random.Next(-3, 4)) : Interesting[_random.Next(Interesting.Length)];
+            }
+            else if (option.Length > 1)
+            {
+                int cut = _random.Next(1, option.Length);
+                options[index] = [.. option.AsSpan(0, cut)];
+                if (options[index].Length > 1)
+                {
+                    options[index][1] = (byte)(cut - 2);
+                }
+            }
+        }
     }
 
     /// <summary>Field edits inside a MIPKEY option (the most likely place for decision-table bugs).</summary>
@@ -228,47 +267,51 @@ internal sealed class MobilityMutator
                     return;
                 }
             case MipKeySubType.KeyDistribution when data.Length >= 20:
-                {
-                    // Generation (0), suite (4), flags (5), reserved (6), SPIs (8, 12), lifetime (16), key (20...).
-                    int field = _random.Next(7);
-                    switch (field)
-                    {
-                        case 0:
-                            BinaryPrimitives.WriteUInt32BigEndian(data, Word(BinaryPrimitives.ReadUInt32BigEndian(data)));
-                            return;
-                        case 1:
-                            data[4] = (byte)_random.Next(0, 4);
-                            return;
-                        case 2:
-                            data[5] = Interesting[_random.Next(Interesting.Length)];
-                            return;
-                        case 3:
-                        case 4:
-                            {
-                                int at = field == 3 ? 8 : 12;
-                                uint spi = _random.Next(3) == 0
-                                    ? BinaryPrimitives.ReadUInt32BigEndian(data[(field == 3 ? 12 : 8)..]) // both SPIs equal
-                                    : _random.Next(2) == 0 && _spis.Length > 0 ? _spis[_random.Next(_spis.Length)] : Word(BinaryPrimitives.ReadUInt32BigEndian(data[at..]));
-                                BinaryPrimitives.WriteUInt32BigEndian(data[at..], spi);
-                                return;
-                            }
-                        case 5:
-                            BinaryPrimitives.WriteUInt32BigEndian(data[16..], Word(BinaryPrimitives.ReadUInt32BigEndian(data[16..])));
-                            return;
-                        default:
-                            if (data.Length > 20)
-                            {
-                                data[20 + _random.Next(data.Length - 20)] ^= (byte)(1 << _random.Next(8));
-                            }
-                            return;
-                    }
-                }
+                MutateKeyDistribution(data);
+                return;
             case MipKeySubType.KeyStatus:
                 data[_random.Next(2) == 0 ? 0 : 3] = Interesting[_random.Next(Interesting.Length)];
                 return;
             default:
                 // KEY-UPDATE-REQ / KEY-RESEND-REQ: the generation the MN holds.
                 BinaryPrimitives.WriteUInt32BigEndian(data, Word(BinaryPrimitives.ReadUInt32BigEndian(data)));
+                return;
+        }
+    }
+
+    /// <summary>Generation (0), suite (4), flags (5), reserved (6), SPIs (8, 12), lifetime (16), key (20...) of a KEY-DIST.</summary>
+    private void MutateKeyDistribution(Span<byte> data)
+    {
+        int field = _random.Next(7);
+        switch (field)
+        {
+            case 0:
+                BinaryPrimitives.WriteUInt32BigEndian(data, Word(BinaryPrimitives.ReadUInt32BigEndian(data)));
+                return;
+            case 1:
+                data[4] = (byte)_random.Next(0, 4);
+                return;
+            case 2:
+                data[5] = Interesting[_random.Next(Interesting.Length)];
+                return;
+            case 3:
+            case 4:
+                {
+                    int at = field == 3 ? 8 : 12;
+                    uint spi = _random.Next(3) == 0
+                        ? BinaryPrimitives.ReadUInt32BigEndian(data[(field == 3 ? 12 : 8)..]) // both SPIs equal
+                        : _random.Next(2) == 0 && _spis.Length > 0 ? _spis[_random.Next(_spis.Length)] : Word(BinaryPrimitives.ReadUInt32BigEndian(data[at..]));
+                    BinaryPrimitives.WriteUInt32BigEndian(data[at..], spi);
+                    return;
+                }
+            case 5:
+                BinaryPrimitives.WriteUInt32BigEndian(data[16..], Word(BinaryPrimitives.ReadUInt32BigEndian(data[16..])));
+                return;
+            default:
+                if (data.Length > 20)
+                {
+                    data[20 + _random.Next(data.Length - 20)] ^= (byte)(1 << _random.Next(8));
+                }
                 return;
         }
     }
