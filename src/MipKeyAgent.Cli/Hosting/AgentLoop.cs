@@ -29,8 +29,8 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
 {
     private const int MaxDatagram = 65_535 + 40;
 
-    /// <summary>Inbox items per group (the unbatched loop): bounds the wait of a group's first answer.</summary>
-    internal const int MaxGroup = 64;
+    /// <summary>Inbox items (unbatched) or received datagrams (batched) per group: bounds the wait of a group's first answer.</summary>
+    internal const int MaxGroup = 256;
 
     private readonly IDatagramTransport _transport;
     private readonly TimeProvider _time;
@@ -368,6 +368,14 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
                 committed = false;
                 BeginGroup();
                 Handle(received, count, onDatagram);
+                // A full batch means more may be waiting (they queue while a group's commit syncs): taken into
+                // the same group, so one commit covers what arrived during the last one.
+                for (int handled = count; _store is not null && count == received.Capacity && handled < MaxGroup; handled += count)
+                {
+                    count = ReceiveWaiting(direct, received);
+                    Handle(received, count, onDatagram);
+                }
+                count = 0;
                 while (_inbox.Reader.TryRead(out var work))
                 {
                     Run(work);
@@ -412,6 +420,19 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
                 CommitGroup();
             }
             _loopThread = 0;
+        }
+    }
+
+    /// <summary>What is readable now (no wait); 0 on a transport failure, which the next waiting receive reports.</summary>
+    private static int ReceiveWaiting(IBatchingTransport direct, RawReceiveBatch received)
+    {
+        try
+        {
+            return direct.ReceiveBatch(received, 0);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return 0;
         }
     }
 
