@@ -13,6 +13,11 @@ internal sealed class RollbackGuard
     private readonly StoreAnchor _anchor;
     private StoreMarks _marks;
 
+    /// <summary>Inside a store's group of writes: the marks so far (written by <see cref="CommitGroup"/>), or null.</summary>
+    private StoreMarks? _group;
+
+    private bool _grouping;
+
     private RollbackGuard(StoreAnchor anchor, StoreMarks marks)
     {
         _anchor = anchor;
@@ -96,15 +101,46 @@ internal sealed class RollbackGuard
         marks.GenerationReserved.Clear();
     });
 
-    public static long CountRetired(StoreConnection db)
+    public static long CountRetired(StoreConnection db, SqliteTransaction? transaction = null)
     {
-        using var command = db.Command("SELECT COUNT(*) FROM retired_spis");
+        using var command = db.Command("SELECT COUNT(*) FROM retired_spis", transaction);
         return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Applies a change to the marks and rewrites the anchor when they moved.</summary>
+    /// <summary>
+    /// The store opened a group of writes: until <see cref="CommitGroup"/> the changes are collected and the anchor
+    /// is not written (an anchor ahead of an uncommitted database would make it look rolled back at the next open).
+    /// </summary>
+    public void BeginGroup() => _grouping = true;
+
+    /// <summary>The group's transaction is committed: the anchor is written once, when a mark moved.</summary>
+    public void CommitGroup()
+    {
+        var next = _group;
+        _group = null;
+        _grouping = false;
+        if (next is not null && !next.SameAs(_marks))
+        {
+            _anchor.Write(next);
+            _marks = next;
+        }
+    }
+
+    /// <summary>The group was rolled back: its changes are forgotten.</summary>
+    public void AbandonGroup()
+    {
+        _group = null;
+        _grouping = false;
+    }
+
+    /// <summary>Applies a change to the marks and rewrites the anchor when they moved (inside a group: collects it).</summary>
     private void Apply(Action<StoreMarks> change)
     {
+        if (_grouping)
+        {
+            change(_group ??= _marks.Clone());
+            return;
+        }
         var next = _marks.Clone();
         change(next);
         if (next.SameAs(_marks))

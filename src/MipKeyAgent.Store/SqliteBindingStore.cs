@@ -9,15 +9,18 @@ namespace MipKeyAgent.Store;
 /// <para>Journal: WAL with <c>synchronous=FULL</c>. NORMAL would survive a process crash but may
 /// lose the last commits on power loss; a lost commit could be an outbound sequence reservation,
 /// and resuming below it would repeat a GCM IV under a live key (RFC 4106 section 3) or forget a
-/// generation already sent to the node. Writes are per BU and per 4096 packets, so the fsync per
-/// commit is cheap enough.</para>
+/// generation already sent to the node.</para>
+/// <para>Group commit (<see cref="BeginGroup"/>, <see cref="CommitGroup"/>): the agent loop puts all the
+/// writes of one batch of received datagrams in one transaction, opened at the group's first write, and
+/// commits it with one fsync before any answer of the batch leaves. A write that fails inside a group
+/// fails the whole group: <see cref="CommitGroup"/> then rolls the transaction back and throws.</para>
 /// <para>At rest: each generation secret is AES-256-GCM encrypted under the <see cref="MasterKey"/>;
 /// every row (binding, generation, IK reservation) carries a GCM seal whose associated data names
 /// the table, the row and all its columns, so an edited, corrupted or swapped row is refused with a
 /// <see cref="BindingStoreException"/> naming it. Not covered: rolling the whole file back to an
 /// older copy (see docs/security.md).</para>
 /// </remarks>
-public sealed class SqliteBindingStore : IBindingStore, IDisposable
+public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
 {
     private readonly StoreConnection _db;
 
@@ -162,7 +165,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         List<BindingRows.GenerationRow>? generations = null;
         {
-            var command = _db.Statements.Get(BindingStatements.SelectGenerations, null, "$home");
+            var command = _db.Statements.Get(BindingStatements.SelectGenerations, _group, "$home");
             command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
             while (reader.Read())
@@ -171,7 +174,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             }
         }
 
-        var binding = _db.Statements.Get(BindingStatements.SelectBinding, null, "$home");
+        var binding = _db.Statements.Get(BindingStatements.SelectBinding, _group, "$home");
         binding.Parameters[0].Value = home;
         using var row = binding.ExecuteReader();
         if (!row.Read())
@@ -195,19 +198,17 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             lock (_lock)
             {
                 Forget(record.HomeAddress);
-                using var transaction = _db.Connection.BeginTransaction();
-                var upsert = _db.Statements.Get(BindingStatements.UpsertBinding, transaction, BindingStatements.UpsertBindingParameters);
-                BindingRows.BindBinding(upsert.Parameters, home, record, _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
-                upsert.ExecuteNonQuery();
-                // The generation rows the record no longer holds go; the held ones are upserted in place.
-                var delete = _db.Statements.Get(BindingStatements.DeleteStaleGenerations, transaction, "$home", "$newest", "$previous");
-                delete.Parameters[0].Value = home;
-                delete.Parameters[1].Value = record.Newest is null ? 0L : 1L;
-                delete.Parameters[2].Value = record.Previous is null ? 0L : 1L;
-                delete.ExecuteNonQuery();
-                UpsertGeneration(transaction, home, GenerationColumns.NewestSlot, record.Newest);
-                UpsertGeneration(transaction, home, GenerationColumns.PreviousSlot, record.Previous);
-                transaction.Commit();
+                var transaction = BeginWrite();
+                try
+                {
+                    WriteBinding(transaction, home, record);
+                    EndWrite(transaction);
+                }
+                catch (Exception e)
+                {
+                    FailWrite(transaction, e);
+                    throw;
+                }
                 _rollback?.Saved(home, record);
             }
         }
@@ -220,6 +221,21 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             // IBindingStore.Save takes ownership of the secrets: encrypted and written, the plain copies go.
             BindingRows.ZeroSecrets(record);
         }
+    }
+
+    private void WriteBinding(SqliteTransaction transaction, string home, BindingRecord record)
+    {
+        var upsert = _db.Statements.Get(BindingStatements.UpsertBinding, transaction, BindingStatements.UpsertBindingParameters);
+        BindingRows.BindBinding(upsert.Parameters, home, record, _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
+        upsert.ExecuteNonQuery();
+        // The generation rows the record no longer holds go; the held ones are upserted in place.
+        var delete = _db.Statements.Get(BindingStatements.DeleteStaleGenerations, transaction, "$home", "$newest", "$previous");
+        delete.Parameters[0].Value = home;
+        delete.Parameters[1].Value = record.Newest is null ? 0L : 1L;
+        delete.Parameters[2].Value = record.Previous is null ? 0L : 1L;
+        delete.ExecuteNonQuery();
+        UpsertGeneration(transaction, home, GenerationColumns.NewestSlot, record.Newest);
+        UpsertGeneration(transaction, home, GenerationColumns.PreviousSlot, record.Previous);
     }
 
     private void UpsertGeneration(SqliteTransaction transaction, string home, int slot, GenerationRecord? generation)
@@ -242,14 +258,22 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             Forget(homeAddress);
-            using var transaction = _db.Connection.BeginTransaction();
-            foreach (string sql in new[] { BindingStatements.DeleteGenerations, BindingStatements.DeleteBinding })
+            var transaction = BeginWrite();
+            try
             {
-                var delete = _db.Statements.Get(sql, transaction, "$home");
-                delete.Parameters[0].Value = home;
-                delete.ExecuteNonQuery();
+                foreach (string sql in new[] { BindingStatements.DeleteGenerations, BindingStatements.DeleteBinding })
+                {
+                    var delete = _db.Statements.Get(sql, transaction, "$home");
+                    delete.Parameters[0].Value = home;
+                    delete.ExecuteNonQuery();
+                }
+                EndWrite(transaction);
             }
-            transaction.Commit();
+            catch (Exception e)
+            {
+                FailWrite(transaction, e);
+                throw;
+            }
             _rollback?.Removed(home);
         }
     }
@@ -263,7 +287,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 return preloaded;
             }
-            var command = _db.Statements.Get(BindingStatements.SelectReservation, null, "$home");
+            var command = _db.Statements.Get(BindingStatements.SelectReservation, _group, "$home");
             command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
             if (!reader.Read())
@@ -282,17 +306,24 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloadedReserved.Remove(homeAddress);
-            var command = _db.Statements.Get(BindingStatements.UpsertReservation, null, BindingStatements.UpsertReservationParameters);
-            command.Parameters[BindingRows.ReservationHome].Value = home;
-            command.Parameters[BindingRows.Reserved].Value = (long)reserved;
-            command.Parameters[BindingRows.ReservationSeal].Value = _db.Seal.Seal([], BindingRows.ReservationAssociated(_associated, home, reserved));
+            var transaction = BeginWrite();
             try
             {
+                var command = _db.Statements.Get(BindingStatements.UpsertReservation, transaction, BindingStatements.UpsertReservationParameters);
+                command.Parameters[BindingRows.ReservationHome].Value = home;
+                command.Parameters[BindingRows.Reserved].Value = (long)reserved;
+                command.Parameters[BindingRows.ReservationSeal].Value = _db.Seal.Seal([], BindingRows.ReservationAssociated(_associated, home, reserved));
                 command.ExecuteNonQuery();
+                EndWrite(transaction);
             }
-            catch (SqliteException e)
+            catch (Exception e)
             {
-                throw new BindingStoreException($"writing the IK reservation of {home} to '{Path}' failed: {e.Message}", e);
+                FailWrite(transaction, e);
+                if (e is SqliteException)
+                {
+                    throw new BindingStoreException($"writing the IK reservation of {home} to '{Path}' failed: {e.Message}", e);
+                }
+                throw;
             }
             _rollback?.Reserved(home, reserved);
         }
@@ -303,7 +334,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             var spis = new List<uint>();
-            using var command = _db.Command("SELECT spi FROM retired_spis");
+            using var command = _db.Command("SELECT spi FROM retired_spis", _group);
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
@@ -318,9 +349,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         ArgumentNullException.ThrowIfNull(spis);
         lock (_lock)
         {
+            var transaction = BeginWrite();
             try
             {
-                using var transaction = _db.Connection.BeginTransaction();
                 using var insert = _db.Command("INSERT OR IGNORE INTO retired_spis (spi) VALUES ($spi)", transaction);
                 var parameter = insert.Parameters.Add("$spi", SqliteType.Integer);
                 foreach (uint spi in spis)
@@ -328,13 +359,18 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                     parameter.Value = (long)spi;
                     insert.ExecuteNonQuery();
                 }
-                transaction.Commit();
+                EndWrite(transaction);
             }
-            catch (SqliteException e)
+            catch (Exception e)
             {
-                throw new BindingStoreException($"writing retired SPIs to '{Path}' failed: {e.Message}", e);
+                FailWrite(transaction, e);
+                if (e is SqliteException)
+                {
+                    throw new BindingStoreException($"writing retired SPIs to '{Path}' failed: {e.Message}", e);
+                }
+                throw;
             }
-            _rollback?.Retired(RollbackGuard.CountRetired(_db));
+            _rollback?.Retired(RollbackGuard.CountRetired(_db, _group));
         }
     }
 
@@ -344,7 +380,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             ZeroPreloaded();
-            _db.Execute("DELETE FROM generations; DELETE FROM bindings;");
+            var transaction = BeginWrite();
+            _db.Execute("DELETE FROM generations; DELETE FROM bindings;", transaction);
+            EndWrite(transaction);
             _rollback?.BindingsLost();
         }
     }
@@ -354,6 +392,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             ZeroPreloaded();
+            // An uncommitted group is dropped, never committed by the close.
+            RollBack(_group);
+            _group?.Dispose();
+            _group = null;
+            _grouping = false;
             _db.Dispose();
         }
     }

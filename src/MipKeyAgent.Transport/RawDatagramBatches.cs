@@ -197,6 +197,9 @@ public sealed class RawSendBatch
         Count++;
     }
 
+    /// <summary>Forgets the collected datagrams without sending them.</summary>
+    public void Clear() => Count = 0;
+
     /// <summary>
     /// Sends every collected datagram, in order, with as few sendmmsg calls as the kernel allows.
     /// A datagram the kernel refuses (no route, ...) is skipped and counted in <see cref="Failed"/>.

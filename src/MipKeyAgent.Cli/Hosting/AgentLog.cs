@@ -53,6 +53,10 @@ internal static partial class AgentLog
     [LoggerMessage(EventId = 23, Level = LogLevel.Error, Message = "unhandled error in the agent loop")]
     public static partial void LoopError(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 24, Level = LogLevel.Critical, Message = "the state store failed to commit a group of writes; its {Held} " +
+        "answer(s) were not sent and the agent stops: its state in memory is ahead of the store (a restart resumes from the store)")]
+    public static partial void GroupCommitFailed(ILogger logger, int held, Exception exception);
+
     [LoggerMessage(EventId = 30, Level = LogLevel.Debug, Message = "data: {Direction} {Node} generation {Generation}, {Length} octets")]
     public static partial void Data(ILogger logger, string direction, string node, Generation generation, int length);
 

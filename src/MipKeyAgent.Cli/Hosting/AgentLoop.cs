@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using MipKeyAgent.Protocol;
+using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Transport;
 using Microsoft.Extensions.Logging;
 
@@ -16,10 +17,20 @@ namespace MipKeyAgent.Cli.Hosting;
 /// each datagram in place, collects what the engine emits in a send batch and hands it to the
 /// kernel with one sendmmsg per received batch; it waits in poll on the socket and an eventfd
 /// that <see cref="Post"/> signals. No allocation, copy or thread hand-off per datagram.
+/// <para>Group commit (with a <see cref="IBindingStore"/>, the HA's): each turn of the loop (a received
+/// batch, the posted work, a due tick; at most <see cref="MaxGroup"/> inbox items) runs inside one store
+/// group, and everything the engine sent meanwhile is held back until <see cref="IBindingStore.CommitGroup"/>
+/// returns: no BA, KEY-DIST or data packet sealed under a new sequence reservation leaves before the state it
+/// reflects is durable. When the commit throws, the held packets are dropped, the failure is logged and
+/// <see cref="RunAsync"/> ends with it: the engine's state is then ahead of the store, and the agent must not
+/// answer from it (a restart resumes from what the store holds).</para>
 /// </summary>
 internal sealed class AgentLoop : IDatagramSink, IDisposable
 {
     private const int MaxDatagram = 65_535 + 40;
+
+    /// <summary>Inbox items (unbatched) or received datagrams (batched) per group: bounds the wait of a group's first answer.</summary>
+    internal const int MaxGroup = 256;
 
     private readonly IDatagramTransport _transport;
     private readonly TimeProvider _time;
@@ -29,12 +40,19 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
     private readonly IBatchingTransport? _direct;
     private readonly RawSendBatch? _batch;
     private readonly TransportWakeup? _wakeup;
+    private readonly IBindingStore? _store;
+
+    /// <summary>Sends held back until the open group commits (all of them unbatched; on the batched loop those the send batch cannot take).</summary>
+    private readonly List<byte[]> _held = [];
+    private bool _grouping;
     private int _loopThread;
 
-    public AgentLoop(IDatagramTransport transport, TimeProvider time, ILogger logger)
+    /// <param name="store">The store whose writes each turn of the loop groups (the HA's); null: no groups.</param>
+    public AgentLoop(IDatagramTransport transport, TimeProvider time, ILogger logger, IBindingStore? store = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
         _transport = transport;
+        _store = store;
         _direct = transport.Batching;
         if (_direct is not null && _direct.BatchesSupported)
         {
@@ -53,10 +71,15 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
     /// <summary>
     /// The engine's sink. On the batched raw loop's thread: copied into the send batch, sent at the
     /// end of the current batch of work; elsewhere on a raw socket: sent at once; otherwise copied
-    /// (the engine reuses its buffer) and queued for the send loop.
+    /// (the engine reuses its buffer) and queued for the send loop. Inside a group, nothing leaves
+    /// before the group commits.
     /// </summary>
     public void Send(ReadOnlySpan<byte> datagram)
     {
+        if (_store is not null && Hold(datagram))
+        {
+            return;
+        }
         if (_direct is null)
         {
             _outbox.Writer.TryWrite(datagram.ToArray());
@@ -75,6 +98,112 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             AgentLog.SendFailed(_logger, _transport.Name, e);
+        }
+    }
+
+    /// <summary>True when <paramref name="datagram"/> was kept for the end of the open group.</summary>
+    private bool Hold(ReadOnlySpan<byte> datagram)
+    {
+        if (_batch is not null)
+        {
+            // Only the loop's thread runs the engine; the send batch keeps its datagrams until the commit
+            // unless it would have to flush itself (full, or a datagram longer than a slot): those wait here.
+            if (!_grouping || Environment.CurrentManagedThreadId != _loopThread
+                || (_held.Count == 0 && _batch.Count < _batch.Capacity && datagram.Length <= _batch.SlotLength))
+            {
+                return false;
+            }
+            _held.Add(datagram.ToArray());
+            return true;
+        }
+        lock (_held)
+        {
+            if (!_grouping)
+            {
+                return false;
+            }
+            _held.Add(datagram.ToArray());
+            return true;
+        }
+    }
+
+    private void BeginGroup()
+    {
+        if (_store is null)
+        {
+            return;
+        }
+        _store.BeginGroup();
+        if (_batch is null)
+        {
+            lock (_held)
+            {
+                _grouping = true;
+            }
+        }
+        else
+        {
+            _grouping = true;
+        }
+    }
+
+    /// <summary>
+    /// Commits the open group, then lets its sends go (on the batched loop: flushes the send batch). When the
+    /// commit throws, they are dropped and the failure is logged and rethrown.
+    /// </summary>
+    private void CommitGroup()
+    {
+        if (_store is null)
+        {
+            if (_batch is not null)
+            {
+                Flush(_batch);
+            }
+            return;
+        }
+        try
+        {
+            _store.CommitGroup();
+        }
+        catch (Exception e)
+        {
+            int held;
+            lock (_held)
+            {
+                held = _held.Count + (_batch?.Count ?? 0);
+                _held.Clear();
+                _batch?.Clear();
+                _grouping = false;
+            }
+            AgentLog.GroupCommitFailed(_logger, held, e);
+            throw;
+        }
+        if (_batch is not null)
+        {
+            _grouping = false;
+            Flush(_batch);
+            foreach (var datagram in _held)
+            {
+                _batch.Add(datagram);
+            }
+            _held.Clear();
+            Flush(_batch);
+            return;
+        }
+        byte[][] release;
+        lock (_held)
+        {
+            _grouping = false;
+            if (_held.Count == 0)
+            {
+                return;
+            }
+            release = [.. _held];
+            _held.Clear();
+        }
+        foreach (var datagram in release)
+        {
+            Send(datagram);
         }
     }
 
@@ -134,20 +263,33 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
         {
             while (!stop.IsCancellationRequested)
             {
-                while (_inbox.Reader.TryRead(out var work))
+                // One group: the inbox items at hand (up to MaxGroup), then a due tick.
+                BeginGroup();
+                int handled = 0;
+                while (handled < MaxGroup && _inbox.Reader.TryRead(out var work))
                 {
                     Run(work);
+                    handled++;
                 }
                 var now = _time.GetUtcNow();
                 var deadline = nextDeadline();
-                if (deadline is { } due && due <= now)
+                bool due = deadline is { } d0 && d0 <= now;
+                if (due)
                 {
                     Run(tick);
+                }
+                CommitGroup();
+                if (due)
+                {
                     if (nextDeadline() is { } again && again <= now)
                     {
                         // An engine whose deadline does not move after Tick would spin; breathe instead.
                         await Task.Delay(TimeSpan.FromMilliseconds(10), _time, stop.Token).ConfigureAwait(false);
                     }
+                    continue;
+                }
+                if (handled == MaxGroup)
+                {
                     continue;
                 }
                 using var wake = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
@@ -183,12 +325,16 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
             try
             {
                 RunBatched(nextDeadline, tick, onDatagram, cancellationToken);
+                thread.SetResult();
+            }
+            catch (Exception e)
+            {
+                thread.SetException(e);
             }
             finally
             {
                 _inbox.Writer.TryComplete();
                 _outbox.Writer.TryComplete();
-                thread.SetResult();
             }
         })
         {
@@ -196,38 +342,56 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
             Name = "agent loop",
         };
         loop.Start();
-        await thread.Task.ConfigureAwait(false);
-        _wakeup!.Dispose();
+        try
+        {
+            await thread.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            _wakeup!.Dispose();
+        }
     }
 
-    // The batched raw-socket loop: posted work, due ticks, then one receive batch handled in place,
-    // then one sendmmsg for everything the engine emitted meanwhile.
+    // The batched raw-socket loop: one receive batch handled in place, posted work and due ticks in one
+    // group, then one sendmmsg for everything the engine emitted meanwhile (after the group's commit).
     private void RunBatched(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram, CancellationToken cancellationToken)
     {
         _loopThread = Environment.CurrentManagedThreadId;
         var direct = _direct!;
-        var batch = _batch!;
         var received = direct.CreateReceiveBatch();
-        var breathe = false;
+        int count = 0;
+        bool committed = true;
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
+                committed = false;
+                BeginGroup();
+                Handle(received, count, onDatagram);
+                // A full batch means more may be waiting (they queue while a group's commit syncs): taken into
+                // the same group, so one commit covers what arrived during the last one.
+                for (int handled = count; _store is not null && count == received.Capacity && handled < MaxGroup; handled += count)
+                {
+                    count = ReceiveWaiting(direct, received);
+                    Handle(received, count, onDatagram);
+                }
+                count = 0;
                 while (_inbox.Reader.TryRead(out var work))
                 {
                     Run(work);
                 }
                 var now = _time.GetUtcNow();
+                var breathe = false;
                 if (nextDeadline() is { } due && due <= now)
                 {
                     Run(tick);
                     // An engine whose deadline does not move after Tick would spin; breathe instead.
                     breathe = nextDeadline() is { } again && again <= now;
                 }
-                Flush(batch);
+                CommitGroup();
+                committed = true;
+                count = 0;
                 int timeout = breathe ? 10 : WaitMilliseconds(nextDeadline(), _time.GetUtcNow());
-                breathe = false;
-                int count;
                 try
                 {
                     count = direct.ReceiveBatch(received, timeout, _wakeup);
@@ -240,28 +404,50 @@ internal sealed class AgentLoop : IDatagramSink, IDisposable
                     }
                     return;
                 }
-                for (int i = 0; i < count; i++)
-                {
-                    try
-                    {
-                        onDatagram(received[i]);
-                    }
-                    catch (Exception e)
-                    {
-                        AgentLog.LoopError(_logger, e);
-                    }
-                }
             }
         }
         finally
         {
-            // Answers already produced still go out.
-            while (_inbox.Reader.TryRead(out var work))
+            // Datagrams already received and answers already produced still go out (not after a failed commit).
+            if (committed)
             {
-                Run(work);
+                BeginGroup();
+                Handle(received, count, onDatagram);
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                }
+                CommitGroup();
             }
-            Flush(batch);
             _loopThread = 0;
+        }
+    }
+
+    /// <summary>What is readable now (no wait); 0 on a transport failure, which the next waiting receive reports.</summary>
+    private static int ReceiveWaiting(IBatchingTransport direct, RawReceiveBatch received)
+    {
+        try
+        {
+            return direct.ReceiveBatch(received, 0);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return 0;
+        }
+    }
+
+    private void Handle(RawReceiveBatch received, int count, Action<ReadOnlyMemory<byte>> onDatagram)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            try
+            {
+                onDatagram(received[i]);
+            }
+            catch (Exception e)
+            {
+                AgentLog.LoopError(_logger, e);
+            }
         }
     }
 

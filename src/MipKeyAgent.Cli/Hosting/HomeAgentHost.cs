@@ -49,7 +49,7 @@ internal sealed class HomeAgentHost : IDisposable
         _transport = transport;
         _time = time;
         _logger = loggers.CreateLogger("mipkey.ha");
-        _loop = new AgentLoop(transport, time, _logger);
+        _loop = new AgentLoop(transport, time, _logger, settings.Store);
         _drops = new DropLog(_logger, time);
         _started = time.GetUtcNow();
         _engine = new HomeAgentEngine(settings.Options, time, settings.KeySource, settings.SpiSource, _loop, settings.Store, OnEvent);

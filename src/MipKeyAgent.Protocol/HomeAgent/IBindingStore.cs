@@ -15,6 +15,11 @@ namespace MipKeyAgent.Protocol.HomeAgent;
 /// the store owns their secret arrays. The engine itself calls <see cref="Save(in BindingState)"/>,
 /// which passes the same content without building a record (no heap allocation per BU);
 /// its default builds the record, so a store needs to implement only the record form.
+/// <para>Group commit: between <see cref="BeginGroup"/> and <see cref="CommitGroup"/> the writes are
+/// buffered in one transaction and made durable together by <see cref="CommitGroup"/>. A caller that
+/// groups must hold back every packet produced meanwhile (BAs, KEY-DIST, data sealed under a sequence
+/// reservation of the group) until <see cref="CommitGroup"/> returns, and must not send any of them when
+/// it throws. A caller that does not group gets each write durable when it returns.</para>
 /// </summary>
 public interface IBindingStore
 {
@@ -47,4 +52,22 @@ public interface IBindingStore
 
     /// <summary>Adds retired control SPIs; written before the binding record that no longer holds them.</summary>
     void SaveRetiredSpis(IReadOnlyCollection<uint> spis);
+
+    /// <summary>
+    /// Starts a group: until <see cref="CommitGroup"/>, writes are buffered in one transaction and are
+    /// not durable when they return (reads see them). The default does nothing (every write stays durable at once).
+    /// </summary>
+    void BeginGroup()
+    {
+    }
+
+    /// <summary>
+    /// Makes every write since <see cref="BeginGroup"/> durable (one commit, one fsync) and ends the group.
+    /// Throws when that fails, or when a write of the group failed: then none of the group's writes is
+    /// durable, and the engine's state is ahead of the store (its owner must not answer from it).
+    /// The default does nothing.
+    /// </summary>
+    void CommitGroup()
+    {
+    }
 }

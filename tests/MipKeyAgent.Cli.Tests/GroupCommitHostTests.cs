@@ -1,0 +1,236 @@
+using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Protocol.MobileNode;
+using MipKeyAgent.Wire;
+using Microsoft.Extensions.Logging;
+
+namespace MipKeyAgent.Cli.Tests;
+
+/// <summary>
+/// The HA host groups its store writes per turn of its loop and sends nothing of a group before the
+/// group's commit returns; a failed commit sends nothing of the group and stops the host.
+/// </summary>
+public sealed class GroupCommitHostTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+
+    private static (HomeAgentHost Ha, MobileNodeHost Mn, InMemoryTransportPair Link) Build(IBindingStore store, ILoggerFactory loggers)
+    {
+        var ha = HomeAgentConfig.Parse("ha.conf", ConfigText.HomeAgent, Path.GetTempPath());
+        var mn = MobileNodeConfig.Parse("mn1.conf", ConfigText.MobileNode, Path.GetTempPath());
+        var link = new InMemoryTransportPair();
+        var haOptions = new HomeAgentOptions { Address = ha.Address!.Value, RekeyInterval = TimeSpan.FromHours(1) };
+        var haHost = new HomeAgentHost(new HomeAgentHostSettings(haOptions, ha.Nodes, store, new LocalRandomKeySource(), new RandomSpiSource()),
+            link.A, TimeProvider.System, loggers);
+        var mnHost = new MobileNodeHost(new MobileNodeHostSettings("mn1", mn.ToOptions(null), new InMemoryMobileNodeStateStore(),
+            new LocalRandomKeySource(), TimeSpan.FromMilliseconds(50)), link.B, TimeProvider.System, loggers);
+        return (haHost, mnHost, link);
+    }
+
+    private static async Task WaitFor(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task CommitHeldBack_HomeAgentHost_NoAnswerUntilTheCommitReturns()
+    {
+        var store = new GatedStore();
+        using var loggers = new CollectingLoggers();
+        var (ha, mn, link) = Build(store, loggers);
+        store.SentSoFar = () => link.A.Sent;
+        using (ha)
+        using (mn)
+        {
+            using var stop = new CancellationTokenSource();
+            var runs = Task.WhenAll(ha.RunAsync(stop.Token), mn.RunAsync(stop.Token));
+
+            // The node's init BU was stored inside a group whose commit is now held.
+            Assert.True(store.Held.Wait(Limit), "the HA never committed a group with writes");
+            Assert.Equal(0, store.SentWhenHeld);
+            await Task.Delay(300);
+            Assert.Equal(0, link.A.Sent);
+            Assert.Equal(0, store.CommittedWrites);
+
+            store.Release.Set();
+            await WaitFor(() => mn.EchoReplies >= 2, "the init's BA and echo replies through the tunnel after the commit");
+            await stop.CancelAsync();
+            await runs;
+        }
+        Assert.True(store.CommittedWrites >= 1);
+        Assert.Equal(0, store.WritesOutsideGroups);
+    }
+
+    [Fact]
+    public async Task CommitFails_HomeAgentHost_NothingOfTheGroupSentAndTheHostStopsWithTheError()
+    {
+        var store = new GatedStore { Failure = new IOException("the disk is gone") };
+        store.Release.Set();
+        using var loggers = new CollectingLoggers();
+        var (ha, mn, link) = Build(store, loggers);
+        using (ha)
+        using (mn)
+        {
+            using var stop = new CancellationTokenSource();
+            var mnRun = mn.RunAsync(stop.Token);
+
+            var failure = await Assert.ThrowsAsync<IOException>(() => ha.RunAsync(stop.Token).WaitAsync(Limit));
+
+            Assert.Equal("the disk is gone", failure.Message);
+            Assert.Equal(0, link.A.Sent);
+            Assert.Contains(loggers.Lines, l => l.Contains("failed to commit a group of writes", StringComparison.Ordinal));
+            await stop.CancelAsync();
+            await mnRun;
+        }
+    }
+
+    /// <summary>
+    /// An in-memory store that counts the writes of each group; the first commit of a group with writes waits for
+    /// <see cref="Release"/> (noting what the HA had sent by then), or throws <see cref="Failure"/>.
+    /// </summary>
+    private sealed class GatedStore : IBindingStore
+    {
+        private readonly InMemoryBindingStore _inner = new();
+        private bool _grouping;
+        private bool _looping;
+        private int _writes;
+
+        public Func<long> SentSoFar { get; set; } = () => -1;
+
+        public ManualResetEventSlim Held { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
+
+        public Exception? Failure { get; init; }
+
+        public long SentWhenHeld { get; private set; } = -1;
+
+        public int CommittedWrites { get; private set; }
+
+        /// <summary>Writes outside any group once the loop runs (the host's constructor provisions outside one).</summary>
+        public int WritesOutsideGroups { get; private set; }
+
+        private void Wrote()
+        {
+            if (_grouping)
+            {
+                _writes++;
+            }
+            else if (_looping)
+            {
+                WritesOutsideGroups++;
+            }
+        }
+
+        public BindingRecord? Load(Ipv6Address homeAddress) => _inner.Load(homeAddress);
+
+        public void Save(BindingRecord record)
+        {
+            Wrote();
+            _inner.Save(record);
+        }
+
+        public void Save(in BindingState state)
+        {
+            Wrote();
+            _inner.Save(state);
+        }
+
+        public void Remove(Ipv6Address homeAddress)
+        {
+            Wrote();
+            _inner.Remove(homeAddress);
+        }
+
+        public uint LoadInitializationSequenceReserved(Ipv6Address homeAddress) => _inner.LoadInitializationSequenceReserved(homeAddress);
+
+        public void SaveInitializationSequenceReserved(Ipv6Address homeAddress, uint reserved)
+        {
+            Wrote();
+            _inner.SaveInitializationSequenceReserved(homeAddress, reserved);
+        }
+
+        public IReadOnlyCollection<uint> LoadRetiredSpis() => _inner.LoadRetiredSpis();
+
+        public void SaveRetiredSpis(IReadOnlyCollection<uint> spis)
+        {
+            Wrote();
+            _inner.SaveRetiredSpis(spis);
+        }
+
+        public void BeginGroup()
+        {
+            _grouping = true;
+            _looping = true;
+            _writes = 0;
+        }
+
+        public void CommitGroup()
+        {
+            _grouping = false;
+            if (_writes == 0)
+            {
+                return;
+            }
+            if (Failure is not null)
+            {
+                throw Failure;
+            }
+            if (!Held.IsSet)
+            {
+                SentWhenHeld = SentSoFar();
+                Held.Set();
+                Release.Wait(Limit);
+            }
+            CommittedWrites += _writes;
+        }
+    }
+
+    private sealed class CollectingLoggers : ILoggerFactory
+    {
+        private readonly List<string> _lines = [];
+
+        public IReadOnlyList<string> Lines
+        {
+            get
+            {
+                lock (_lines)
+                {
+                    return [.. _lines];
+                }
+            }
+        }
+
+        public ILogger CreateLogger(string categoryName) => new Logger(_lines);
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(List<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                lock (lines)
+                {
+                    lines.Add(formatter(state, exception));
+                }
+            }
+        }
+    }
+}
