@@ -10,6 +10,7 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Transport;
 using MipKeyAgent.Tools.Bench;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Bench;

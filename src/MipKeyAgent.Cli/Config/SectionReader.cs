@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Config;

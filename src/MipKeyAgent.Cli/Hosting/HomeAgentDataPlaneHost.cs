@@ -2,6 +2,7 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.DataPlane;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 using Microsoft.Extensions.Logging;
 using MipKeyAgent.Transport;

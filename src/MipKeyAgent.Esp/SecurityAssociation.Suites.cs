@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using MipKeyAgent.Wire.Internal;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>The two suites' seal and open: AES-256-GCM (RFC 4106) and AES-128-CBC with
 /// HMAC-SHA-256-128 (RFC 3602, RFC 4868).</summary>
@@ -49,7 +48,7 @@ public sealed partial class SecurityAssociation
         _ciphers!.Gcm!.Encrypt(nonce, ciphertext, ciphertext, icv, destination[..EspSuites.HeaderLength]);
     }
 
-    private bool OpenGcm(ReadOnlySpan<byte> esp, int ciphertextLength)
+    private bool OpenGcm(ReadOnlySpan<byte> esp, int ciphertextLength, byte[] scratch)
     {
         Span<byte> nonce = stackalloc byte[EspSuites.GcmSaltLength + EspSuites.GcmIvLength];
         BinaryPrimitives.WriteUInt32BigEndian(nonce, _salt);
@@ -58,7 +57,7 @@ public sealed partial class SecurityAssociation
         if (t_opensWithoutThrowing > 0)
         {
             t_opensWithoutThrowing--;
-            if (OpenGcmWithoutThrowing(nonce, ciphertext, esp[^EspSuites.IcvLength..], esp[..EspSuites.HeaderLength], _scratch.AsSpan(0, ciphertextLength)))
+            if (OpenGcmWithoutThrowing(nonce, ciphertext, esp[^EspSuites.IcvLength..], esp[..EspSuites.HeaderLength], scratch.AsSpan(0, ciphertextLength)))
             {
                 return true;
             }
@@ -67,7 +66,7 @@ public sealed partial class SecurityAssociation
         }
         try
         {
-            _ciphers!.Gcm!.Decrypt(nonce, ciphertext, esp[^EspSuites.IcvLength..], _scratch.AsSpan(0, ciphertextLength), esp[..EspSuites.HeaderLength]);
+            _ciphers!.Gcm!.Decrypt(nonce, ciphertext, esp[^EspSuites.IcvLength..], scratch.AsSpan(0, ciphertextLength), esp[..EspSuites.HeaderLength]);
             return true;
         }
         catch (CryptographicException)
@@ -111,8 +110,8 @@ public sealed partial class SecurityAssociation
         // running chain value yields E_K(nonce block) -- the IV -- followed by the CBC
         // encryption of the plaintext under that IV, in one call on a reused transform.
         int length = AesBlock + ciphertextLength;
-        EnsureScratch(length);
-        Span<byte> scratch = _scratch.AsSpan(0, length);
+        byte[] buffer = Scratch(length);
+        Span<byte> scratch = buffer.AsSpan(0, length);
         WritePlaintext(nextHeader, payload, scratch[AesBlock..]);
         Span<byte> block = scratch[..AesBlock];
         BinaryPrimitives.WriteUInt32BigEndian(block, Spi);
@@ -125,7 +124,7 @@ public sealed partial class SecurityAssociation
             block[i] ^= chain[i];
         }
 
-        ciphers.CbcEncryptor!.TransformBlock(_scratch, 0, length, _scratch, 0);
+        ciphers.CbcEncryptor!.TransformBlock(buffer, 0, length, buffer, 0);
         scratch[^AesBlock..].CopyTo(chain);
 
         WriteHeader(sequence, destination);
@@ -139,7 +138,7 @@ public sealed partial class SecurityAssociation
         mac[..EspSuites.IcvLength].CopyTo(destination[(IvOffset + length)..]);
     }
 
-    private bool OpenCbc(ReadOnlySpan<byte> esp, int ciphertextLength)
+    private bool OpenCbc(ReadOnlySpan<byte> esp, int ciphertextLength, byte[] scratch)
     {
         // RFC 4303 section 3.4.4.1: verify the ICV before decrypting.
         var ciphers = _ciphers!;
@@ -154,8 +153,8 @@ public sealed partial class SecurityAssociation
         // Decrypting IV || ciphertext with the transform's running chain: the first output block
         // is discarded, every later one is XORed with its true predecessor (the IV first).
         int length = AesBlock + ciphertextLength;
-        esp.Slice(IvOffset, length).CopyTo(_scratch);
-        ciphers.CbcDecryptor!.TransformBlock(_scratch, 0, length, _scratch, 0);
+        esp.Slice(IvOffset, length).CopyTo(scratch);
+        ciphers.CbcDecryptor!.TransformBlock(scratch, 0, length, scratch, 0);
         return true;
     }
 }

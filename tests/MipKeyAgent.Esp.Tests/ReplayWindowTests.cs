@@ -1,4 +1,4 @@
-namespace MipKeyAgent.Wire.Tests;
+namespace MipKeyAgent.Esp.Tests;
 
 public sealed class ReplayWindowTests
 {

@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using MipKeyAgent.Wire.Internal;
+using MipKeyAgent.Esp.Internal;
+using MipKeyAgent.Wire;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>Which way an SA carries traffic; a key never serves both (PROTOCOL.md section 3).</summary>
 public enum KeyDirection

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
+using MipKeyAgent.Wire;
 
-namespace MipKeyAgent.Wire.Tests;
+namespace MipKeyAgent.Esp.Tests;
 
 public sealed class KeyDerivationTests
 {

@@ -1,10 +1,10 @@
 using System.Diagnostics.CodeAnalysis;
 
-namespace MipKeyAgent.Wire.Internal;
+namespace MipKeyAgent.Esp.Internal;
 
 /// <summary>
-/// Throw helpers for the ESP, key and capture code. Only programming errors throw (a wrong key
-/// length, a destination too small for a writer); malformed input is a <see cref="WireError"/>.
+/// Throw helpers for the ESP and key code. Only programming errors throw (a wrong key
+/// length, a destination too small for a writer); malformed input is a <see cref="MipKeyAgent.Wire.WireError"/>.
 /// Kept out of line so the hot paths stay small and inlinable.
 /// </summary>
 internal static class EspThrow

@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
-using MipKeyAgent.Wire.Internal;
+using MipKeyAgent.Esp.Internal;
+using MipKeyAgent.Wire;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>
 /// One direction of ESP (RFC 4303) under one SPI: seals outbound payloads with the next
@@ -37,15 +38,16 @@ namespace MipKeyAgent.Wire;
 /// key, of the nonce block SPI (4) || 0 (4) || 64-bit sequence counter (8): unpredictable to an
 /// observer, never repeated under one key, and the method of NIST SP 800-38A appendix C.</para>
 /// <para>Seal and Open allocate nothing once the thread's scratch buffer has grown to the largest
-/// packet seen. Calls are serialized by a lock, so one SA may be shared between threads.</para>
+/// packet seen. Not thread-safe: an SA is used from one thread at a time (its engine's host loop;
+/// engines are single-threaded), as is the <see cref="CipherCache"/> it takes a slot in.</para>
 /// <para>Memory: a home agent holds twelve SAs per mobile node (three generations, four SAs
 /// each), most of them idle (IK after the init, data SAs of a node that sends no data). So an SA
 /// keeps only its key material until its first Seal or Open, and creates the cipher objects (and
 /// their native OpenSSL contexts) then; the replay window is built at the first Open; the
-/// scratch buffer is one per thread, not one per SA. At most <see cref="LiveCipherLimit"/> SAs in
-/// the process hold cipher objects at once: past it, the least recently used SA releases its
-/// cipher objects (keeping its key material, zeroed at <see cref="Dispose"/>) and rebuilds them
-/// at its next Seal or Open.</para>
+/// scratch buffer is one per thread, not one per SA. At most <see cref="CipherCache.Limit"/> SAs of
+/// one <see cref="CipherCache"/> hold cipher objects at once: past it, the least recently used SA
+/// releases its cipher objects (keeping its key material, zeroed at <see cref="Dispose"/>) and
+/// rebuilds them at its next Seal or Open.</para>
 /// </remarks>
 public sealed partial class SecurityAssociation : IDisposable
 {
@@ -59,7 +61,7 @@ public sealed partial class SecurityAssociation : IDisposable
 
     // ICryptoTransform works on arrays only, and Open decrypts here before it knows the
     // payload is genuine and fits; grows to the largest packet, zeroed after each use. One per
-    // thread: every use is inside one SA's lock on the calling thread and ends before it returns.
+    // thread: every use is inside one Seal or Open on the calling thread and ends before it returns.
     [ThreadStatic]
     private static byte[]? t_scratch;
 
@@ -75,33 +77,27 @@ public sealed partial class SecurityAssociation : IDisposable
 
     private const int OpensWithoutThrowingAfterForgery = 1024;
 
-    // Calls are serialized by Monitor on this object (its header's thin lock): a separate Lock
-    // object would cost ~40 B per SA, and a home agent holds millions of SAs (memory per binding,
-    // docs/benchmarks.md). The type is sealed and never handed out as a lock to anyone else.
-    private object Gate => this;
     // Computed from the suite, not stored: 8 octets less per SA.
     private int IvLength => EspSuites.IvLength(Suite);
     private int Alignment => EspSuites.CiphertextAlignment(Suite);
 
-    /// <summary>Default of <see cref="LiveCipherLimit"/>: ~65k native contexts, ~100 MB.</summary>
-    public const int DefaultLiveCipherLimit = 65_536;
-
     // The key material, inline (no array per SA): the cipher objects are built from it at the
-    // first Seal/Open and again after LiveCiphers released them. Zeroed at Dispose.
+    // first Seal/Open and again after the cache released them. Zeroed at Dispose.
     private KeyMaterialBuffer _keyMaterial;
 
-    // The slot in LiveCiphers while the cipher objects exist (-1: none); set by every use, cleared by the ring's hand.
+    // The cache that bounds this SA's cipher objects (null: kept until Dispose), the slot in it
+    // while the cipher objects exist (-1: none), and the mark set by every use and cleared by the ring's hand.
+    private readonly CipherCache? _cipherCache;
     private int _cipherSlot = -1;
-    private volatile bool _used;
+    private bool _used;
 
     // Suite 1: the salt (the key is in the cipher objects).
     private uint _salt;
 
-    // The cipher objects while this SA holds a slot in LiveCiphers, else null: one reference per
-    // SA instead of six (the suite-2 objects and the CBC chain exist only while live).
+    // The cipher objects while this SA has them (built at first use, released by the cache), else
+    // null: one reference per SA instead of six (the suite-2 objects and the CBC chain exist only while live).
     private CipherObjects? _ciphers;
 
-    private byte[] _scratch = [];
     private ReplayWindow? _replayWindow;
     private uint _restoredRightEdge;
     private readonly int _replayWindowSize;
@@ -112,8 +108,11 @@ public sealed partial class SecurityAssociation : IDisposable
     /// Creates an SA. <paramref name="keyMaterial"/> is <see cref="EspSuites.KeyMaterialLength"/>
     /// octets (KeyDerivation output); it is copied into the cipher objects, not kept.
     /// <paramref name="lastSequenceSent"/> restores the outbound counter from durable state.
+    /// <paramref name="cipherCache"/> bounds how many SAs hold cipher objects at once (null: this
+    /// SA keeps its cipher objects from its first use until <see cref="Dispose"/>).
     /// </summary>
-    public SecurityAssociation(uint spi, EspSuite suite, ReadOnlySpan<byte> keyMaterial, int replayWindowSize = ReplayWindow.DefaultSize, uint lastSequenceSent = 0)
+    public SecurityAssociation(uint spi, EspSuite suite, ReadOnlySpan<byte> keyMaterial, int replayWindowSize = ReplayWindow.DefaultSize,
+        uint lastSequenceSent = 0, CipherCache? cipherCache = null)
     {
         if (spi < MinimumSpi)
         {
@@ -136,6 +135,7 @@ public sealed partial class SecurityAssociation : IDisposable
         ReplayWindow.ValidateSize(replayWindowSize);
         _replayWindowSize = replayWindowSize;
         _lastSequenceSent = lastSequenceSent;
+        _cipherCache = cipherCache;
 
         keyMaterial.CopyTo(_keyMaterial);
         if (suite == EspSuite.AesGcm256)
@@ -144,45 +144,14 @@ public sealed partial class SecurityAssociation : IDisposable
         }
     }
 
-    /// <summary>
-    /// How many SAs in this process may hold cipher objects (native OpenSSL contexts) at once; past
-    /// it the least recently used release theirs and rebuild them on their next use. At least 16.
-    /// </summary>
-    public static int LiveCipherLimit
-    {
-        get => LiveCiphers.Limit;
-        set => LiveCiphers.Limit = value;
-    }
-
-    /// <summary>How many SAs hold cipher objects now (for benchmarks and tests).</summary>
-    public static int LiveCipherCount => LiveCiphers.Count;
-
     /// <summary>True while this SA holds cipher objects (for tests).</summary>
-    public bool HasLiveCipher
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return _cipherSlot >= 0;
-            }
-        }
-    }
+    public bool HasLiveCipher => _ciphers is not null;
 
     /// <summary>
     /// The inbound window's right edge without building the window (an SA that never opened a
     /// packet keeps none): what a durable store writes on every BU.
     /// </summary>
-    public uint ReplayRightEdge
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return _replayWindow?.RightEdge ?? _restoredRightEdge;
-            }
-        }
-    }
+    public uint ReplayRightEdge => _replayWindow?.RightEdge ?? _restoredRightEdge;
 
     /// <summary>
     /// <see cref="ReplayWindow.Restore"/> without building the window: the edge is applied when the
@@ -190,20 +159,16 @@ public sealed partial class SecurityAssociation : IDisposable
     /// </summary>
     public void RestoreReplayRightEdge(uint rightEdge)
     {
-        lock (Gate)
+        if (_replayWindow is { } window)
         {
-            if (_replayWindow is { } window)
-            {
-                window.Restore(rightEdge);
-            }
-            else
-            {
-                _restoredRightEdge = Math.Max(_restoredRightEdge, rightEdge);
-            }
+            window.Restore(rightEdge);
+        }
+        else
+        {
+            _restoredRightEdge = Math.Max(_restoredRightEdge, rightEdge);
         }
     }
 
-    // Under the lock.
     private ReplayWindow Window => _replayWindow ??= new ReplayWindow(_replayWindowSize, _restoredRightEdge);
 
     /// <summary>Length of the ESP packet <see cref="Seal"/> writes for a payload of this length.</summary>
@@ -243,30 +208,26 @@ public sealed partial class SecurityAssociation : IDisposable
         written = 0;
         int ciphertextLength = EspSuites.CiphertextLength(Suite, payload.Length);
         int sealedLength = EspSuites.HeaderLength + IvLength + ciphertextLength + EspSuites.IcvLength;
-        lock (Gate)
+        ThrowIfDisposed();
+        if (_lastSequenceSent == uint.MaxValue)
         {
-            ThrowIfDisposed();
-            if (_lastSequenceSent == uint.MaxValue)
-            {
-                return new WireError(WireErrorKind.SequenceExhausted, SequenceOffset, "sequence number would cycle");
-            }
+            return new WireError(WireErrorKind.SequenceExhausted, SequenceOffset, "sequence number would cycle");
+        }
 
-            if (destination.Length < sealedLength)
-            {
-                return new WireError(WireErrorKind.BufferTooSmall, destination.Length, "destination shorter than SealedLength");
-            }
+        if (destination.Length < sealedLength)
+        {
+            return new WireError(WireErrorKind.BufferTooSmall, destination.Length, "destination shorter than SealedLength");
+        }
 
-            EnsureCipher();
-            _scratch = t_scratch ??= new byte[2048];
-            uint sequence = ++_lastSequenceSent;
-            if (Suite == EspSuite.AesGcm256)
-            {
-                SealGcm(sequence, nextHeader, payload, destination, ciphertextLength);
-            }
-            else
-            {
-                SealCbc(sequence, nextHeader, payload, destination, ciphertextLength);
-            }
+        EnsureCipher();
+        uint sequence = ++_lastSequenceSent;
+        if (Suite == EspSuite.AesGcm256)
+        {
+            SealGcm(sequence, nextHeader, payload, destination, ciphertextLength);
+        }
+        else
+        {
+            SealCbc(sequence, nextHeader, payload, destination, ciphertextLength);
         }
 
         written = sealedLength;
@@ -300,73 +261,69 @@ public sealed partial class SecurityAssociation : IDisposable
         int ciphertextLength = esp.Length - ciphertextOffset - EspSuites.IcvLength;
         int icvOffset = esp.Length - EspSuites.IcvLength;
 
-        lock (Gate)
+        ThrowIfDisposed();
+
+        // RFC 4303 section 3.4.3: the replay check precedes the (costly) integrity check.
+        if (!Window.IsAcceptable(sequence))
         {
-            ThrowIfDisposed();
+            return new WireError(WireErrorKind.Replay, SequenceOffset, "sequence number replayed or left of window");
+        }
 
-            // RFC 4303 section 3.4.3: the replay check precedes the (costly) integrity check.
-            if (!Window.IsAcceptable(sequence))
-            {
-                return new WireError(WireErrorKind.Replay, SequenceOffset, "sequence number replayed or left of window");
-            }
+        if (esp.Length < minimum)
+        {
+            return new WireError(WireErrorKind.Truncated, esp.Length, "shorter than header, IV, one block and ICV");
+        }
 
-            if (esp.Length < minimum)
-            {
-                return new WireError(WireErrorKind.Truncated, esp.Length, "shorter than header, IV, one block and ICV");
-            }
+        if (ciphertextLength % Alignment != 0)
+        {
+            return new WireError(WireErrorKind.BadLength, ciphertextOffset, "ciphertext not aligned for the suite");
+        }
 
-            if (ciphertextLength % Alignment != 0)
+        EnsureCipher();
+        int scratchLength = ciphertextLength + (Suite == EspSuite.AesGcm256 ? 0 : AesBlock);
+        byte[] scratch = Scratch(scratchLength);
+        try
+        {
+            Span<byte> plaintext;
+            if (Suite == EspSuite.AesGcm256)
             {
-                return new WireError(WireErrorKind.BadLength, ciphertextOffset, "ciphertext not aligned for the suite");
-            }
-
-            EnsureCipher();
-            _scratch = t_scratch ??= new byte[2048];
-            int scratchLength = ciphertextLength + (Suite == EspSuite.AesGcm256 ? 0 : AesBlock);
-            EnsureScratch(scratchLength);
-            try
-            {
-                Span<byte> plaintext;
-                if (Suite == EspSuite.AesGcm256)
+                if (!OpenGcm(esp, ciphertextLength, scratch))
                 {
-                    if (!OpenGcm(esp, ciphertextLength))
-                    {
-                        return new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "GCM tag does not verify");
-                    }
-
-                    plaintext = _scratch.AsSpan(0, ciphertextLength);
-                }
-                else
-                {
-                    if (!OpenCbc(esp, ciphertextLength))
-                    {
-                        return new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "HMAC-SHA-256-128 does not verify");
-                    }
-
-                    plaintext = _scratch.AsSpan(AesBlock, ciphertextLength);
+                    return new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "GCM tag does not verify");
                 }
 
-                var padding = CheckPadding(plaintext, ciphertextOffset, out int length);
-                if (!padding.IsOk)
-                {
-                    return padding;
-                }
-
-                if (payloadDestination.Length < length)
-                {
-                    return new WireError(WireErrorKind.BufferTooSmall, ciphertextOffset, "payload destination too small");
-                }
-
-                Window.Accept(sequence);
-                plaintext[..length].CopyTo(payloadDestination);
-                payloadLength = length;
-                nextHeader = plaintext[ciphertextLength - 1];
-                return WireError.None;
+                plaintext = scratch.AsSpan(0, ciphertextLength);
             }
-            finally
+            else
             {
-                CryptographicOperations.ZeroMemory(_scratch.AsSpan(0, scratchLength));
+                if (!OpenCbc(esp, ciphertextLength, scratch))
+                {
+                    return new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "HMAC-SHA-256-128 does not verify");
+                }
+
+                plaintext = scratch.AsSpan(AesBlock, ciphertextLength);
             }
+
+            var padding = CheckPadding(plaintext, ciphertextOffset, out int length);
+            if (!padding.IsOk)
+            {
+                return padding;
+            }
+
+            if (payloadDestination.Length < length)
+            {
+                return new WireError(WireErrorKind.BufferTooSmall, ciphertextOffset, "payload destination too small");
+            }
+
+            Window.Accept(sequence);
+            plaintext[..length].CopyTo(payloadDestination);
+            payloadLength = length;
+            nextHeader = plaintext[ciphertextLength - 1];
+            return WireError.None;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(scratch.AsSpan(0, scratchLength));
         }
     }
 
@@ -394,37 +351,36 @@ public sealed partial class SecurityAssociation : IDisposable
         return WireError.None;
     }
 
-    /// <summary>Releases the cipher objects (which zero their key copies) and zeroes the salt and scratch.</summary>
+    /// <summary>Releases the cipher objects (which zero their key copies) and zeroes the key material and salt.</summary>
     public void Dispose()
     {
-        lock (Gate)
+        if (_disposed)
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-            if (_cipherSlot >= 0)
-            {
-                LiveCiphers.Remove(this, _cipherSlot);
-                _cipherSlot = -1;
-            }
-
-            ReleaseCipherObjects();
-            CryptographicOperations.ZeroMemory(_keyMaterial);
-            _salt = 0;
+            return;
         }
+
+        _disposed = true;
+        if (_cipherSlot >= 0)
+        {
+            _cipherCache?.Remove(this, _cipherSlot);
+            _cipherSlot = -1;
+        }
+
+        ReleaseCipherObjects();
+        CryptographicOperations.ZeroMemory(_keyMaterial);
+        _salt = 0;
     }
 
-    // _scratch is this thread's buffer (set under the lock at the start of Seal/Open).
-    private void EnsureScratch(int length)
+    // This thread's scratch buffer, at least length octets; one outgrown is zeroed before it is dropped.
+    private static byte[] Scratch(int length)
     {
-        if (_scratch.Length < length)
+        byte[] scratch = t_scratch ??= new byte[Math.Max(length, 2048)];
+        if (scratch.Length < length)
         {
-            CryptographicOperations.ZeroMemory(_scratch);
-            _scratch = t_scratch = new byte[Math.Max(length, _scratch.Length * 2)];
+            CryptographicOperations.ZeroMemory(scratch);
+            scratch = t_scratch = new byte[Math.Max(length, scratch.Length * 2)];
         }
+        return scratch;
     }
 
     private void ThrowIfDisposed()

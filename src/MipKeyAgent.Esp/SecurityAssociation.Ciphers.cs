@@ -1,18 +1,17 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using MipKeyAgent.Wire.Internal;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>The cipher objects' life: built from the key material at first use, released to the
-/// process-wide bound on live cipher contexts and rebuilt, zeroed.</summary>
+/// <see cref="CipherCache"/>'s bound on live cipher contexts and rebuilt, zeroed.</summary>
 public sealed partial class SecurityAssociation
 {
-    // Called under the lock, after ThrowIfDisposed.
+    // Called after ThrowIfDisposed.
     private void EnsureCipher()
     {
         _used = true;
-        if (_cipherSlot >= 0)
+        if (_ciphers is not null)
         {
             return;
         }
@@ -38,8 +37,10 @@ public sealed partial class SecurityAssociation
         }
 
         _ciphers = ciphers;
-
-        _cipherSlot = LiveCiphers.Add(this);
+        if (_cipherCache is { } cache)
+        {
+            _cipherSlot = cache.Add(this);
+        }
     }
 
     /// <summary>The ring's hand passed: true (and cleared) when this SA was used since the last pass.</summary>
@@ -54,39 +55,17 @@ public sealed partial class SecurityAssociation
         return true;
     }
 
-    /// <summary>
-    /// Called by <see cref="LiveCiphers"/> under its lock: releases the cipher objects unless the
-    /// SA is busy (its lock held elsewhere), never waiting for it.
-    /// </summary>
-    internal bool TryReleaseCipher()
+    /// <summary>Called by the <see cref="CipherCache"/> whose ring's hand chose this SA: releases the cipher objects.</summary>
+    internal void ReleaseCipher()
     {
-        if (!Monitor.TryEnter(Gate))
-        {
-            return false;
-        }
-
-        try
-        {
-            ReleaseCipherObjects();
-            _cipherSlot = -1;
-            return true;
-        }
-        finally
-        {
-            Monitor.Exit(Gate);
-        }
+        ReleaseCipherObjects();
+        _cipherSlot = -1;
     }
 
     /// <summary>True when every octet of the kept key material is zero (after <see cref="Dispose"/>); for tests.</summary>
-    internal bool KeyMaterialIsZeroed()
-    {
-        lock (Gate)
-        {
-            return !((ReadOnlySpan<byte>)_keyMaterial).ContainsAnyExcept((byte)0);
-        }
-    }
+    internal bool KeyMaterialIsZeroed() => !((ReadOnlySpan<byte>)_keyMaterial).ContainsAnyExcept((byte)0);
 
-    // Under the lock. A rebuilt CBC encryptor starts from the zero IV again, so the chain restarts there too.
+    // A rebuilt CBC encryptor starts from the zero IV again, so the chain restarts there too.
     private void ReleaseCipherObjects()
     {
         if (_ciphers is not { } ciphers)
@@ -108,26 +87,8 @@ public sealed partial class SecurityAssociation
     public EspSuite Suite { get; }
 
     /// <summary>Sequence number of the last sealed packet (0 before the first; RFC 4303 section 3.3.3).</summary>
-    public uint LastSequenceSent
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return _lastSequenceSent;
-            }
-        }
-    }
+    public uint LastSequenceSent => _lastSequenceSent;
 
     /// <summary>The inbound anti-replay window (its right edge is what a durable store keeps).</summary>
-    public ReplayWindow ReplayWindow
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return Window;
-            }
-        }
-    }
+    public ReplayWindow ReplayWindow => Window;
 }

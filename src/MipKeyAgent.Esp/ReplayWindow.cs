@@ -1,8 +1,8 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
-using MipKeyAgent.Wire.Internal;
+using MipKeyAgent.Esp.Internal;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>
 /// The receiver's anti-replay window of RFC 4303 section 3.4.3: the right edge is the highest
@@ -12,7 +12,7 @@ namespace MipKeyAgent.Wire;
 /// <remarks>
 /// <see cref="IsAcceptable"/> runs before the ICV check and <see cref="Accept"/> only after it
 /// verified, so a forged packet can never move the window (RFC 4303 section 3.4.3, last paragraphs).
-/// Not thread-safe; <see cref="SecurityAssociation"/> serializes access.
+/// Not thread-safe, like the <see cref="SecurityAssociation"/> that owns it.
 /// </remarks>
 public sealed class ReplayWindow
 {

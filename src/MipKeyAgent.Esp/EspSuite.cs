@@ -1,6 +1,6 @@
-using MipKeyAgent.Wire.Internal;
+using MipKeyAgent.Esp.Internal;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>The ESP transforms MIPKEY speaks (PROTOCOL.md section 1, "Suites").</summary>
 public enum EspSuite : byte

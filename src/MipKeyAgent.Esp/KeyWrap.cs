@@ -1,10 +1,11 @@
 using System.Security.Cryptography;
-using MipKeyAgent.Wire.Internal;
+using MipKeyAgent.Esp.Internal;
+using MipKeyAgent.Wire;
 using Org.BouncyCastle.Crypto;
 using Org.BouncyCastle.Crypto.Engines;
 using Org.BouncyCastle.Crypto.Parameters;
 
-namespace MipKeyAgent.Wire;
+namespace MipKeyAgent.Esp;
 
 /// <summary>
 /// AES Key Wrap with Padding (RFC 5649) under a 256-bit KEK, as KEY-DIST carries a 32-octet

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
+using MipKeyAgent.Wire;
 
-namespace MipKeyAgent.Wire.Tests;
+namespace MipKeyAgent.Esp.Tests;
 
 public sealed class EspTests
 {

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
+using MipKeyAgent.Wire;
 
-namespace MipKeyAgent.Wire.Tests;
+namespace MipKeyAgent.Esp.Tests;
 
 /// <summary>
 /// GCM opens under a flood of forgeries (PROTOCOL.md section 8.10): after the first tag mismatch
