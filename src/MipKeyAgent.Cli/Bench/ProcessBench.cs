@@ -5,7 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Transport;

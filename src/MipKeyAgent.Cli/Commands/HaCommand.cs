@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Net;
 using MipKeyAgent.Cli.Config;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
@@ -137,15 +137,15 @@ internal static class HaCommand
                 var logger = loggers.CreateLogger("mipkey.ha");
                 if (bindingStore.CounterFile is { } counterFile)
                 {
-                    AgentLog.VolatileStore(logger, counterFile);
+                    StartLog.VolatileStore(logger, counterFile);
                 }
                 foreach (var lost in lostNodes)
                 {
-                    AgentLog.InitializationCountersLost(logger, lost);
+                    StartLog.InitializationCountersLost(logger, lost);
                 }
                 foreach (var bound in status.Addresses)
                 {
-                    AgentLog.StatusListening(logger, bound);
+                    StartLog.StatusListening(logger, bound);
                 }
                 await host.RunAsync(stop.Token).ConfigureAwait(false);
                 if (keySupply is not null)

@@ -1,5 +1,6 @@
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Transport;

@@ -2,7 +2,7 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// Structured log lines of the agents (source-generated). Key events carry numbers and SPIs,
@@ -31,16 +31,6 @@ internal static partial class AgentLog
     [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "{Role} stopping; counters: {Counters}")]
     public static partial void Stopping(ILogger logger, string role, ProtocolCounters counters);
 
-    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "--volatile: bindings are kept in memory only (a restart makes every node " +
-        "re-initialize); the initialization keys' ESP counter reservations are kept in {CounterFile} (PROTOCOL.md section 8.1)")]
-    public static partial void VolatileStore(ILogger logger, string counterFile);
-
-    [LoggerMessage(EventId = 32, Level = LogLevel.Error, Message = "{Lost}")]
-    public static partial void InitializationCountersLost(ILogger logger, string lost);
-
-    [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "status endpoint on {Address}")]
-    public static partial void StatusListening(ILogger logger, string address);
-
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "transport {Transport} ended (no more datagrams)")]
     public static partial void TransportEnded(ILogger logger, string transport);
 
@@ -58,4 +48,7 @@ internal static partial class AgentLog
 
     [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "could not seal data for {Node}: {Outcome}")]
     public static partial void SealFailed(ILogger logger, string node, string outcome);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "key fetch {Reference} for {Node} failed: {Result} {Reason}")]
+    public static partial void FetchFailed(ILogger logger, string reference, string node, string result, string? reason);
 }

@@ -1,4 +1,3 @@
-using MipKeyAgent.Cli.Config;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
@@ -7,10 +6,10 @@ using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>What a mobile node host runs with.</summary>
-internal sealed record MobileNodeHostSettings(
+public sealed record MobileNodeHostSettings(
     string Name,
     MobileNodeOptions Options,
     IMobileNodeStateStore Store,
@@ -24,7 +23,7 @@ internal sealed record MobileNodeHostSettings(
 /// drives its timers on one <see cref="AgentLoop"/>, and optionally pings the home agent through
 /// the tunnel every <see cref="MobileNodeHostSettings.PingInterval"/> so labs can count data packets.
 /// </summary>
-internal sealed class MobileNodeHost : IDisposable
+public sealed class MobileNodeHost : IDisposable
 {
     /// <summary>Echo identifier of the host's own pings (their replies are counted, not passed to the tun).</summary>
     private const ushort PingIdentifier = 0x4d4b;
@@ -80,7 +79,7 @@ internal sealed class MobileNodeHost : IDisposable
     {
         if (!completion.Succeeded)
         {
-            MipKeyAgent.Cli.Qkd.QkdLog.FetchFailed(_logger, completion.Reference.ToString(), _settings.Name, completion.Result.ToString(), completion.Reason);
+            AgentLog.FetchFailed(_logger, completion.Reference.ToString(), _settings.Name, completion.Result.ToString(), completion.Reason);
         }
         completion.ApplyTo(_engine);
     }
@@ -98,8 +97,8 @@ internal sealed class MobileNodeHost : IDisposable
         {
             AgentLog.Started(_logger, "mobile node", _transport.Name,
                 $"{_settings.Name} home-address {o.Provisioning.HomeAddress} care-of {o.CareOfAddress} home-agent {o.HomeAgentAddress} mode {o.Mode} rekey " +
-                (o.RekeyInterval is { } r ? ConfigValues.FormatDuration(r) : "off") +
-                (_settings.PingInterval is { } p ? $", ping every {ConfigValues.FormatDuration(p)}" : ""));
+                (o.RekeyInterval is { } r ? ValueText.FormatDuration(r) : "off") +
+                (_settings.PingInterval is { } p ? $", ping every {ValueText.FormatDuration(p)}" : ""));
         }
         _loop.Post(() =>
         {
@@ -140,7 +139,7 @@ internal sealed class MobileNodeHost : IDisposable
         var ring = _engine.KeyRing;
         var generations = ring.All().Select(k => new GenerationStatus(k.Generation.ToString(),
             ReferenceEquals(k, ring.Initialization) ? "initialization" : ReferenceEquals(k, ring.Newest) ? "newest" : "previous",
-            k.SpiMnToHa.Value, k.SpiHaToMn.Value, ConfigValues.SuiteName(k.Suite), true, k.Generation == view.Transmit,
+            k.SpiMnToHa.Value, k.SpiHaToMn.Value, ValueText.SuiteName(k.Suite), true, k.Generation == view.Transmit,
             Math.Round((now - k.CreatedAt).TotalSeconds, 3))).ToList();
         var binding = new BindingStatus(_settings.Name, _engine.HomeAddress.ToString(), view.Registered ? view.CareOfAddress.ToString() : null, null,
             view.InitEpoch, view.Newest.ToString(), false, view.RekeyDueAt is { } due ? Math.Round((due - now).TotalSeconds, 3) : null, generations);

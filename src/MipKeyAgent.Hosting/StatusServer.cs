@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// The agent's local status endpoint on Kestrel: <c>GET /status</c> (JSON <see cref="AgentStatus"/>,
@@ -16,7 +16,7 @@ namespace MipKeyAgent.Cli.Hosting;
 /// text). It listens on a Unix domain socket (file mode 0600: only the agent's user) and/or on
 /// 127.0.0.1 only; never on an outside address, since it names SPIs and bindings.
 /// </summary>
-internal sealed class StatusServer : IAsyncDisposable
+public sealed class StatusServer : IAsyncDisposable
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// Renders an <see cref="AgentStatus"/> in the Prometheus text exposition format (version

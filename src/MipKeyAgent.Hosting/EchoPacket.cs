@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using MipKeyAgent.Wire;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// ICMPv6 Echo Request / Reply inner packets (RFC 4443 section 4.1/4.2) for the agents' test

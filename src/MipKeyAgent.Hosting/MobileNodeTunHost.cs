@@ -7,14 +7,14 @@ using MipKeyAgent.Protocol.DataPlane;
 using MipKeyAgent.Wire;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>Settings of <c>mipkey mn --tun NAME</c>.</summary>
 /// <param name="TunName">The tun device to create (carries the home address).</param>
 /// <param name="LinkMtu">MTU of the care-of link; the tun gets this minus the tunnel overhead.</param>
 /// <param name="Routes">Destinations routed into the tun with <c>src HoA</c> ("default" or prefixes); none when empty.</param>
 /// <param name="CareOfRouter">Next hop to the HA on the care-of link; when null, the route the kernel has now is pinned.</param>
-internal sealed record MobileNodeTunSettings(string TunName, int LinkMtu, IReadOnlyList<string> Routes, Ipv6Address? CareOfRouter);
+public sealed record MobileNodeTunSettings(string TunName, int LinkMtu, IReadOnlyList<string> Routes, Ipv6Address? CareOfRouter);
 
 /// <summary>
 /// The node's end of the tunnel (docs/dataplane.md, "Mobile node"): a tun device holding the home
@@ -22,7 +22,7 @@ internal sealed record MobileNodeTunSettings(string TunName, int LinkMtu, IReadO
 /// <see cref="MobileNodeDataPlane"/> between the tun and the engine. The tun pump only copies
 /// packets and posts them to the host's <see cref="AgentLoop"/>, which alone touches the engine.
 /// </summary>
-internal sealed partial class MobileNodeTunHost : IAsyncDisposable
+public sealed partial class MobileNodeTunHost : IAsyncDisposable
 {
     private readonly MobileNodeTunSettings _settings;
     private readonly ILogger _logger;

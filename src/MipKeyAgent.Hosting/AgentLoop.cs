@@ -3,7 +3,7 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Transport;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// The host loop of one engine (docs/protocol.md): a receive loop copies datagrams from the

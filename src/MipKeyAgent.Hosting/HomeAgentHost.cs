@@ -1,4 +1,3 @@
-using MipKeyAgent.Cli.Config;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
@@ -6,10 +5,10 @@ using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>What a home agent host runs with (built from the provisioning file and the command line).</summary>
-internal sealed record HomeAgentHostSettings(
+public sealed record HomeAgentHostSettings(
     HomeAgentOptions Options,
     IReadOnlyList<ProvisionedNode> Nodes,
     IBindingStore Store,
@@ -23,7 +22,7 @@ internal sealed record HomeAgentHostSettings(
 /// a transport, key events and drops logged, tunnelled echo requests to the HA's own address
 /// answered through the tunnel (test traffic), status snapshots taken on the loop.
 /// </summary>
-internal sealed class HomeAgentHost : IDisposable
+public sealed class HomeAgentHost : IDisposable
 {
     private readonly HomeAgentHostSettings _settings;
     private readonly IDatagramTransport _transport;
@@ -69,7 +68,7 @@ internal sealed class HomeAgentHost : IDisposable
         {
             AgentLog.Started(_logger, "home agent", _transport.Name,
                 $"address {_settings.Options.Address}, {_settings.Nodes.Count} nodes, mode {_settings.Options.Mode}, rekey " +
-                (_settings.Options.RekeyInterval is { } r ? ConfigValues.FormatDuration(r) : "off"));
+                (_settings.Options.RekeyInterval is { } r ? ValueText.FormatDuration(r) : "off"));
         }
         using var stopPumps = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var homeLink = _dataPlane?.RunAsync(stopPumps.Token) ?? Task.CompletedTask;

@@ -1,10 +1,10 @@
 using System.Net.Http.Json;
 using System.Net.Sockets;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>Reads a running agent's status endpoint (Unix socket or 127.0.0.1 port).</summary>
-internal static class StatusClient
+public static class StatusClient
 {
     public static async Task<AgentStatus> GetAsync(string? socketPath, int? port, CancellationToken cancellationToken = default)
     {

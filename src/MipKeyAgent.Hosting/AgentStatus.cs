@@ -2,14 +2,14 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>One generation of one binding as shown by status and <c>keys show</c>: numbers only, never key bytes.</summary>
-internal sealed record GenerationStatus(string Generation, string Slot, uint SpiMnToHa, uint SpiHaToMn, string Suite, bool Confirmed, bool Transmit,
+public sealed record GenerationStatus(string Generation, string Slot, uint SpiMnToHa, uint SpiHaToMn, string Suite, bool Confirmed, bool Transmit,
     double AgeSeconds);
 
 /// <summary>One mobile node's binding as the HA sees it.</summary>
-internal sealed record BindingStatus(
+public sealed record BindingStatus(
     string Name,
     string HomeAddress,
     string? CareOfAddress,
@@ -21,7 +21,7 @@ internal sealed record BindingStatus(
     IReadOnlyList<GenerationStatus> Generations);
 
 /// <summary>What a running agent reports on its status endpoint.</summary>
-internal sealed record AgentStatus(
+public sealed record AgentStatus(
     string Role,
     DateTimeOffset Time,
     double UptimeSeconds,
@@ -31,7 +31,7 @@ internal sealed record AgentStatus(
     IReadOnlyList<BindingStatus> Bindings);
 
 /// <summary>Builds status records from engine state and from stored binding records.</summary>
-internal static class StatusSnapshot
+public static class StatusSnapshot
 {
     public static IReadOnlyDictionary<string, long> Counters(ProtocolCounters c)
     {
@@ -96,7 +96,7 @@ internal static class StatusSnapshot
             view.RekeyDueAt is { } due ? Seconds(due - now) : null, generations);
 
         GenerationStatus Of(GenerationKeys keys, string slot) => new(keys.Generation.ToString(), slot, keys.SpiMnToHa.Value, keys.SpiHaToMn.Value,
-            Config.ConfigValues.SuiteName(keys.Suite), keys.Confirmed || keys.Generation.IsInitialization, ReferenceEquals(keys, transmit),
+            ValueText.SuiteName(keys.Suite), keys.Confirmed || keys.Generation.IsInitialization, ReferenceEquals(keys, transmit),
             Seconds(now - keys.CreatedAt));
     }
 
@@ -116,13 +116,13 @@ internal static class StatusSnapshot
             generations.Add(Of(previous, "previous", transmit: true));
         }
         generations.Add(new GenerationStatus("IK", "initialization", provisioning.SpiMnToHa.Value, provisioning.SpiHaToMn.Value,
-            Config.ConfigValues.SuiteName(provisioning.Suite), true, ikTransmits, 0));
+            ValueText.SuiteName(provisioning.Suite), true, ikTransmits, 0));
         return new BindingStatus(name, provisioning.HomeAddress.ToString(), record?.CareOfAddress?.ToString(),
             record?.CareOfAddress is null ? null : Seconds(record.BindingExpiresAt - now), record?.InitEpoch, record?.HighestIssued.ToString() ?? "IK",
             record?.RekeyPending ?? false, record?.RekeyDueAt is { } due ? Seconds(due - now) : null, generations);
 
         GenerationStatus Of(GenerationRecord g, string slot, bool transmit) => new(g.Generation.ToString(), slot, g.SpiMnToHa.Value, g.SpiHaToMn.Value,
-            Config.ConfigValues.SuiteName(g.Suite), g.Confirmed, transmit, Seconds(now - g.CreatedAt));
+            ValueText.SuiteName(g.Suite), g.Confirmed, transmit, Seconds(now - g.CreatedAt));
     }
 
     private static double Seconds(TimeSpan t) => Math.Round(t.TotalSeconds, 3);

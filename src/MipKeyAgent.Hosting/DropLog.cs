@@ -2,7 +2,7 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using Microsoft.Extensions.Logging;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// Drop log lines of an agent, rate-limited per reason (PROTOCOL.md section 8.10: never a line per

@@ -7,7 +7,7 @@ using MipKeyAgent.Wire;
 using Microsoft.Extensions.Logging;
 using MipKeyAgent.Transport;
 
-namespace MipKeyAgent.Cli.Hosting;
+namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// The tunnel of <c>mipkey ha --home-link IFACE</c> (docs/dataplane.md): proxy Neighbor Discovery
@@ -16,7 +16,7 @@ namespace MipKeyAgent.Cli.Hosting;
 /// Everything that touches the engine or the plane runs on the host's <see cref="AgentLoop"/>:
 /// the proxy pump only copies intercepted packets and posts them there.
 /// </summary>
-internal sealed class HomeAgentDataPlaneHost : IAsyncDisposable
+public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
 {
     private const int DestinationOffset = 24;
 
