@@ -17,7 +17,7 @@ if (args.Length > 0 && args[0] == "runner")
     BenchRunner.Run(new BenchOptions
     {
         ScaleBindings = bindings,
-        Suites = scaleOnly ? [] : [MipKeyAgent.Wire.EspSuite.AesGcm256, MipKeyAgent.Wire.EspSuite.AesCbc128HmacSha256],
+        Suites = scaleOnly ? [] : [MipKeyAgent.Esp.EspSuite.AesGcm256, MipKeyAgent.Esp.EspSuite.AesCbc128HmacSha256],
         Command = "bench runner " + string.Join(' ', args.Skip(1)),
     }, Console.Out);
     return;
@@ -39,7 +39,7 @@ if (args.Length > 0 && args[0] == "alloc")
 {
     // Heap bytes per step of a steady or a rekey exchange, to find what allocates: alloc [steady|rekey] [suite].
     bool rekey = args.Length > 1 && args[1] == "rekey";
-    var suite = args.Length > 2 ? Enum.Parse<MipKeyAgent.Wire.EspSuite>(args[2]) : MipKeyAgent.Wire.EspSuite.AesGcm256;
+    var suite = args.Length > 2 ? Enum.Parse<MipKeyAgent.Esp.EspSuite>(args[2]) : MipKeyAgent.Esp.EspSuite.AesGcm256;
     using var rig = new ExchangeRig(suite);
     Action exchange = rekey ? rig.RekeyExchange : rig.SteadyExchange;
     for (int i = 0; i < 10_000; i++)
@@ -55,7 +55,7 @@ if (args.Length > 0 && args[0] == "alloc")
 if (args.Length > 0 && args[0] == "loop")
 {
     // A hot loop for `perf record` (DOTNET_PerfMapEnabled=1): loop steady|rekey|floor|rekey-floor seconds [suite].
-    var suite = args.Length > 3 ? Enum.Parse<MipKeyAgent.Wire.EspSuite>(args[3]) : MipKeyAgent.Wire.EspSuite.AesGcm256;
+    var suite = args.Length > 3 ? Enum.Parse<MipKeyAgent.Esp.EspSuite>(args[3]) : MipKeyAgent.Esp.EspSuite.AesGcm256;
     using var rig = new ExchangeRig(suite);
     using var floor = new CryptoFloor(suite);
     Action operation = args[1] switch

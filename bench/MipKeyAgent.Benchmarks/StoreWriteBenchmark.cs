@@ -5,6 +5,7 @@ using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Store;
 using MipKeyAgent.Tools.Bench;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Benchmarks;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using MipKeyAgent.Esp;
 
 namespace MipKeyAgent.Store;
 

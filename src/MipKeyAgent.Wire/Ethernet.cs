@@ -72,12 +72,12 @@ public static class Ethernet
     {
         if (destinationMac.Length != MacLength || sourceMac.Length != MacLength)
         {
-            EspThrow.Argument("MAC addresses are 6 octets.", nameof(destinationMac));
+            ThrowHelper.ThrowArgument("MAC addresses are 6 octets.", nameof(destinationMac));
         }
 
         if (destination.Length < HeaderLength)
         {
-            EspThrow.Argument("The destination needs 14 octets.", nameof(destination));
+            ThrowHelper.ThrowArgument("The destination needs 14 octets.", nameof(destination));
         }
 
         destinationMac.CopyTo(destination[DestinationOffset..]);

@@ -1,7 +1,7 @@
 namespace MipKeyAgent.Wire;
 
 /// <summary>Mobility option types (RFC 6275 section 6.2, RFC 5096, RFC 5094).</summary>
-public static class MobilityOptionType
+internal static class MobilityOptionType
 {
     public const byte Pad1 = 0;
     public const byte PadN = 1;

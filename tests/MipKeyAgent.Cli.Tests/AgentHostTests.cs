@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Net.Http;
 using MipKeyAgent.Cli.Commands;
 using MipKeyAgent.Cli.Config;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;

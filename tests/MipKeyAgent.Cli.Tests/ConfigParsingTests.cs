@@ -1,5 +1,6 @@
 using MipKeyAgent.Cli.Config;
 using MipKeyAgent.Protocol;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Tests;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MipKeyAgent.Cli.Commands;
 using MipKeyAgent.Cli.Demo;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Tests;

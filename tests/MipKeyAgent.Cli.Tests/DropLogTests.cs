@@ -1,4 +1,4 @@
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.TestSupport;

@@ -86,7 +86,7 @@ public sealed class HelpTests
     {
         Assert.Equal([10_000, 1_000_000], BenchCommand.ParseSizes("10000, 1_000_000"));
         Assert.Empty(BenchCommand.ParseSizes("none")!);
-        Assert.Equal([MipKeyAgent.Wire.EspSuite.AesCbc128HmacSha256], BenchCommand.ParseSuites("2"));
+        Assert.Equal([MipKeyAgent.Esp.EspSuite.AesCbc128HmacSha256], BenchCommand.ParseSuites("2"));
     }
 
     [Fact]

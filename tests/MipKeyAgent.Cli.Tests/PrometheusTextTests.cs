@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 
 namespace MipKeyAgent.Cli.Tests;
 

@@ -1,6 +1,6 @@
 using MipKeyAgent.Cli.Commands;
 using MipKeyAgent.Cli.Config;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.Protocol.HomeAgent;

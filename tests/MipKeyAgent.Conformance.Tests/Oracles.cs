@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using MipKeyAgent.Esp;
 
 namespace MipKeyAgent.Conformance.Tests;
 

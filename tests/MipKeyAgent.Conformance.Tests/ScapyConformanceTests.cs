@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Conformance.Tests;

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Conformance.Tests;

@@ -71,7 +71,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         var (_, first) = await lab.ExecAsync(lab.CorrespondentNs, Timeout, Shell.Python, Script("pinger.py"),
             TunnelTopology.HomeAddress.ToString(), "1", "0", "1452", "dontfrag");
 
-        Assert.Contains($"packet-too-big {TunnelMtu.MaxInnerLength(Wire.EspSuite.AesGcm256, 1500)}", first);
+        Assert.Contains($"packet-too-big {TunnelMtu.MaxInnerLength(Esp.EspSuite.AesGcm256, 1500)}", first);
         Assert.True(lab.HomeAgent.Plane.Counters.PacketTooBigSent >= 1);
 
         // The correspondent's kernel learned the path MTU and now fragments to fit: the echo gets through.

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.TestSupport;
 using Xunit.Abstractions;
 using MipKeyAgent.Tools.Lab;

@@ -4,6 +4,7 @@ using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests;
@@ -50,6 +51,9 @@ internal sealed record TestbedSettings
 
     /// <summary>Each node's resolver for key-reference KEY-DIST (null: none).</summary>
     public Func<MobileNodeProvisioning, IKeyReferenceResolver?>? KeyResolver { get; init; }
+
+    /// <summary>The HA's cipher cache (null: the engine's own).</summary>
+    public CipherCache? Ciphers { get; init; }
 }
 
 /// <summary>
@@ -121,6 +125,7 @@ internal sealed class Testbed : IDisposable
             SendBindingRefreshRequest = Settings.BindingRefreshRequest,
             KeyDelivery = Settings.KeyDelivery,
             FallbackKeySource = Settings.FallbackKeySource,
+            Ciphers = Settings.Ciphers,
         },
         Clock, Settings.KeySource ?? new SeededKeySource(Settings.Seed), new SeededSpiSource(Settings.Seed), Driver, HomeAgentStore, Events.Add);
 

@@ -1,4 +1,5 @@
 using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;

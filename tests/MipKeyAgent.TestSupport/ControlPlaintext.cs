@@ -1,5 +1,6 @@
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.TestSupport;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Xunit.Abstractions;
+using MipKeyAgent.Esp;
 
 namespace MipKeyAgent.Wire.Tests;
 
@@ -19,13 +20,13 @@ public sealed class EspMutationTests(ITestOutputHelper output)
         var bases = new List<(SecurityAssociation Receiver, byte[] Packet)>();
         foreach (EspSuite suite in new[] { EspSuite.AesGcm256, EspSuite.AesCbc128HmacSha256 })
         {
-            byte[] km = EspTests.Sequence(11, EspSuites.KeyMaterialLength(suite));
+            byte[] km = Enumerable.Range(11, EspSuites.KeyMaterialLength(suite)).Select(i => (byte)i).ToArray();
             var tx = new SecurityAssociation(0x100, suite, km);
             var rx = new SecurityAssociation(0x100, suite, km);
             foreach (int length in new[] { 0, 1, 13, 100, 600 })
             {
                 var packet = new byte[tx.SealedLength(length)];
-                Assert.True(tx.Seal(135, EspTests.Sequence(length, length), packet, out _).IsOk);
+                Assert.True(tx.Seal(135, Enumerable.Range(length, length).Select(i => (byte)i).ToArray(), packet, out _).IsOk);
                 bases.Add((rx, packet));
             }
         }
@@ -83,7 +84,7 @@ public sealed class EspMutationTests(ITestOutputHelper output)
     public void TryUnwrap_MutatedWrappedKeys_AllRejectedTyped()
     {
         var random = new Random(5649);
-        byte[] kek = EspTests.Sequence(0x20, 32);
+        byte[] kek = Enumerable.Range(0x20, 32).Select(i => (byte)i).ToArray();
         byte[] wrapped = Convert.FromHexString("805c63d0b031c90f180b5b2d382ca26a1aecb3e29c59aed8b0684d8bc92343773ae4e2a79b0c6a7b");
         var destination = new byte[256];
         int rejected = 0;
@@ -186,8 +187,8 @@ public sealed class EspMutationTests(ITestOutputHelper output)
         var stream = new MemoryStream();
         using (var writer = new PcapWriter(stream, PcapLinkType.Ethernet, leaveOpen: true))
         {
-            writer.Write(DateTimeOffset.FromUnixTimeSeconds(1_700_000_000), EspTests.Sequence(0, 30));
-            writer.Write(DateTimeOffset.FromUnixTimeSeconds(1_700_000_001), EspTests.Sequence(3, 7));
+            writer.Write(DateTimeOffset.FromUnixTimeSeconds(1_700_000_000), Enumerable.Range(0, 30).Select(i => (byte)i).ToArray());
+            writer.Write(DateTimeOffset.FromUnixTimeSeconds(1_700_000_001), Enumerable.Range(3, 7).Select(i => (byte)i).ToArray());
         }
 
         return stream.ToArray();

@@ -33,7 +33,7 @@ public sealed class PcapTests
     public void WriteThenRead_SeveralFrames_RoundTrip(PcapLinkType linkType)
     {
         var stream = new MemoryStream();
-        var frames = new[] { EspTests.Sequence(1, 60), EspTests.Sequence(2, 1500), Array.Empty<byte>() };
+        var frames = new[] { Enumerable.Range(1, 60).Select(i => (byte)i).ToArray(), Enumerable.Range(2, 1500).Select(i => (byte)i).ToArray(), Array.Empty<byte>() };
         var times = new[] { Epoch1700000000.AddTicks(1_234_560), Epoch1700000000.AddSeconds(5), DateTimeOffset.UnixEpoch };
         using (var writer = new PcapWriter(stream, linkType, leaveOpen: true))
         {

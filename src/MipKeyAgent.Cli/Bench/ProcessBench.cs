@@ -5,11 +5,12 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Transport;
 using MipKeyAgent.Tools.Bench;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Bench;

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using MipKeyAgent.Cli.Demo;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Capture;

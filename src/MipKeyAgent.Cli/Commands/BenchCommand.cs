@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using MipKeyAgent.Cli.Bench;
 using MipKeyAgent.Tools.Bench;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Commands;

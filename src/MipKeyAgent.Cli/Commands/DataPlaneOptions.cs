@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Net;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol.DataPlane;
 using MipKeyAgent.Wire;
 using Microsoft.Extensions.Logging;

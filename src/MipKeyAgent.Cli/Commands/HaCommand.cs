@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Net;
 using MipKeyAgent.Cli.Config;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
@@ -129,15 +129,15 @@ internal static class HaCommand
         var logger = parts.Loggers.CreateLogger("mipkey.ha");
         if (parts.Bindings.CounterFile is { } counterFile)
         {
-            AgentLog.VolatileStore(logger, counterFile);
+            StartLog.VolatileStore(logger, counterFile);
         }
         foreach (var lost in parts.LostNodes)
         {
-            AgentLog.InitializationCountersLost(logger, lost);
+            StartLog.InitializationCountersLost(logger, lost);
         }
         foreach (var bound in status.Addresses)
         {
-            AgentLog.StatusListening(logger, bound);
+            StartLog.StatusListening(logger, bound);
         }
         await host.RunAsync(stop).ConfigureAwait(false);
         if (keySupply is not null)

@@ -1,4 +1,5 @@
 using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Store;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MipKeyAgent.Cli.Config;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using Spectre.Console;
 
 namespace MipKeyAgent.Cli.Commands;

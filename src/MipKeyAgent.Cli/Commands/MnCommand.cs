@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MipKeyAgent.Cli.Config;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.Protocol.MobileNode;

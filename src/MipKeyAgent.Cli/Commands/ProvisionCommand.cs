@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Commands;

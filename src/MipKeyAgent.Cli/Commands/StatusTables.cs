@@ -1,5 +1,5 @@
 using System.Globalization;
-using MipKeyAgent.Cli.Hosting;
+using MipKeyAgent.Hosting;
 using Spectre.Console;
 
 namespace MipKeyAgent.Cli.Commands;

@@ -1,23 +1,10 @@
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Config;
-
-/// <summary>One <c>[mobile-node NAME]</c> section of a home agent's provisioning file.</summary>
-internal sealed class ProvisionedNode(string name, MobileNodeProvisioning provisioning, int line)
-{
-    public string Name { get; } = name;
-
-    public MobileNodeProvisioning Provisioning { get; } = provisioning;
-
-    public int Line { get; } = line;
-
-    /// <summary>Redacted: names numbers, never key bytes.</summary>
-    public override string ToString() =>
-        $"{Name} home-address {Provisioning.HomeAddress} spi-mn-to-ha {Provisioning.SpiMnToHa.Value} spi-ha-to-mn {Provisioning.SpiHaToMn.Value} " +
-        $"suite {ConfigValues.SuiteName(Provisioning.Suite)} initialization-key <redacted>";
-}
 
 /// <summary>
 /// A home agent's provisioning file:

@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Config;
@@ -230,13 +232,7 @@ internal static class ConfigValues
         }
     }
 
-    public static string SuiteName(EspSuite suite) => suite == EspSuite.AesGcm256 ? "aes-256-gcm" : "aes-128-cbc-hmac-sha256";
+    public static string SuiteName(EspSuite suite) => ValueText.SuiteName(suite);
 
-    public static string FormatDuration(TimeSpan duration) => duration.TotalSeconds switch
-    {
-        < 1 => $"{duration.TotalMilliseconds:0}ms",
-        < 120 => $"{duration.TotalSeconds:0.###}s",
-        < 7200 => $"{duration.TotalMinutes:0.##}m",
-        _ => $"{duration.TotalHours:0.##}h",
-    };
+    public static string FormatDuration(TimeSpan duration) => ValueText.FormatDuration(duration);
 }

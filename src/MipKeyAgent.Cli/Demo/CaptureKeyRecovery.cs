@@ -1,6 +1,7 @@
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Transport;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Demo;

@@ -1,5 +1,6 @@
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Simulation;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 using Spectre.Console;
 

@@ -1,4 +1,5 @@
 using System.Text;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Demo;

@@ -1,4 +1,5 @@
 using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.KeySupply;
 using MipKeyAgent.KeySupply.Etsi014;
 using MipKeyAgent.KeySupply.Sessions;
@@ -243,9 +244,6 @@ internal static partial class QkdLog
 
     [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "key-use session toward {SlaveSae} closed: {Outcome}")]
     public static partial void SessionClosed(ILogger logger, string slaveSae, string outcome);
-
-    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "key fetch {Reference} for {Node} failed: {Result} {Reason}")]
-    public static partial void FetchFailed(ILogger logger, string reference, string node, string result, string? reason);
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Information, Message = "QKD key resolver: KME {Url}, this SAE {Sae}, keys accepted from master SAE {MasterSae}")]
     public static partial void ResolverReady(ILogger logger, Uri url, string sae, string masterSae);

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Transport;

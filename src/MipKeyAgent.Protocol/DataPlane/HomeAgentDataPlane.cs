@@ -1,5 +1,6 @@
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.DataPlane;

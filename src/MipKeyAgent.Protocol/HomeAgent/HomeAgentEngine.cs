@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.HomeAgent;
@@ -21,7 +22,7 @@ public sealed partial class HomeAgentEngine : IDisposable
     private readonly IBindingStore _store;
     private readonly Action<ProtocolEvent>? _events;
     private readonly InitRateLimiter? _initLimiter;
-    private readonly SpiTable _spis = new();
+    private readonly SpiTable _spis;
     private readonly Dictionary<Ipv6Address, HomeAgentNode> _nodes = [];
     private readonly NodeDeadlines _deadlines = new();
     private readonly byte[] _plain = new byte[ProtectedDatagram.MaxControlLength];
@@ -50,6 +51,7 @@ public sealed partial class HomeAgentEngine : IDisposable
         _store = store ?? new InMemoryBindingStore();
         _events = events;
         _initLimiter = options.InitRateLimit is { } limit ? new InitRateLimiter(limit, time) : null;
+        _spis = new SpiTable(ciphers: options.Ciphers ?? new CipherCache());
         // SPIs retired by earlier runs are never picked again (PROTOCOL.md section 3).
         _spis.RestoreRetired(_store.LoadRetiredSpis());
     }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.HomeAgent;

@@ -1,4 +1,5 @@
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.HomeAgent;
@@ -70,6 +71,13 @@ public sealed class HomeAgentOptions
     /// Null turns it off.
     /// </summary>
     public InitRateLimit? InitRateLimit { get; init; } = new(RequestsPerSecond: 4, Burst: 16);
+
+    /// <summary>
+    /// Bounds how many of the engine's SAs hold cipher objects at once (memory per binding); used
+    /// on the engine's thread only, so one cache serves one engine (or engines run on one thread).
+    /// Null: the engine makes its own with <see cref="CipherCache.DefaultLimit"/>.
+    /// </summary>
+    public CipherCache? Ciphers { get; init; }
 }
 
 /// <summary>A token bucket per node: <paramref name="Burst"/> tokens, refilled at <paramref name="RequestsPerSecond"/>.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Keys;
@@ -225,6 +226,7 @@ public sealed class GenerationKeys : IDisposable
 
     // Key material: HKDF(K_g, "control|data ha->mn|mn->ha" || SPI), PROTOCOL.md sections 3 and 7.
     // Derived at the SA's first use: a restart or an idle binding pays for no SA it does not use.
+    // The SA takes its cipher slots in the cache of the SPI table its ring is registered in.
     private SecurityAssociation CreateSa(KeyDirection direction, Spi control, bool data)
     {
         Span<byte> material = stackalloc byte[KeyLengths.MaxKeyMaterial];
@@ -235,12 +237,12 @@ public sealed class GenerationKeys : IDisposable
             if (data)
             {
                 KeyDerivation.DeriveDataKeyMaterial(_secret, direction, control.Data.Value, Suite, material);
-                sa = new SecurityAssociation(control.Data.Value, Suite, material, _replayWindowSize, _initialSequence);
+                sa = new SecurityAssociation(control.Data.Value, Suite, material, _replayWindowSize, _initialSequence, Ring?.Ciphers);
             }
             else
             {
                 KeyDerivation.DeriveControlKeyMaterial(_secret, direction, control.Value, Suite, material);
-                sa = new SecurityAssociation(control.Value, Suite, material, _replayWindowSize, _initialSequence);
+                sa = new SecurityAssociation(control.Value, Suite, material, _replayWindowSize, _initialSequence, Ring?.Ciphers);
             }
             sa.RestoreReplayRightEdge((data, direction) switch
             {

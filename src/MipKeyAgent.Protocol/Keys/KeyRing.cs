@@ -1,3 +1,4 @@
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Keys;
@@ -32,6 +33,9 @@ public sealed class KeyRing : IDisposable
     }
 
     public KeyRingSide Side { get; }
+
+    /// <summary>The cipher cache of the SPI table this ring registers in (the SAs of its generations take slots there).</summary>
+    internal CipherCache? Ciphers => _table.Ciphers;
 
     /// <summary>The mobile node's home address: the peer on the HA, the node itself on the MN.</summary>
     public Ipv6Address HomeAddress { get; }

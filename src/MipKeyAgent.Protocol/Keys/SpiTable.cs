@@ -1,3 +1,4 @@
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Keys;
@@ -16,11 +17,16 @@ public readonly record struct SpiEntry(KeyRing Ring, GenerationKeys Keys, KeyDir
 /// (set here at registration) and the direction is which of its two SPIs was asked for.
 /// </summary>
 /// <param name="rememberRetired">The HA remembers retired SPIs; a MN's table need not.</param>
-public sealed class SpiTable(bool rememberRetired = true)
+/// <param name="ciphers">Bounds the cipher objects of the SAs of the generations registered here
+/// (the HA's engine passes its cache); null: each SA keeps its cipher objects until it is disposed.</param>
+public sealed class SpiTable(bool rememberRetired = true, CipherCache? ciphers = null)
 {
     private readonly Dictionary<uint, GenerationKeys> _entries = [];
     private readonly HashSet<uint> _retired = [];
     private readonly List<uint> _unsaved = [];
+
+    /// <summary>The cache the SAs of this table's generations take their cipher slots in (null: none).</summary>
+    internal CipherCache? Ciphers => ciphers;
 
     /// <summary>Number of live SPIs (four per generation: control and data, both directions).</summary>
     public int Count => 2 * _entries.Count;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 using MipKeyAgent.Transport;

@@ -3,6 +3,7 @@ using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 using MipKeyAgent.Transport;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 using MipKeyAgent.Protocol;

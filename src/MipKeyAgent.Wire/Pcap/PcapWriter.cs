@@ -55,7 +55,7 @@ public sealed class PcapWriter : IDisposable
         long seconds = ticks / TimeSpan.TicksPerSecond;
         if (ticks < 0 || seconds > uint.MaxValue)
         {
-            EspThrow.ArgumentOutOfRange(nameof(timestamp), "Classic pcap timestamps are unsigned 32-bit seconds since 1970.");
+            ThrowHelper.ThrowArgumentOutOfRange(nameof(timestamp), "Classic pcap timestamps are unsigned 32-bit seconds since 1970.");
         }
 
         int captured = Math.Min(frame.Length, SnapLength);

@@ -1,5 +1,6 @@
 using System.Reflection;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests.Keys;

@@ -1,5 +1,6 @@
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.TestSupport;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;

@@ -1,5 +1,6 @@
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Tools.Bench;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Transport.Tests.Bench;

@@ -1,4 +1,5 @@
 using MipKeyAgent.Protocol.DataPlane;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Transport.Tests.DataPlane;

@@ -5,6 +5,7 @@ using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.TestSupport;
 using MipKeyAgent.Protocol.DataPlane;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 using MipKeyAgent.Simulation;
 

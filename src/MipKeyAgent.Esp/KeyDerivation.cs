@@ -1,0 +1,82 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using MipKeyAgent.Esp.Internal;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Esp;
+
+/// <summary>Which way an SA carries traffic; a key never serves both (PROTOCOL.md section 3).</summary>
+public enum KeyDirection
+{
+    HaToMn,
+    MnToHa,
+}
+
+/// <summary>
+/// HKDF-SHA256 (RFC 5869) derivations of PROTOCOL.md sections 3 and 7:
+/// <code>
+/// control SA: HKDF(IKM = K_g, salt = "MIPKEY-v1", info = "ha->mn" | "mn->ha"           || SPI (4, big-endian))
+/// data SA:    HKDF(IKM = K_g, salt = "MIPKEY-v1", info = "data ha->mn" | "data mn->ha" || data SPI (4))
+/// KEK:        HKDF(IKM = IK,  salt = "MIPKEY-v1", info = "kek" || home address (16))  -> 32 octets
+/// </code>
+/// Output lengths follow the suite: 36 (AES-256 key || salt) or 48 (AES-128 key || HMAC key).
+/// All labels are ASCII without a terminator.
+/// </summary>
+public static class KeyDerivation
+{
+    public const string Salt = "MIPKEY-v1";
+
+    /// <summary>PROTOCOL.md section 3: a data SA's SPI is its control SPI + 2^31.</summary>
+    public const uint DataSpiOffset = 0x8000_0000;
+
+    public const int KekLength = 32;
+
+    private const int MaxInfoLength = 32;
+
+    private static ReadOnlySpan<byte> SaltBytes => "MIPKEY-v1"u8;
+
+    private static ReadOnlySpan<byte> HaToMnLabel => "ha->mn"u8;
+
+    private static ReadOnlySpan<byte> MnToHaLabel => "mn->ha"u8;
+
+    private static ReadOnlySpan<byte> DataHaToMnLabel => "data ha->mn"u8;
+
+    private static ReadOnlySpan<byte> DataMnToHaLabel => "data mn->ha"u8;
+
+    private static ReadOnlySpan<byte> KekLabel => "kek"u8;
+
+    /// <summary>Key material of a control (BU/BA) SA; <paramref name="destination"/> is exactly <see cref="EspSuites.KeyMaterialLength"/> octets.</summary>
+    public static void DeriveControlKeyMaterial(ReadOnlySpan<byte> secret, KeyDirection direction, uint spi, EspSuite suite, Span<byte> destination) =>
+        DeriveSaKeyMaterial(secret, direction == KeyDirection.HaToMn ? HaToMnLabel : MnToHaLabel, spi, suite, destination);
+
+    /// <summary>Key material of a data (tunnel) SA, PROTOCOL.md section 7.</summary>
+    public static void DeriveDataKeyMaterial(ReadOnlySpan<byte> secret, KeyDirection direction, uint dataSpi, EspSuite suite, Span<byte> destination) =>
+        DeriveSaKeyMaterial(secret, direction == KeyDirection.HaToMn ? DataHaToMnLabel : DataMnToHaLabel, dataSpi, suite, destination);
+
+    /// <summary>The key-encryption key that wraps generation secrets for one mobile node.</summary>
+    public static void DeriveKek(ReadOnlySpan<byte> initializationKey, Ipv6Address homeAddress, Span<byte> destination32)
+    {
+        if (destination32.Length != KekLength)
+        {
+            EspThrow.Argument("The KEK is 32 octets.", nameof(destination32));
+        }
+
+        Span<byte> info = stackalloc byte[MaxInfoLength];
+        KekLabel.CopyTo(info);
+        homeAddress.WriteTo(info.Slice(KekLabel.Length, Ipv6Address.Length));
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, initializationKey, destination32, SaltBytes, info[..(KekLabel.Length + Ipv6Address.Length)]);
+    }
+
+    private static void DeriveSaKeyMaterial(ReadOnlySpan<byte> secret, ReadOnlySpan<byte> label, uint spi, EspSuite suite, Span<byte> destination)
+    {
+        if (destination.Length != EspSuites.KeyMaterialLength(suite))
+        {
+            EspThrow.Argument("Destination length must equal the suite's key material length.", nameof(destination));
+        }
+
+        Span<byte> info = stackalloc byte[MaxInfoLength];
+        label.CopyTo(info);
+        BinaryPrimitives.WriteUInt32BigEndian(info[label.Length..], spi);
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, destination, SaltBytes, info[..(label.Length + 4)]);
+    }
+}

@@ -1,0 +1,94 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
+namespace MipKeyAgent.Esp;
+
+/// <summary>The cipher objects' life: built from the key material at first use, released to the
+/// <see cref="CipherCache"/>'s bound on live cipher contexts and rebuilt, zeroed.</summary>
+public sealed partial class SecurityAssociation
+{
+    // Called after ThrowIfDisposed.
+    private void EnsureCipher()
+    {
+        _used = true;
+        if (_ciphers is not null)
+        {
+            return;
+        }
+
+        ReadOnlySpan<byte> key = _keyMaterial;
+        var ciphers = new CipherObjects();
+        if (Suite == EspSuite.AesGcm256)
+        {
+            ciphers.Gcm = new AesGcm(key[..EspSuites.GcmKeyLength], EspSuites.IcvLength);
+        }
+        else
+        {
+            var aes = Aes.Create();
+            ciphers.Aes = aes;
+            aes.SetKey(key[..EspSuites.CbcEncryptionKeyLength]);
+            aes.Mode = CipherMode.CBC;
+            aes.Padding = PaddingMode.None;
+            aes.IV = new byte[AesBlock];
+            ciphers.CbcEncryptor = aes.CreateEncryptor();
+            ciphers.CbcDecryptor = aes.CreateDecryptor();
+            ciphers.Hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Slice(EspSuites.CbcEncryptionKeyLength, EspSuites.CbcAuthenticationKeyLength));
+            ciphers.Chain = new byte[AesBlock];
+        }
+
+        _ciphers = ciphers;
+        if (_cipherCache is { } cache)
+        {
+            _cipherSlot = cache.Add(this);
+        }
+    }
+
+    /// <summary>The ring's hand passed: true (and cleared) when this SA was used since the last pass.</summary>
+    internal bool TakeUsedMark()
+    {
+        if (!_used)
+        {
+            return false;
+        }
+
+        _used = false;
+        return true;
+    }
+
+    /// <summary>Called by the <see cref="CipherCache"/> whose ring's hand chose this SA: releases the cipher objects.</summary>
+    internal void ReleaseCipher()
+    {
+        ReleaseCipherObjects();
+        _cipherSlot = -1;
+    }
+
+    /// <summary>True when every octet of the kept key material is zero (after <see cref="Dispose"/>); for tests.</summary>
+    internal bool KeyMaterialIsZeroed() => !((ReadOnlySpan<byte>)_keyMaterial).ContainsAnyExcept((byte)0);
+
+    // A rebuilt CBC encryptor starts from the zero IV again, so the chain restarts there too.
+    private void ReleaseCipherObjects()
+    {
+        if (_ciphers is not { } ciphers)
+        {
+            return;
+        }
+
+        _ciphers = null;
+        ciphers.Gcm?.Dispose();
+        ciphers.CbcEncryptor?.Dispose();
+        ciphers.CbcDecryptor?.Dispose();
+        ciphers.Aes?.Dispose();
+        ciphers.Hmac?.Dispose();
+        CryptographicOperations.ZeroMemory(ciphers.Chain);
+    }
+
+    public uint Spi { get; }
+
+    public EspSuite Suite { get; }
+
+    /// <summary>Sequence number of the last sealed packet (0 before the first; RFC 4303 section 3.3.3).</summary>
+    public uint LastSequenceSent => _lastSequenceSent;
+
+    /// <summary>The inbound anti-replay window (its right edge is what a durable store keeps).</summary>
+    public ReplayWindow ReplayWindow => Window;
+}

@@ -1,0 +1,558 @@
+using System.Threading.Channels;
+using MipKeyAgent.Protocol;
+using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace MipKeyAgent.Hosting;
+
+/// <summary>
+/// The host loop of one engine (docs/protocol.md): a receive loop copies datagrams from the
+/// transport into an inbox, a send loop drains what the engine emitted, and one loop owns the
+/// engine: it handles inbox items (datagrams, posted work) in order and calls Tick at the
+/// engine's NextDeadline. Engines are single-threaded, so everything touching one goes through
+/// this loop (<see cref="InvokeAsync{T}"/> for status queries).
+/// On a transport with batch calls (<see cref="IDatagramTransport.Batching"/>: raw sockets on 64-bit Linux) there is no receive loop, inbox copy or
+/// send loop: one dedicated thread drains what is readable with recvmmsg, runs the engine on
+/// each datagram in place, collects what the engine emits in a send batch and hands it to the
+/// kernel with one sendmmsg per received batch; it waits in poll on the socket and an eventfd
+/// that <see cref="Post"/> signals. No allocation, copy or thread hand-off per datagram.
+/// <para>Group commit (with a <see cref="IBindingStore"/>, the HA's): each turn of the loop (a received
+/// batch, the posted work, a due tick; at most <see cref="MaxGroup"/> inbox items) runs inside one store
+/// group, and everything the engine sent meanwhile is held back until <see cref="IBindingStore.CommitGroup"/>
+/// returns: no BA, KEY-DIST or data packet sealed under a new sequence reservation leaves before the state it
+/// reflects is durable. When the commit throws, the held packets are dropped, the failure is logged and
+/// <see cref="RunAsync"/> ends with it: the engine's state is then ahead of the store, and the agent must not
+/// answer from it (a restart resumes from what the store holds).</para>
+/// </summary>
+internal sealed class AgentLoop : IDatagramSink, IDisposable
+{
+    private const int MaxDatagram = 65_535 + 40;
+
+    /// <summary>Inbox items (unbatched) or received datagrams (batched) per group: bounds the wait of a group's first answer.</summary>
+    internal const int MaxGroup = 256;
+
+    private readonly IDatagramTransport _transport;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<byte[]> _outbox = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly IBatchingTransport? _direct;
+    private readonly RawSendBatch? _batch;
+    private readonly TransportWakeup? _wakeup;
+    private readonly IBindingStore? _store;
+
+    /// <summary>Sends held back until the open group commits (all of them unbatched; on the batched loop those the send batch cannot take).</summary>
+    private readonly List<byte[]> _held = [];
+    private bool _grouping;
+    private int _loopThread;
+
+    /// <param name="store">The store whose writes each turn of the loop groups (the HA's); null: no groups.</param>
+    public AgentLoop(IDatagramTransport transport, TimeProvider time, ILogger logger, IBindingStore? store = null)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        _transport = transport;
+        _store = store;
+        _direct = transport.Batching;
+        if (_direct is not null && _direct.BatchesSupported)
+        {
+            _batch = _direct.CreateSendBatch();
+            _wakeup = new TransportWakeup();
+        }
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Datagrams handed to the transport so far.</summary>
+    public long SentDatagrams => Interlocked.Read(ref _sent);
+
+    private long _sent;
+
+    /// <summary>
+    /// The engine's sink. On the batched raw loop's thread: copied into the send batch, sent at the
+    /// end of the current batch of work; elsewhere on a raw socket: sent at once; otherwise copied
+    /// (the engine reuses its buffer) and queued for the send loop. Inside a group, nothing leaves
+    /// before the group commits.
+    /// </summary>
+    public void Send(ReadOnlySpan<byte> datagram)
+    {
+        if (_store is not null && Hold(datagram))
+        {
+            return;
+        }
+        if (_direct is null)
+        {
+            _outbox.Writer.TryWrite(datagram.ToArray());
+            return;
+        }
+        try
+        {
+            if (_batch is not null && Environment.CurrentManagedThreadId == _loopThread)
+            {
+                _batch.Add(datagram);
+                return;
+            }
+            _direct.Send(datagram);
+            Interlocked.Increment(ref _sent);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name, e);
+        }
+    }
+
+    /// <summary>True when <paramref name="datagram"/> was kept for the end of the open group.</summary>
+    private bool Hold(ReadOnlySpan<byte> datagram)
+    {
+        if (_batch is not null)
+        {
+            // Only the loop's thread runs the engine; the send batch keeps its datagrams until the commit
+            // unless it would have to flush itself (full, or a datagram longer than a slot): those wait here.
+            if (!_grouping || Environment.CurrentManagedThreadId != _loopThread
+                || (_held.Count == 0 && _batch.Count < _batch.Capacity && datagram.Length <= _batch.SlotLength))
+            {
+                return false;
+            }
+            _held.Add(datagram.ToArray());
+            return true;
+        }
+        lock (_held)
+        {
+            if (!_grouping)
+            {
+                return false;
+            }
+            _held.Add(datagram.ToArray());
+            return true;
+        }
+    }
+
+    private void BeginGroup()
+    {
+        if (_store is null)
+        {
+            return;
+        }
+        _store.BeginGroup();
+        if (_batch is null)
+        {
+            lock (_held)
+            {
+                _grouping = true;
+            }
+        }
+        else
+        {
+            _grouping = true;
+        }
+    }
+
+    /// <summary>
+    /// Commits the open group, then lets its sends go (on the batched loop: flushes the send batch). When the
+    /// commit throws, they are dropped and the failure is logged and rethrown.
+    /// </summary>
+    private void CommitGroup()
+    {
+        if (_store is null)
+        {
+            if (_batch is not null)
+            {
+                Flush(_batch);
+            }
+            return;
+        }
+        try
+        {
+            _store.CommitGroup();
+        }
+        catch (Exception e)
+        {
+            int held;
+            lock (_held)
+            {
+                held = _held.Count + (_batch?.Count ?? 0);
+                _held.Clear();
+                _batch?.Clear();
+                _grouping = false;
+            }
+            AgentLog.GroupCommitFailed(_logger, held, e);
+            throw;
+        }
+        if (_batch is not null)
+        {
+            _grouping = false;
+            Flush(_batch);
+            foreach (var datagram in _held)
+            {
+                _batch.Add(datagram);
+            }
+            _held.Clear();
+            Flush(_batch);
+            return;
+        }
+        byte[][] release;
+        lock (_held)
+        {
+            _grouping = false;
+            if (_held.Count == 0)
+            {
+                return;
+            }
+            release = [.. _held];
+            _held.Clear();
+        }
+        foreach (var datagram in release)
+        {
+            Send(datagram);
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the loop and returns its result.</summary>
+    public Task<T> InvokeAsync<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!TryPost(() =>
+            {
+                try
+                {
+                    done.SetResult(work());
+                }
+                catch (Exception e)
+                {
+                    done.SetException(e);
+                }
+            }))
+        {
+            done.SetException(new InvalidOperationException("the agent loop has stopped"));
+        }
+        return done.Task;
+    }
+
+    /// <summary>Queues <paramref name="work"/> to run on the loop.</summary>
+    public void Post(Action work) => TryPost(work);
+
+    /// <summary>As <see cref="Post"/>; false when the loop has stopped (the work will never run).</summary>
+    public bool TryPost(Action work)
+    {
+        if (!_inbox.Writer.TryWrite(work))
+        {
+            return false;
+        }
+        _wakeup?.Signal();
+        return true;
+    }
+
+    /// <summary>
+    /// Runs until <paramref name="cancellationToken"/> is cancelled (or the transport ends):
+    /// <paramref name="onDatagram"/> gets each received datagram, <paramref name="tick"/> runs when
+    /// <paramref name="nextDeadline"/> is due. The outbox is flushed before returning.
+    /// </summary>
+    public async Task RunAsync(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(nextDeadline);
+        ArgumentNullException.ThrowIfNull(tick);
+        if (_batch is not null)
+        {
+            await RunBatchedAsync(nextDeadline, tick, onDatagram, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var receiving = ReceiveLoopAsync(onDatagram, stop);
+        var sending = SendLoopAsync(stop.Token);
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                // One group: the inbox items at hand (up to MaxGroup), then a due tick.
+                BeginGroup();
+                int handled = 0;
+                while (handled < MaxGroup && _inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                    handled++;
+                }
+                var now = _time.GetUtcNow();
+                var deadline = nextDeadline();
+                bool due = deadline is { } d0 && d0 <= now;
+                if (due)
+                {
+                    Run(tick);
+                }
+                CommitGroup();
+                if (due)
+                {
+                    if (nextDeadline() is { } again && again <= now)
+                    {
+                        // An engine whose deadline does not move after Tick would spin; breathe instead.
+                        await Task.Delay(TimeSpan.FromMilliseconds(10), _time, stop.Token).ConfigureAwait(false);
+                    }
+                    continue;
+                }
+                if (handled == MaxGroup)
+                {
+                    continue;
+                }
+                using var wake = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                var wait = deadline is { } d ? d - now : Timeout.InfiniteTimeSpan;
+                var readable = _inbox.Reader.WaitToReadAsync(wake.Token).AsTask();
+                var timer = Task.Delay(wait, _time, wake.Token);
+                await Task.WhenAny(readable, timer).ConfigureAwait(false);
+                await wake.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAll(readable, timer).ContinueWith(static _ => { }, CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            _inbox.Writer.TryComplete();
+            _outbox.Writer.TryComplete();
+            await Swallow(receiving).ConfigureAwait(false);
+            await sending.ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunBatchedAsync(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram,
+        CancellationToken cancellationToken)
+    {
+        using var wakeOnStop = cancellationToken.Register(static w => ((TransportWakeup)w!).Signal(), _wakeup);
+        var thread = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var loop = new Thread(() =>
+        {
+            try
+            {
+                RunBatched(nextDeadline, tick, onDatagram, cancellationToken);
+                thread.SetResult();
+            }
+            catch (Exception e)
+            {
+                thread.SetException(e);
+            }
+            finally
+            {
+                _inbox.Writer.TryComplete();
+                _outbox.Writer.TryComplete();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "agent loop",
+        };
+        loop.Start();
+        try
+        {
+            await thread.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            _wakeup!.Dispose();
+        }
+    }
+
+    // The batched raw-socket loop: one receive batch handled in place, posted work and due ticks in one
+    // group, then one sendmmsg for everything the engine emitted meanwhile (after the group's commit).
+    private void RunBatched(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram, CancellationToken cancellationToken)
+    {
+        _loopThread = Environment.CurrentManagedThreadId;
+        var direct = _direct!;
+        var received = direct.CreateReceiveBatch();
+        int count = 0;
+        bool committed = true;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                committed = false;
+                BeginGroup();
+                Handle(received, count, onDatagram);
+                // A full batch means more may be waiting (they queue while a group's commit syncs): taken into
+                // the same group, so one commit covers what arrived during the last one.
+                for (int handled = count; _store is not null && count == received.Capacity && handled < MaxGroup; handled += count)
+                {
+                    count = ReceiveWaiting(direct, received);
+                    Handle(received, count, onDatagram);
+                }
+                count = 0;
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                }
+                var now = _time.GetUtcNow();
+                var breathe = false;
+                if (nextDeadline() is { } due && due <= now)
+                {
+                    Run(tick);
+                    // An engine whose deadline does not move after Tick would spin; breathe instead.
+                    breathe = nextDeadline() is { } again && again <= now;
+                }
+                CommitGroup();
+                committed = true;
+                count = 0;
+                int timeout = breathe ? 10 : WaitMilliseconds(nextDeadline(), _time.GetUtcNow());
+                try
+                {
+                    count = direct.ReceiveBatch(received, timeout, _wakeup);
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                {
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        AgentLog.TransportFailed(_logger, _transport.Name, e);
+                    }
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            // Datagrams already received and answers already produced still go out (not after a failed commit).
+            if (committed)
+            {
+                BeginGroup();
+                Handle(received, count, onDatagram);
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                }
+                CommitGroup();
+            }
+            _loopThread = 0;
+        }
+    }
+
+    /// <summary>What is readable now (no wait); 0 on a transport failure, which the next waiting receive reports.</summary>
+    private static int ReceiveWaiting(IBatchingTransport direct, RawReceiveBatch received)
+    {
+        try
+        {
+            return direct.ReceiveBatch(received, 0);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return 0;
+        }
+    }
+
+    private void Handle(RawReceiveBatch received, int count, Action<ReadOnlyMemory<byte>> onDatagram)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            try
+            {
+                onDatagram(received[i]);
+            }
+            catch (Exception e)
+            {
+                AgentLog.LoopError(_logger, e);
+            }
+        }
+    }
+
+    private void Flush(RawSendBatch batch)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+        long failed = batch.Failed;
+        try
+        {
+            Interlocked.Add(ref _sent, batch.Flush());
+        }
+        catch (ObjectDisposedException e)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name, e);
+        }
+        if (batch.Failed != failed)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name,
+                new IOException($"{batch.Failed - failed} datagram(s) refused by the kernel, errno {batch.LastError}"));
+        }
+    }
+
+    // Until the engine's next deadline, rounded up to a millisecond; -1 without one.
+    private static int WaitMilliseconds(DateTimeOffset? deadline, DateTimeOffset now)
+    {
+        if (deadline is not { } due)
+        {
+            return -1;
+        }
+        double milliseconds = Math.Ceiling((due - now).TotalMilliseconds);
+        return milliseconds <= 0 ? 0 : (int)Math.Min(milliseconds, int.MaxValue);
+    }
+
+    private void Run(Action work)
+    {
+        try
+        {
+            work();
+        }
+        catch (Exception e)
+        {
+            AgentLog.LoopError(_logger, e);
+        }
+    }
+
+    private async Task ReceiveLoopAsync(Action<ReadOnlyMemory<byte>> onDatagram, CancellationTokenSource stop)
+    {
+        var buffer = new byte[MaxDatagram];
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                int length = await _transport.ReceiveAsync(buffer, stop.Token).ConfigureAwait(false);
+                if (length == 0)
+                {
+                    AgentLog.TransportEnded(_logger, _transport.Name);
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+                var copy = buffer.AsMemory(0, length).ToArray();
+                _inbox.Writer.TryWrite(() => onDatagram(copy));
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            AgentLog.TransportFailed(_logger, _transport.Name, e);
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends until the outbox is completed and drained (so a stop still flushes answers).</summary>
+    private async Task SendLoopAsync(CancellationToken cancellationToken)
+    {
+        _ = cancellationToken;
+        await foreach (var datagram in _outbox.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            try
+            {
+                await _transport.SendAsync(datagram, CancellationToken.None).ConfigureAwait(false);
+                Interlocked.Increment(ref _sent);
+            }
+            catch (Exception e)
+            {
+                AgentLog.SendFailed(_logger, _transport.Name, e);
+            }
+        }
+    }
+
+    private static async Task Swallow(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Releases the batched loop's eventfd (also released when <see cref="RunAsync"/> ends).</summary>
+    public void Dispose() => _wakeup?.Dispose();
+}

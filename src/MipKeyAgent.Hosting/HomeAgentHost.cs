@@ -1,0 +1,181 @@
+using MipKeyAgent.Protocol;
+using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Transport;
+using MipKeyAgent.Wire;
+using Microsoft.Extensions.Logging;
+
+namespace MipKeyAgent.Hosting;
+
+/// <summary>What a home agent host runs with (built from the provisioning file and the command line).</summary>
+public sealed record HomeAgentHostSettings(
+    HomeAgentOptions Options,
+    IReadOnlyList<ProvisionedNode> Nodes,
+    IBindingStore Store,
+    IKeySource KeySource,
+    ISpiSource SpiSource,
+    bool AnswerEcho = true,
+    Action<ProtocolEvent>? Events = null);
+
+/// <summary>
+/// The home agent process around <see cref="HomeAgentEngine"/>: one <see cref="AgentLoop"/> over
+/// a transport, key events and drops logged, tunnelled echo requests to the HA's own address
+/// answered through the tunnel (test traffic), status snapshots taken on the loop.
+/// </summary>
+public sealed class HomeAgentHost : IDisposable
+{
+    private readonly HomeAgentHostSettings _settings;
+    private readonly IDatagramTransport _transport;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly AgentLoop _loop;
+    private readonly HomeAgentEngine _engine;
+    private readonly Dictionary<Ipv6Address, string> _names = [];
+    private readonly byte[] _inner = new byte[65_535 + 40];
+    private readonly byte[] _reply = new byte[65_535 + 40];
+    private readonly byte[] _sealed = new byte[65_535 + 200];
+    private readonly DateTimeOffset _started;
+    private readonly HomeAgentDataPlaneHost? _dataPlane;
+    private readonly DropLog _drops;
+
+    /// <param name="dataPlane">With <c>--home-link</c>: the tunnel to and from the home link (docs/dataplane.md).</param>
+    public HomeAgentHost(HomeAgentHostSettings settings, IDatagramTransport transport, TimeProvider time, ILoggerFactory loggers,
+        HomeAgentDataPlaneHost? dataPlane = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(loggers);
+        _settings = settings;
+        _transport = transport;
+        _time = time;
+        _logger = loggers.CreateLogger("mipkey.ha");
+        _loop = new AgentLoop(transport, time, _logger, settings.Store);
+        _drops = new DropLog(_logger, time);
+        _started = time.GetUtcNow();
+        _engine = new HomeAgentEngine(settings.Options, time, settings.KeySource, settings.SpiSource, _loop, settings.Store, OnEvent);
+        foreach (var node in settings.Nodes)
+        {
+            _names[node.Provisioning.HomeAddress] = node.Name;
+            _engine.Provision(node.Provisioning);
+        }
+        _dataPlane = dataPlane;
+        _dataPlane?.Attach(_engine, _loop, _names.Keys);
+    }
+
+    /// <summary>Runs until cancelled (SIGINT/SIGTERM in the CLI); answers already queued are still sent.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            AgentLog.Started(_logger, "home agent", _transport.Name,
+                $"address {_settings.Options.Address}, {_settings.Nodes.Count} nodes, mode {_settings.Options.Mode}, rekey " +
+                (_settings.Options.RekeyInterval is { } r ? ValueText.FormatDuration(r) : "off"));
+        }
+        using var stopPumps = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var homeLink = _dataPlane?.RunAsync(stopPumps.Token) ?? Task.CompletedTask;
+        await _loop.RunAsync(NextDeadline, Tick, OnDatagram, cancellationToken).ConfigureAwait(false);
+        await stopPumps.CancelAsync().ConfigureAwait(false);
+        await homeLink.ConfigureAwait(false);
+        _drops.Flush(all: true);
+        AgentLog.Stopping(_logger, "home agent", _engine.Counters);
+    }
+
+    // The engine's timers and the drop log's summaries share the loop's one deadline.
+    private DateTimeOffset? NextDeadline() => _drops.NextDue is { } summary && (_engine.NextDeadline is not { } engine || summary < engine)
+        ? summary : _engine.NextDeadline;
+
+    private void Tick()
+    {
+        _engine.Tick();
+        _drops.Flush();
+    }
+
+    /// <summary>A consistent snapshot taken on the engine's loop.</summary>
+    public Task<AgentStatus> GetStatusAsync() => _loop.InvokeAsync(Snapshot);
+
+    /// <summary>Sets a node's rekey flag now (as if its timer fired), on the loop.</summary>
+    public Task RequestRekeyAsync(Ipv6Address homeAddress) => _loop.InvokeAsync(() =>
+    {
+        _engine.RequestRekey(homeAddress);
+        return true;
+    });
+
+    private AgentStatus Snapshot()
+    {
+        var now = _time.GetUtcNow();
+        var bindings = new List<BindingStatus>();
+        foreach (var node in _settings.Nodes)
+        {
+            var home = node.Provisioning.HomeAddress;
+            if (_engine.GetNode(home) is { } view && _engine.GetKeyRing(home) is { } ring)
+            {
+                bindings.Add(StatusSnapshot.FromEngine(node.Name, view, ring, now));
+            }
+        }
+        var counters = new SortedDictionary<string, long>(StatusSnapshot.Counters(_engine.Counters).ToDictionary(), StringComparer.Ordinal);
+        _dataPlane?.AddCounters(counters);
+        return new AgentStatus("ha", now, (now - _started).TotalSeconds, _transport.Name, counters,
+            StatusSnapshot.Drops(_engine.Counters), bindings);
+    }
+
+    private void OnEvent(ProtocolEvent e)
+    {
+        _dataPlane?.OnProtocolEvent(e);
+        _settings.Events?.Invoke(e);
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            AgentLog.KeyEvent(_logger, NameOf(e.HomeAddress), e.Kind, e.Generation, e.SpiMnToHa, e.SpiHaToMn, e.InitEpoch, e.Sequence);
+        }
+    }
+
+    private string NameOf(Ipv6Address home) => _names.TryGetValue(home, out var name) ? name : home.ToString();
+
+    private void OnDatagram(ReadOnlyMemory<byte> datagram)
+    {
+        var result = _engine.Receive(datagram.Span, _inner);
+        switch (result.Outcome)
+        {
+            case ReceiveOutcome.Dropped when result.Reason == DropReason.NotHandled && result.HomeAddress == default:
+                AgentLog.Ignored(_logger, result.Reason);
+                break;
+            case ReceiveOutcome.Dropped when _logger.IsEnabled(LogLevel.Information):
+                _drops.Record(result.HomeAddress == default ? "?" : NameOf(result.HomeAddress), result.Reason, result.Generation);
+                break;
+            case ReceiveOutcome.Data:
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    AgentLog.Data(_logger, "from", NameOf(result.HomeAddress), result.Generation, result.InnerLength);
+                }
+                if (_settings.AnswerEcho && AnswerEcho(result.HomeAddress, _inner.AsSpan(0, result.InnerLength)))
+                {
+                    break;
+                }
+                _dataPlane?.FromTunnel(result, _inner);
+                break;
+        }
+    }
+
+    /// <summary>Answers an echo request to the HA's own address; false when the packet is something else.</summary>
+    private bool AnswerEcho(Ipv6Address homeAddress, ReadOnlySpan<byte> inner)
+    {
+        if (!EchoPacket.TryRead(inner, Icmpv6Type.EchoRequest, out var header, out ushort id, out ushort sequence, out var data)
+            || header.Destination != _settings.Options.Address || header.Source != homeAddress)
+        {
+            return false;
+        }
+        int length = EchoPacket.Write(_reply, Icmpv6Type.EchoReply, _settings.Options.Address, homeAddress, id, sequence, data);
+        var outcome = _engine.SealData(homeAddress, _reply.AsSpan(0, length), _sealed, out int written);
+        if (outcome != SealResult.Ok)
+        {
+            AgentLog.SealFailed(_logger, NameOf(homeAddress), outcome.ToString());
+            return true;
+        }
+        _loop.Send(_sealed.AsSpan(0, written));
+        return true;
+    }
+
+    public void Dispose()
+    {
+        _engine.Dispose();
+        _loop.Dispose();
+    }
+}

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using MipKeyAgent.Protocol;
+using MipKeyAgent.Protocol.MobileNode;
+using MipKeyAgent.Transport;
+using MipKeyAgent.Protocol.DataPlane;
+using MipKeyAgent.Wire;
+using Microsoft.Extensions.Logging;
+
+namespace MipKeyAgent.Hosting;
+
+/// <summary>Settings of <c>mipkey mn --tun NAME</c>.</summary>
+/// <param name="TunName">The tun device to create (carries the home address).</param>
+/// <param name="LinkMtu">MTU of the care-of link; the tun gets this minus the tunnel overhead.</param>
+/// <param name="Routes">Destinations routed into the tun with <c>src HoA</c> ("default" or prefixes); none when empty.</param>
+/// <param name="CareOfRouter">Next hop to the HA on the care-of link; when null, the route the kernel has now is pinned.</param>
+public sealed record MobileNodeTunSettings(string TunName, int LinkMtu, IReadOnlyList<string> Routes, Ipv6Address? CareOfRouter);
+
+/// <summary>
+/// The node's end of the tunnel (docs/dataplane.md, "Mobile node"): a tun device holding the home
+/// address with MTU = care-of link MTU - tunnel overhead, routes so ordinary programs use it, and
+/// <see cref="MobileNodeDataPlane"/> between the tun and the engine. The tun pump only copies
+/// packets and posts them to the host's <see cref="AgentLoop"/>, which alone touches the engine.
+/// </summary>
+public sealed partial class MobileNodeTunHost : IAsyncDisposable
+{
+    private readonly MobileNodeTunSettings _settings;
+    private readonly ILogger _logger;
+    private readonly byte[] _output = new byte[65_535 + 200];
+    private readonly SortedDictionary<uint, long> _sealedByGeneration = [];
+    private readonly SortedDictionary<uint, long> _openedByGeneration = [];
+    private MobileNodeEngine? _engine;
+    private AgentLoop? _loop;
+    private MobileNodeDataPlane? _plane;
+    private TunTransport? _tun;
+    private string? _pinnedRoute;
+
+    public MobileNodeTunHost(MobileNodeTunSettings settings, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        _settings = settings;
+        _logger = logger;
+    }
+
+    /// <summary>The tun's MTU (0 before <see cref="Attach"/>).</summary>
+    public int TunnelMtu => _plane?.TunnelMtu ?? 0;
+
+    /// <summary>
+    /// Creates the plane and the tun (CAP_NET_ADMIN) and installs the routes: first a host route
+    /// to the HA on the care-of link (the outer datagrams must not enter the tunnel), then the
+    /// tunnel routes with <c>src HoA</c>, preferred (metric 1) over a default route of the care-of link.
+    /// </summary>
+    internal void Attach(MobileNodeEngine engine, AgentLoop loop, MobileNodeOptions options)
+    {
+        _engine = engine;
+        _loop = loop;
+        _plane = new MobileNodeDataPlane(engine, options.HomeAgentAddress, _settings.LinkMtu);
+        _tun = TunTransport.Open(new TunTransportOptions
+        {
+            InterfaceName = _settings.TunName,
+            Address = options.Provisioning.HomeAddress,
+            Mtu = _plane.TunnelMtu,
+        });
+        if (_settings.Routes.Count == 0)
+        {
+            return;
+        }
+
+        var ha = options.HomeAgentAddress.ToString();
+        string via;
+        if (_settings.CareOfRouter is { } router)
+        {
+            via = $"via {router}";
+        }
+        else
+        {
+            // Keep whatever path the kernel uses to reach the HA now (a default route via the care-of router, say).
+            var route = RouteVia().Match(Ip("-6", "route", "get", ha));
+            via = route.Success ? route.Value : throw new InvalidOperationException($"no route to the home agent {ha}; give --care-of-router");
+        }
+
+        _pinnedRoute = $"{ha}/128";
+        Ip(["-6", "route", "replace", _pinnedRoute, .. via.Split(' ', StringSplitOptions.RemoveEmptyEntries)]);
+        foreach (var destination in _settings.Routes)
+        {
+            Ip("-6", "route", "replace", destination, "dev", _tun.InterfaceName, "src", options.Provisioning.HomeAddress.ToString(), "metric", "1");
+        }
+    }
+
+    /// <summary>Pumps packets the node's stack wrote to the tun onto the loop until cancelled.</summary>
+    internal async Task RunAsync(CancellationToken cancellationToken)
+    {
+        if (_tun is null)
+        {
+            return;
+        }
+
+        var buffer = new byte[65_535 + 40];
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                int length = await _tun.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
+                if (length == 0)
+                {
+                    return;
+                }
+
+                var packet = buffer.AsSpan(0, length).ToArray();
+                _loop?.Post(() => FromTun(packet));
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            AgentLog.TransportFailed(_logger, _tun.Name, e);
+        }
+    }
+
+    /// <summary>Tunnelled data the engine opened: written to the tun when it is for the home address.</summary>
+    internal void FromTunnel(in ReceiveResult result, ReadOnlySpan<byte> inner)
+    {
+        if (_plane is null || _tun is null)
+        {
+            return;
+        }
+
+        Count(_openedByGeneration, result.Generation.Value);
+        var action = _plane.FromTunnel(result, inner);
+        if (action.Verdict == DataPlaneVerdict.Deliver)
+        {
+            Write(inner[..action.Length]);
+        }
+    }
+
+    private void FromTun(byte[] packet)
+    {
+        if (_plane is null || _loop is null || _engine is null)
+        {
+            return;
+        }
+
+        var action = _plane.FromTun(packet, _output);
+        switch (action.Verdict)
+        {
+            case DataPlaneVerdict.Tunnel:
+                Count(_sealedByGeneration, _engine.View.Transmit.Value);
+                _loop.Send(_output.AsSpan(0, action.Length));
+                break;
+            case DataPlaneVerdict.PacketTooBig:
+                Write(_output.AsSpan(0, action.Length));
+                break;
+        }
+    }
+
+    /// <summary>A tun write is one non-blocking write(2): done on the loop, in order.</summary>
+    private void Write(ReadOnlySpan<byte> packet)
+    {
+        try
+        {
+            _tun!.SendAsync(packet.ToArray()).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            AgentLog.SendFailed(_logger, _tun!.Name, e);
+        }
+    }
+
+    private static void Count(SortedDictionary<uint, long> counters, uint generation) =>
+        counters[generation] = counters.GetValueOrDefault(generation) + 1;
+
+    /// <summary>Counters for the status endpoint (call on the loop).</summary>
+    internal void AddCounters(IDictionary<string, long> counters)
+    {
+        if (_plane is not null)
+        {
+            HomeAgentDataPlaneHost.AddPlaneCounters(counters, _plane.Counters, _sealedByGeneration, _openedByGeneration);
+            counters["tun_mtu"] = _plane.TunnelMtu;
+        }
+    }
+
+    private static string Ip(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in arguments)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not run ip");
+        var output = process.StandardOutput.ReadToEnd();
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return process.ExitCode == 0
+            ? output
+            : throw new InvalidOperationException($"ip {string.Join(' ', arguments)} failed: {error.Trim()}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // The tun's own routes leave with the device; the pinned host route to the HA is ours to remove.
+        if (_pinnedRoute is not null)
+        {
+            try
+            {
+                Ip("-6", "route", "del", _pinnedRoute);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+
+        if (_tun is not null)
+        {
+            await _tun.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    [GeneratedRegex(@"(via \S+ )?dev \S+")]
+    private static partial Regex RouteVia();
+}

@@ -1,0 +1,90 @@
+using System.Globalization;
+using System.Text;
+
+namespace MipKeyAgent.Hosting;
+
+/// <summary>
+/// Renders an <see cref="AgentStatus"/> in the Prometheus text exposition format (version
+/// 0.0.4): one <c># HELP</c> and <c># TYPE</c> per family, counters suffixed <c>_total</c>, the
+/// drop reason as a label, per-binding gauges labelled with the node.
+/// </summary>
+internal static class PrometheusText
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    private static readonly Dictionary<string, string> Help = new(StringComparer.Ordinal)
+    {
+        ["received"] = "Datagrams handed to the engine.",
+        ["sent"] = "Datagrams the engine sent.",
+        ["control_accepted"] = "Valid Mobility Header messages processed.",
+        ["data_delivered"] = "Tunnelled packets decrypted and delivered.",
+        ["data_sealed"] = "Tunnelled packets sealed.",
+        ["inits"] = "Initializations answered (HA) or completed (MN) with a new generation.",
+        ["updates"] = "Updates answered (HA) or completed (MN) with a new generation.",
+        ["resends"] = "KEY-DIST sent again (HA) or KEY-RESEND-REQ sent (MN).",
+        ["reinits"] = "Re-initializations (MN).",
+        ["retransmissions"] = "Binding Update retransmissions (MN).",
+        ["binding_refresh_requests"] = "Binding Refresh Requests sent (HA) or received (MN).",
+        ["sequence_out_of_window"] = "Binding Acknowledgements with status 135.",
+        ["key_source_unavailable"] = "KEY-STATUS 1 answers because the key source was empty.",
+        ["confirmations"] = "Generations confirmed by a first valid packet.",
+        ["deregistrations"] = "Bindings removed by lifetime 0.",
+        ["bindings_expired"] = "Bindings that expired without refresh.",
+        ["dropped"] = "Received datagrams dropped, all reasons.",
+    };
+
+    public static string Render(AgentStatus status)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        var text = new StringBuilder();
+        var role = Escape(status.Role);
+        foreach (var (name, value) in status.Counters)
+        {
+            var family = $"mipkey_{name}_total";
+            text.Append("# HELP ").Append(family).Append(' ').Append(Help.GetValueOrDefault(name, name)).Append('\n');
+            text.Append("# TYPE ").Append(family).Append(" counter\n");
+            text.Append(family).Append("{role=\"").Append(role).Append("\"} ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+        text.Append("# HELP mipkey_dropped_by_reason_total Received datagrams dropped, by reason.\n");
+        text.Append("# TYPE mipkey_dropped_by_reason_total counter\n");
+        foreach (var (reason, value) in status.Drops)
+        {
+            text.Append("mipkey_dropped_by_reason_total{role=\"").Append(role).Append("\",reason=\"").Append(Escape(reason)).Append("\"} ")
+                .Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+        text.Append("# HELP mipkey_uptime_seconds Seconds since the agent started.\n# TYPE mipkey_uptime_seconds gauge\n");
+        text.Append("mipkey_uptime_seconds{role=\"").Append(role).Append("\"} ").Append(Number(status.UptimeSeconds)).Append('\n');
+        if (status.Bindings.Count > 0)
+        {
+            text.Append("# HELP mipkey_binding_registered Whether the node has a binding (1) or not (0).\n# TYPE mipkey_binding_registered gauge\n");
+            foreach (var b in status.Bindings)
+            {
+                text.Append("mipkey_binding_registered{").Append(NodeLabels(b)).Append("} ").Append(b.CareOfAddress is null ? "0" : "1").Append('\n');
+            }
+            text.Append("# HELP mipkey_generation_newest Newest key generation held for the node (0 = IK).\n# TYPE mipkey_generation_newest gauge\n");
+            foreach (var b in status.Bindings)
+            {
+                var newest = b.Generations.Count > 0 ? b.Generations[0].Generation : "IK";
+                text.Append("mipkey_generation_newest{").Append(NodeLabels(b)).Append("} ").Append(GenerationNumber(newest)).Append('\n');
+            }
+            text.Append("# HELP mipkey_generation_newest_age_seconds Age of the newest generation.\n# TYPE mipkey_generation_newest_age_seconds gauge\n");
+            foreach (var b in status.Bindings)
+            {
+                var age = b.Generations.Count > 0 ? b.Generations[0].AgeSeconds : 0;
+                text.Append("mipkey_generation_newest_age_seconds{").Append(NodeLabels(b)).Append("} ").Append(Number(age)).Append('\n');
+            }
+        }
+        return text.ToString();
+    }
+
+    private static string NodeLabels(BindingStatus b) => $"node=\"{Escape(b.Name)}\",home_address=\"{Escape(b.HomeAddress)}\"";
+
+    private static string GenerationNumber(string generation) =>
+        generation.StartsWith('g') ? generation[1..] : "0";
+
+    private static string Number(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
+
+    /// <summary>Label values escape backslash, double quote and line feed.</summary>
+    public static string Escape(string value) =>
+        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+}
