@@ -35,7 +35,7 @@ internal static class StoreWriteBenchmark
             var created = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
             var secret = new byte[KeyLengths.Secret];
             new Random(5).NextBytes(secret);
-            using (var sqlite = BindingStores.Open(Path.Combine(directory, "bindings.db"), keyPath, requireAnchor: false))
+            using (var sqlite = BindingStores.Open(Path.Combine(directory, "bindings.db"), keyPath, rollbackAnchor: false))
             {
                 IBindingStore store = sqlite;
                 void SaveBinding(int i, ushort sequence)
@@ -53,7 +53,7 @@ internal static class StoreWriteBenchmark
                 output.WriteLine(Time("HA `SaveInitializationSequenceReserved`", writes, k =>
                     store.SaveInitializationSequenceReserved(rig.Provisioning(k % Math.Max(bindings, 1)).HomeAddress, 64 + 4096 * (uint)(k + 1))));
             }
-            using (var mn = BindingStores.OpenMobileNode(Path.Combine(directory, "mn.db"), keyPath))
+            using (var mn = BindingStores.OpenMobileNode(Path.Combine(directory, "mn.db"), keyPath, rollbackAnchor: false))
             {
                 output.WriteLine(Time("MN `Save` (state + one generation)", writes, k =>
                 {

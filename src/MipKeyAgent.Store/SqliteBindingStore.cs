@@ -14,8 +14,8 @@ namespace MipKeyAgent.Store;
 /// <para>At rest: each generation secret is AES-256-GCM encrypted under the <see cref="MasterKey"/>;
 /// every row (binding, generation, IK reservation) carries a GCM seal whose associated data names
 /// the table, the row and all its columns, so an edited, corrupted or swapped row is refused with a
-/// <see cref="BindingStoreException"/> naming it. Not covered: rolling the whole file back to an
-/// older copy (see docs/security.md).</para>
+/// <see cref="BindingStoreException"/> naming it. Rolling the whole file back to an older copy is
+/// caught by the rollback anchor (<see cref="RollbackGuard"/>, see docs/security.md).</para>
 /// </remarks>
 public sealed class SqliteBindingStore : IBindingStore, IDisposable
 {
@@ -41,6 +41,12 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     /// <summary>The rollback anchor's file, or null when this store keeps none.</summary>
     public string? AnchorPath => _rollback?.Path;
 
+    /// <summary>What opening the anchor did that belongs in the operator's log (an existing store anchored, a torn record ignored), or null.</summary>
+    public string? AnchorNotice => _rollback?.Notice;
+
+    /// <summary>The rollback guard (tests: its log's size and compaction bound).</summary>
+    internal RollbackGuard? Rollback => _rollback;
+
     /// <summary>Statements prepared on this connection so far (tests: one per distinct statement, reused by every write).</summary>
     internal int PreparedStatementCount
     {
@@ -59,11 +65,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     /// authentication: all rows are checked here, so a bad store is reported at start-up.
     /// </summary>
     /// <remarks>
-    /// With <paramref name="anchorPath"/> the store keeps a rollback anchor there (<see cref="StoreAnchor"/>):
+    /// With <paramref name="anchorPath"/> the store keeps a rollback anchor there (<see cref="AnchorLog"/>):
     /// at open, a database whose IK or generation sequence reservations, highest issued generations
     /// or retired SPI count are below the anchored ones (an older copy put in place of the current
-    /// one) is refused with an error naming both files, as is a non-empty database without its
-    /// anchor. <paramref name="acceptRollback"/> (the operator's explicit override) opens it anyway
+    /// one) is refused with an error naming both files, as is a database whose anchor went missing; a
+    /// database that never had one is anchored as it is (<see cref="AnchorNotice"/>). <paramref name="acceptRollback"/> (the operator's explicit override) opens it anyway
     /// and first raises every reservation and highest generation to the anchored values, so no GCM IV
     /// or generation number is used twice. Without an anchor path nothing is checked (tests, tools).
     /// </remarks>
@@ -80,7 +86,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             store.Preload();
             if (anchorPath is not null)
             {
-                store._rollback = RollbackGuard.Check(new StoreAnchor(anchorPath, db.Seal, System.IO.Path.GetFileName(path)), acceptRollback, db, store);
+                store._rollback = RollbackGuard.Check(AnchorLog.Create(anchorPath, db.Seal, System.IO.Path.GetFileName(path)), acceptRollback, db, store);
             }
             return store;
         });
@@ -208,7 +214,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 UpsertGeneration(transaction, home, GenerationColumns.NewestSlot, record.Newest);
                 UpsertGeneration(transaction, home, GenerationColumns.PreviousSlot, record.Previous);
                 transaction.Commit();
-                _rollback?.Saved(home, record);
+                if (_rollback is not null)
+                {
+                    _rollback.Saved(record.HomeAddress, record);
+                    _rollback.Flush();
+                }
             }
         }
         catch (SqliteException e)
@@ -242,6 +252,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             Forget(homeAddress);
+            // A mark that goes down reaches the anchor before the commit (RollbackGuard.Removed).
+            _rollback?.Removed(homeAddress);
+            _rollback?.Flush();
             using var transaction = _db.Connection.BeginTransaction();
             foreach (string sql in new[] { BindingStatements.DeleteGenerations, BindingStatements.DeleteBinding })
             {
@@ -250,7 +263,6 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 delete.ExecuteNonQuery();
             }
             transaction.Commit();
-            _rollback?.Removed(home);
         }
     }
 
@@ -294,7 +306,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 throw new BindingStoreException($"writing the IK reservation of {home} to '{Path}' failed: {e.Message}", e);
             }
-            _rollback?.Reserved(home, reserved);
+            if (_rollback is not null)
+            {
+                _rollback.Reserved(homeAddress, reserved);
+                _rollback.Flush();
+            }
         }
     }
 
@@ -318,6 +334,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         ArgumentNullException.ThrowIfNull(spis);
         lock (_lock)
         {
+            int added = 0;
             try
             {
                 using var transaction = _db.Connection.BeginTransaction();
@@ -326,7 +343,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
                 foreach (uint spi in spis)
                 {
                     parameter.Value = (long)spi;
-                    insert.ExecuteNonQuery();
+                    added += insert.ExecuteNonQuery();
                 }
                 transaction.Commit();
             }
@@ -334,7 +351,11 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
             {
                 throw new BindingStoreException($"writing retired SPIs to '{Path}' failed: {e.Message}", e);
             }
-            _rollback?.Retired(RollbackGuard.CountRetired(_db));
+            if (_rollback is not null)
+            {
+                _rollback.Retired(added);
+                _rollback.Flush();
+            }
         }
     }
 
@@ -344,8 +365,9 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             ZeroPreloaded();
-            _db.Execute("DELETE FROM generations; DELETE FROM bindings;");
             _rollback?.BindingsLost();
+            _rollback?.Flush();
+            _db.Execute("DELETE FROM generations; DELETE FROM bindings;");
         }
     }
 
@@ -354,6 +376,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             ZeroPreloaded();
+            _rollback?.Dispose();
             _db.Dispose();
         }
     }

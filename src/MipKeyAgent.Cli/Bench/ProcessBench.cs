@@ -37,6 +37,9 @@ internal sealed record ProcessBenchOptions
     /// <summary>The HA keeps bindings in memory only (<c>mipkey ha --volatile</c>) instead of its SQLite store.</summary>
     public bool Volatile { get; init; }
 
+    /// <summary>The SQLite store keeps no rollback anchor (<c>mipkey ha --no-rollback-anchor</c>): the anchor's cost, side by side.</summary>
+    public bool NoRollbackAnchor { get; init; }
+
     /// <summary>The HA's --log-level.</summary>
     public string HomeAgentLogLevel { get; init; } = "Information";
 
@@ -129,7 +132,7 @@ internal static class ProcessBench
         var haLog = new Queue<string>();
         try
         {
-            output.WriteLine($"process bench: {options.Nodes} nodes, HA store {(options.Volatile ? "volatile" : "sqlite")}, phases of {options.Duration.TotalSeconds:F0} s, in {dir.FullName}");
+            output.WriteLine($"process bench: {options.Nodes} nodes, HA store {(options.Volatile ? "volatile" : options.NoRollbackAnchor ? "sqlite, no anchor" : "sqlite")}, phases of {options.Duration.TotalSeconds:F0} s, in {dir.FullName}");
             var provisioning = Enumerable.Range(0, options.Nodes).Select(Provisioning).ToArray();
             string conf = WriteProvisioning(dir.FullName, provisioning);
             try
@@ -288,6 +291,10 @@ internal static class ProcessBench
         }
         arguments.AddRange(["ha", "-c", conf, "-i", link, "--status-socket", socket, "--log-level", options.HomeAgentLogLevel]);
         arguments.AddRange(options.Volatile ? ["--volatile"] : ["--store", Path.Combine(dir, "ha.db")]);
+        if (options.NoRollbackAnchor && !options.Volatile)
+        {
+            arguments.Add("--no-rollback-anchor");
+        }
         foreach (var a in arguments)
         {
             start.ArgumentList.Add(a);

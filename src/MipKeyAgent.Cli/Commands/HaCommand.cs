@@ -32,14 +32,14 @@ internal static class HaCommand
         var masterKey = new Option<string?>("--master-key") { Description = "File with the 32-octet key that encrypts secrets in the store (mode 0600). Default: <store>.key, created on first use." };
         var acceptRollback = new Option<bool>("--accept-store-rollback")
         {
-            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or has none: first raise every " +
-                "sequence reservation and generation number to the anchored values. Only after restoring a backup on purpose, or once when the anchor is new.",
+            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or whose anchor went missing: " +
+                "first raise every sequence reservation and generation number to the anchored values. Only after restoring a backup on purpose.",
         };
-        var rollbackAnchor = new Option<bool>("--rollback-anchor")
+        var noRollbackAnchor = new Option<bool>("--no-rollback-anchor")
         {
-            Description = "Keep a rollback anchor (<master-key dir>/<store name>.anchor, sealed high-water marks) and refuse a store older than it " +
-                "or without it. Once the anchor exists it is checked and kept by every start. Costs a rewrite of the whole anchor, O(bindings), " +
-                "at every new generation: for stores of up to a few hundred nodes (docs/store.md).",
+            Description = "Keep no rollback anchor. By default the store keeps one (<master-key dir>/<store name>.anchor, an append-only sealed log " +
+                "of its high-water marks) and refuses a database older than it; this is for a master key directory the HA cannot write, and " +
+                "for benchmarks. An anchor left from earlier starts is neither read nor written (docs/store.md).",
         };
         var rekey = CliOptions.OptionalDuration("--rekey-interval", "The HA's per-node rekey timer (overrides rekey-interval in the file).");
         var implicitMode = new Option<bool>("--implicit") { Description = "Implicit mode (no request options; the SPI alone drives the exchange)." };
@@ -66,7 +66,7 @@ internal static class HaCommand
         command.Options.Add(config);
         transport.AddTo(command);
         dataPlane.AddTo(command);
-        foreach (var o in new Option[] { address, store, volatileStore, ikCounters, masterKey, rollbackAnchor, acceptRollback, rekey, implicitMode, metricsPort, socket, logLevel, jsonLogs })
+        foreach (var o in new Option[] { address, store, volatileStore, ikCounters, masterKey, noRollbackAnchor, acceptRollback, rekey, implicitMode, metricsPort, socket, logLevel, jsonLogs })
         {
             command.Options.Add(o);
         }
@@ -114,7 +114,7 @@ internal static class HaCommand
             using var loggers = CliOptions.Loggers(parse.GetValue(logLevel), parse.GetValue(jsonLogs));
             using var durableBindings = volatileBindings is not null ? null
                 : HomeAgentStores.Open(parse.GetValue(store) ?? HomeAgentStores.DefaultPath, parse.GetValue(masterKey),
-                    acceptRollback: parse.GetValue(acceptRollback), rollbackAnchor: parse.GetValue(rollbackAnchor));
+                    acceptRollback: parse.GetValue(acceptRollback), rollbackAnchor: !parse.GetValue(noRollbackAnchor));
             var bindingStore = volatileBindings ?? durableBindings!;
             nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
             await using var link = transport.Open(parse, haAddress);
@@ -138,6 +138,10 @@ internal static class HaCommand
                 if (bindingStore.CounterFile is { } counterFile)
                 {
                     AgentLog.VolatileStore(logger, counterFile);
+                }
+                if (bindingStore.AnchorNotice is { } anchorNotice)
+                {
+                    AgentLog.StoreAnchorNotice(logger, anchorNotice);
                 }
                 foreach (var lost in lostNodes)
                 {

@@ -24,6 +24,17 @@ internal static class MnCommand
                 "sent under; with it and no reservation the node refuses to start until the key is re-provisioned ('mipkey provision rotate-ik').",
         };
         var masterKey = new Option<string?>("--master-key") { Description = "File with the 32-octet key that encrypts secrets in the store (mode 0600). Default: <store>.key, created on first use." };
+        var acceptRollback = new Option<bool>("--accept-store-rollback")
+        {
+            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or whose anchor went missing: " +
+                "raise the Init Epoch and the initialization key's reservation to the anchored values and drop the stored keys (the node " +
+                "re-initializes). Only after restoring a backup on purpose.",
+        };
+        var noRollbackAnchor = new Option<bool>("--no-rollback-anchor")
+        {
+            Description = "Keep no rollback anchor (by default an append-only sealed log of the store's high-water marks beside the master key, " +
+                "which refuses an older copy of the store): for a master key directory the node cannot write.",
+        };
         var ping = CliOptions.OptionalDuration("--ping-interval", "Send an ICMPv6 echo request to the HA through the tunnel this often (the HA answers), so labs can count data packets.");
         var pingSize = new Option<int>("--ping-size") { Description = "Echo data octets per ping.", DefaultValueFactory = _ => 56 };
         var rekey = CliOptions.OptionalDuration("--rekey-interval", "The MN's own rekey timer (overrides rekey-interval in the file).");
@@ -48,7 +59,7 @@ internal static class MnCommand
         command.Options.Add(config);
         transport.AddTo(command);
         dataPlane.AddTo(command);
-        foreach (var o in new Option[] { store, volatileStore, ikCounters, masterKey, ping, pingSize, rekey, socket, metricsPort, logLevel, jsonLogs })
+        foreach (var o in new Option[] { store, volatileStore, ikCounters, masterKey, noRollbackAnchor, acceptRollback, ping, pingSize, rekey, socket, metricsPort, logLevel, jsonLogs })
         {
             command.Options.Add(o);
         }
@@ -76,7 +87,8 @@ internal static class MnCommand
             }
             using var loggers = CliOptions.Loggers(parse.GetValue(logLevel), parse.GetValue(jsonLogs));
             using var durableState = volatileState is not null ? null
-                : MobileNodeStores.Open(parse.GetValue(store) ?? MobileNodeStores.DefaultPath, parse.GetValue(masterKey));
+                : MobileNodeStores.Open(parse.GetValue(store) ?? MobileNodeStores.DefaultPath, parse.GetValue(masterKey),
+                    parse.GetValue(acceptRollback), !parse.GetValue(noRollbackAnchor));
             var stateStore = volatileState ?? durableState!;
             await using var link = transport.Open(parse, file.CareOfAddress);
             await using var tun = dataPlane.CreateMobileNode(parse, loggers);
@@ -109,6 +121,10 @@ internal static class MnCommand
                     using var host = new MobileNodeHost(new MobileNodeHostSettings(name, options, stateStore.Store,
                         new LocalRandomKeySource(), parse.GetValue(ping), parse.GetValue(pingSize), resolver), link, TimeProvider.System, loggers, tun);
                     running = host;
+                    if (durableState?.AnchorNotice is { } anchorNotice)
+                    {
+                        AgentLog.StoreAnchorNotice(loggers.CreateLogger("mipkey.mn"), anchorNotice);
+                    }
                     await host.RunAsync(stop.Token).ConfigureAwait(false);
                 }
                 finally

@@ -35,6 +35,9 @@ internal static partial class AgentLog
         "re-initialize); the initialization keys' ESP counter reservations are kept in {CounterFile} (PROTOCOL.md section 8.1)")]
     public static partial void VolatileStore(ILogger logger, string counterFile);
 
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "{Notice}")]
+    public static partial void StoreAnchorNotice(ILogger logger, string notice);
+
     [LoggerMessage(EventId = 32, Level = LogLevel.Error, Message = "{Lost}")]
     public static partial void InitializationCountersLost(ILogger logger, string lost);
 
