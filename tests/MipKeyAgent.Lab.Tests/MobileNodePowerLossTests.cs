@@ -72,6 +72,7 @@ public sealed class MobileNodePowerLossTests(ITestOutputHelper output)
             output.WriteLine(summary);
             Console.WriteLine(summary);
 
+            Assert.True(File.Exists(Path.Combine(disk.MountPoint, "mn.db.anchor")), "the node kept no rollback anchor");
             Assert.Equal(Cuts, disk.Cuts);
             Assert.Equal(0, unsyncedSurvived);
             Assert.Equal(1UL, view.InitEpoch);
