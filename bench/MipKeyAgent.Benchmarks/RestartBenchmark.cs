@@ -43,7 +43,7 @@ internal static class RestartBenchmark
             var created = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
             long start = Stopwatch.GetTimestamp();
-            using (var sqlite = BindingStores.Open(dbPath, keyPath, requireAnchor: false))
+            using (var sqlite = BindingStores.Open(dbPath, keyPath, rollbackAnchor: false))
             {
                 IBindingStore store = sqlite;
                 var random = new Random(5);
@@ -67,7 +67,7 @@ internal static class RestartBenchmark
             long managedBefore = ManagedBytes();
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             start = Stopwatch.GetTimestamp();
-            using var reopened = BindingStores.Open(dbPath, keyPath, requireAnchor: false);
+            using var reopened = BindingStores.Open(dbPath, keyPath, rollbackAnchor: false);
             var opened = Stopwatch.GetElapsedTime(start);
             using var engine = new HomeAgentEngine(new HomeAgentOptions { Address = ExchangeRig.HomeAgentAddress, RekeyInterval = TimeSpan.FromHours(1) },
                 new FakeTimeProvider(created), new LocalRandomKeySource(), new RandomSpiSource(), new CapturingSink(), reopened);

@@ -21,19 +21,18 @@ public static class BindingStores
     /// (an older copy of the database is refused unless <paramref name="acceptRollback"/>; see
     /// <see cref="SqliteBindingStore.Open(string, MasterKey, string?, bool)"/>). Dispose it after the engine.
     /// </summary>
-    /// <param name="requireAnchor">
-    /// True (the default here, <c>mipkey ha --rollback-anchor</c>): the anchor is created with a new store and
-    /// required for a non-empty one. False: an existing anchor is checked and kept up to date, none is created.
-    /// The anchor is opt-in for the CLI because each write that raises a mark rewrites all of it (O(bindings)):
-    /// see docs/benchmarks.md, process benchmark.
+    /// <param name="rollbackAnchor">
+    /// True (the default): the anchor is created with the store, checked at every open and appended to by every
+    /// write that moves a mark (one 64-octet record, O(1)); a store that never had one is anchored as it is
+    /// (<see cref="SqliteBindingStore.AnchorNotice"/>). False (<c>mipkey ha --no-rollback-anchor</c>): no anchor is
+    /// read or written; one left from earlier opens stays a valid, older lower bound.
     /// </param>
-    public static SqliteBindingStore Open(string path, string masterKeyPath, bool acceptRollback = false, bool requireAnchor = true)
+    public static SqliteBindingStore Open(string path, string masterKeyPath, bool acceptRollback = false, bool rollbackAnchor = true)
     {
         var key = MasterKey.Load(masterKeyPath);
         try
         {
-            string anchor = DefaultAnchorPath(path, masterKeyPath);
-            return SqliteBindingStore.Open(path, key, ownsMasterKey: true, requireAnchor || acceptRollback || File.Exists(anchor) ? anchor : null, acceptRollback);
+            return SqliteBindingStore.Open(path, key, ownsMasterKey: true, rollbackAnchor ? DefaultAnchorPath(path, masterKeyPath) : null, acceptRollback);
         }
         catch
         {
@@ -53,13 +52,16 @@ public static class BindingStores
     /// <summary>An in-memory store (<c>--volatile</c>).</summary>
     public static InMemoryBindingStore Volatile() => new();
 
-    /// <summary>Opens the MN's durable store (init epoch, sequence numbers, keys). Dispose it after the engine.</summary>
-    public static SqliteMobileNodeStateStore OpenMobileNode(string path, string masterKeyPath)
+    /// <summary>
+    /// Opens the MN's durable store (init epoch, sequence numbers, keys) with its rollback anchor at
+    /// <see cref="DefaultAnchorPath"/>, as <see cref="Open"/> does for the HA. Dispose it after the engine.
+    /// </summary>
+    public static SqliteMobileNodeStateStore OpenMobileNode(string path, string masterKeyPath, bool acceptRollback = false, bool rollbackAnchor = true)
     {
         var key = MasterKey.Load(masterKeyPath);
         try
         {
-            return SqliteMobileNodeStateStore.Open(path, key, ownsMasterKey: true);
+            return SqliteMobileNodeStateStore.Open(path, key, ownsMasterKey: true, rollbackAnchor ? DefaultAnchorPath(path, masterKeyPath) : null, acceptRollback);
         }
         catch
         {

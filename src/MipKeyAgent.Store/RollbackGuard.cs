@@ -3,160 +3,213 @@ using System.Globalization;
 namespace MipKeyAgent.Store;
 
 /// <summary>
-/// An open HA store's rollback anchor (<see cref="StoreAnchor"/>) and the marks it last wrote. At open,
-/// <see cref="Check"/> compares the database's marks with the anchored ones; afterwards each committed write
-/// reports what it changed (<see cref="Saved"/>, <see cref="Removed"/>, ...) and the anchor is rewritten when a
-/// mark moved, under the store's lock, after the commit and before the write returns to the engine.
+/// An open HA store's rollback anchor (<see cref="AnchorLog"/>) and the marks it holds. At open,
+/// <see cref="Check"/> compares the database's marks with the anchored ones and compacts the log to
+/// the database's marks; afterwards each committed write reports what it changed (<see cref="Saved"/>,
+/// <see cref="Removed"/>, ...), which updates the marks in memory and seals one record per moved mark,
+/// and <see cref="Flush"/> appends those records with one write. The store calls <see cref="Flush"/>
+/// after the commit that made the marks durable (before it for a mark that goes down, see
+/// <see cref="Removed"/>), and before the write returns to the engine.
 /// </summary>
-internal sealed class RollbackGuard
+internal sealed class RollbackGuard : IDisposable
 {
-    private readonly StoreAnchor _anchor;
+    /// <summary>The log is compacted when it holds more than this many records and twice its snapshot.</summary>
+    public const int DefaultCompactionFloor = 16_384;
+
+    private readonly AnchorLog _log;
+    private readonly StoreConnection _db;
     private StoreMarks _marks;
 
-    /// <summary>Inside a store's group of writes: the marks so far (written by <see cref="CommitGroup"/>), or null.</summary>
-    private StoreMarks? _group;
-
-    private bool _grouping;
-
-    private RollbackGuard(StoreAnchor anchor, StoreMarks marks)
+    private RollbackGuard(AnchorLog log, StoreConnection db, StoreMarks marks)
     {
-        _anchor = anchor;
+        _log = log;
+        _db = db;
         _marks = marks;
     }
 
     /// <summary>The anchor file.</summary>
-    public string Path => _anchor.Path;
+    public string Path => _log.Path;
+
+    /// <summary>What the open did that an operator should read in the log (an existing store anchored, a torn last record ignored), or null.</summary>
+    public string? Notice { get; private set; }
+
+    /// <summary>Compaction threshold (tests make it small).</summary>
+    internal int CompactionFloor { get; set; } = DefaultCompactionFloor;
+
+    /// <summary>Records in the anchor log now.</summary>
+    internal long LogRecords => _log.Records;
 
     /// <summary>
-    /// Refuses a database older than <paramref name="anchor"/>, or a non-empty one without it, unless
+    /// Refuses a database older than the anchor, or one that was anchored and lost its anchor, unless
     /// <paramref name="acceptRollback"/>: then the database's reservations and highest generations are first raised
     /// to the anchored ones through <paramref name="store"/> (which keeps no guard yet, so those writes move no anchor).
-    /// Writes the anchor when it is new or behind the database.
+    /// A store that was never anchored (created before anchors existed) is anchored as it is, with a <see cref="Notice"/>.
+    /// Then the log is rewritten with the database's marks.
     /// </summary>
-    public static RollbackGuard Check(StoreAnchor anchor, bool acceptRollback, StoreConnection db, SqliteBindingStore store)
+    public static RollbackGuard Check(AnchorLog log, bool acceptRollback, StoreConnection db, SqliteBindingStore store)
     {
-        var database = ReadMarks(db);
-        var anchored = anchor.Read();
-        if (anchored is null && !database.IsEmpty && !acceptRollback)
+        try
         {
-            throw new BindingStoreException(
-                $"'{db.Path}' holds state but its rollback anchor '{anchor.Path}' is missing (deleted, or a store written before anchors " +
-                "existed): an older copy of the database would go unnoticed. Put the anchor back, or, if this database is the latest, " +
-                "start once with --accept-store-rollback to anchor it");
-        }
-        if (anchored is not null && anchored.FirstRollback(database) is { } what)
-        {
-            if (!acceptRollback)
+            string? notice = null;
+            var database = ReadMarks(db);
+            var anchored = ReadAnchor(log, db, ref notice);
+            bool wasAnchored = StoreMeta.IsAnchored(db);
+            if (anchored is null && wasAnchored && !acceptRollback)
             {
                 throw new BindingStoreException(
-                    $"'{db.Path}' is older than its rollback anchor '{anchor.Path}' ({what}): the database was replaced by an older copy " +
-                    "(a restored backup?), and starting from it could reuse GCM IVs, generation numbers and SPIs. Restore the latest " +
-                    "database, or start once with --accept-store-rollback to raise every reservation and generation number to the " +
-                    "anchored values (SPIs retired after the copy was taken may then be picked again)");
+                    $"'{db.Path}' was anchored but its rollback anchor '{log.Path}' is missing (deleted, or the master key's directory replaced): " +
+                    "an older copy of the database would go unnoticed. Put the anchor back, or, if this database is the latest, " +
+                    "start once with --accept-store-rollback to anchor it again");
             }
-            RaiseTo(anchored, database, store);
-            database = ReadMarks(db);
+            if (anchored is null && !wasAnchored && !database.IsEmpty)
+            {
+                notice = $"'{db.Path}' had no rollback anchor (written before anchors existed): its current state is now anchored in '{log.Path}'";
+            }
+            if (anchored is not null && anchored.FirstRollback(database) is { } what)
+            {
+                if (!acceptRollback)
+                {
+                    throw new BindingStoreException(
+                        $"'{db.Path}' is older than its rollback anchor '{log.Path}' ({what}): the database was replaced by an older copy " +
+                        "(a restored backup?), and starting from it could reuse GCM IVs, generation numbers and SPIs. Restore the latest " +
+                        "database, or start once with --accept-store-rollback to raise every reservation and generation number to the " +
+                        "anchored values (SPIs retired after the copy was taken may then be picked again)");
+                }
+                RaiseTo(anchored, database, store);
+                database = ReadMarks(db);
 
-            // The raised rows replace what the open kept.
-            store.Reload();
+                // The raised rows replace what the open kept.
+                store.Reload();
+            }
+            // The anchor first, then the database's note that it has one: a crash between the two
+            // leaves an anchor the next open checks, never a note without an anchor.
+            log.Rewrite(database.Snapshot());
+            if (!wasAnchored)
+            {
+                StoreMeta.MarkAnchored(db);
+            }
+            return new RollbackGuard(log, db, database) { Notice = notice };
         }
-        if (anchored is null || !anchored.SameAs(database))
+        catch
         {
-            // A new anchor, the override's raised marks, or marks the database got after the last
-            // anchor write (a crash between the commit and the anchor write): the database is newer, fine.
-            anchor.Write(database);
+            log.Dispose();
+            throw;
         }
-        return new RollbackGuard(anchor, database);
+    }
+
+    /// <summary>The anchored marks, or null when there is no anchor file; throws when it does not verify.</summary>
+    private static StoreMarks? ReadAnchor(AnchorLog log, StoreConnection db, ref string? notice)
+    {
+        if (StoreAnchor.ReadFile(log.Path) is not { } content)
+        {
+            return null;
+        }
+        if (StoreAnchor.IsText(content))
+        {
+            return StoreAnchor.ReadText(log.Path, content, db.Seal, System.IO.Path.GetFileName(db.Path));
+        }
+        var read = log.Read(content);
+        var marks = new StoreMarks();
+        try
+        {
+            foreach (var entry in read.Entries)
+            {
+                marks.Apply(entry);
+            }
+        }
+        catch (FormatException e)
+        {
+            throw new BindingStoreException($"rollback anchor '{log.Path}': unreadable content", e);
+        }
+        if (read.TornTail)
+        {
+            notice = $"rollback anchor '{log.Path}': ignored a torn last record (a power loss during its append)";
+        }
+        return marks;
     }
 
     /// <summary>A binding was saved: its highest generation and the reservations of the generations it holds.</summary>
-    public void Saved(string home, BindingRecord record) => Apply(marks =>
+    public void Saved(Ipv6Address home, BindingRecord record)
     {
-        marks.HighestIssued[home] = record.HighestIssued.Value;
-        ForgetGenerations(marks, home);
-        foreach (var g in new[] { record.Newest, record.Previous })
+        var marks = BindingMarks.Of(record);
+        if (_marks.Bindings.TryGetValue(home, out var old) && old == marks)
         {
-            if (g is not null)
-            {
-                marks.GenerationReserved[(home, g.Generation.Value)] = g.TransmitSequenceReserved;
-            }
+            return;
         }
-    });
-
-    /// <summary>The binding was deleted on purpose (provisioning): its marks go; the IK reservation stays.</summary>
-    public void Removed(string home) => Apply(marks =>
-    {
-        marks.HighestIssued.Remove(home);
-        ForgetGenerations(marks, home);
-    });
-
-    public void Reserved(string home, uint reserved) => Apply(marks => marks.IkReserved[home] = reserved);
-
-    public void Retired(long count) => Apply(marks => marks.RetiredSpis = count);
-
-    /// <summary>Every binding was forgotten; IK reservations and retired SPIs stay.</summary>
-    public void BindingsLost() => Apply(marks =>
-    {
-        marks.HighestIssued.Clear();
-        marks.GenerationReserved.Clear();
-    });
-
-    public static long CountRetired(StoreConnection db, SqliteTransaction? transaction = null)
-    {
-        using var command = db.Command("SELECT COUNT(*) FROM retired_spis", transaction);
-        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+        _marks.Bindings[home] = marks;
+        _log.Add(StoreMarks.BindingEntry(home, marks));
     }
 
     /// <summary>
-    /// The store opened a group of writes: until <see cref="CommitGroup"/> the changes are collected and the anchor
-    /// is not written (an anchor ahead of an uncommitted database would make it look rolled back at the next open).
+    /// The binding is deleted on purpose (provisioning): its marks go; the IK reservation stays. A mark
+    /// that goes down is flushed before the commit that lowers it: a crash between the two leaves the
+    /// anchor below the database, never above it.
     /// </summary>
-    public void BeginGroup() => _grouping = true;
-
-    /// <summary>The group's transaction is committed: the anchor is written once, when a mark moved.</summary>
-    public void CommitGroup()
+    public void Removed(Ipv6Address home)
     {
-        var next = _group;
-        _group = null;
-        _grouping = false;
-        if (next is not null && !next.SameAs(_marks))
+        if (_marks.Bindings.Remove(home))
         {
-            _anchor.Write(next);
-            _marks = next;
+            _log.Add(new AnchorEntry(StoreMarks.RemovedKind, home.Value));
         }
     }
 
-    /// <summary>The group was rolled back: its changes are forgotten.</summary>
-    public void AbandonGroup()
+    public void Reserved(Ipv6Address home, uint reserved)
     {
-        _group = null;
-        _grouping = false;
-    }
-
-    /// <summary>Applies a change to the marks and rewrites the anchor when they moved (inside a group: collects it).</summary>
-    private void Apply(Action<StoreMarks> change)
-    {
-        if (_grouping)
-        {
-            change(_group ??= _marks.Clone());
-            return;
-        }
-        var next = _marks.Clone();
-        change(next);
-        if (next.SameAs(_marks))
+        if (_marks.IkReserved.TryGetValue(home, out uint old) && old == reserved)
         {
             return;
         }
-        _anchor.Write(next);
-        _marks = next;
+        _marks.IkReserved[home] = reserved;
+        _log.Add(StoreMarks.IkEntry(home, reserved));
     }
 
-    private static void ForgetGenerations(StoreMarks marks, string home)
+    /// <summary><paramref name="added"/> SPIs were newly retired.</summary>
+    public void Retired(int added)
     {
-        foreach (var key in marks.GenerationReserved.Keys.Where(k => k.Home == home).ToList())
+        if (added == 0)
         {
-            marks.GenerationReserved.Remove(key);
+            return;
         }
+        _marks.RetiredSpis += added;
+        _log.Add(StoreMarks.RetiredEntry(_marks.RetiredSpis));
+    }
+
+    /// <summary>Every binding was forgotten; IK reservations and retired SPIs stay. Flushed before the commit, as <see cref="Removed"/>.</summary>
+    public void BindingsLost()
+    {
+        _marks.Bindings.Clear();
+        _log.Add(new AnchorEntry(StoreMarks.BindingsLostKind, 0));
+    }
+
+    /// <summary>
+    /// Appends the records of the marks that moved since the last call (one write, O(records)), and
+    /// compacts the log when it outgrew its bound. Call once per committed transaction (or group).
+    /// </summary>
+    public void Flush()
+    {
+        _log.Flush();
+        if (_log.Records > Math.Max(CompactionFloor, 2L * _marks.SnapshotRecords))
+        {
+            _log.Rewrite(_marks.Snapshot());
+        }
+    }
+
+    /// <summary>
+    /// A commit failed after its marks were reported: the marks are read back from the database and
+    /// the log rewritten with them (the unflushed records never reach the file).
+    /// </summary>
+    public void Discard()
+    {
+        _marks = ReadMarks(_db);
+        _log.Rewrite(_marks.Snapshot());
+    }
+
+    public void Dispose() => _log.Dispose();
+
+    private static long CountRetired(StoreConnection db)
+    {
+        using var command = db.Command("SELECT COUNT(*) FROM retired_spis");
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>The marks as the database holds them (its rows were authenticated by the open).</summary>
@@ -164,13 +217,18 @@ internal sealed class RollbackGuard
     {
         var marks = new StoreMarks { RetiredSpis = CountRetired(db) };
         ReadEach(db, "ik_reservations", ["reserved"], (home, v) => marks.IkReserved[home] = (uint)v[0]);
-        ReadEach(db, "bindings", ["highest_issued"], (home, v) => marks.HighestIssued[home] = (uint)v[0]);
-        ReadEach(db, "generations", ["generation", "transmit_reserved"], (home, v) => marks.GenerationReserved[(home, (uint)v[0])] = (uint)v[1]);
+        ReadEach(db, "bindings", ["highest_issued"], (home, v) => marks.Bindings[home] = new BindingMarks((uint)v[0], default, default));
+        ReadEach(db, "generations", ["slot", "generation", "transmit_reserved"], (home, v) =>
+        {
+            var binding = marks.Bindings.GetValueOrDefault(home);
+            var held = new HeldReservation((uint)v[1], (uint)v[2]);
+            marks.Bindings[home] = v[0] == GenerationColumns.NewestSlot ? binding with { Newest = held } : binding with { Previous = held };
+        });
         return marks;
     }
 
     /// <summary>Each row's home_address and the integer <paramref name="columns"/> (ordinals resolved once per query).</summary>
-    private static void ReadEach(StoreConnection db, string table, string[] columns, Action<string, long[]> row)
+    private static void ReadEach(StoreConnection db, string table, string[] columns, Action<Ipv6Address, long[]> row)
     {
         using var command = db.Command($"SELECT home_address, {string.Join(", ", columns)} FROM {table}");
         using var reader = command.ExecuteReader();
@@ -183,7 +241,7 @@ internal sealed class RollbackGuard
             {
                 values[i] = reader.GetInt64(ordinals[i]);
             }
-            row(reader.GetString(home), values);
+            row(Ipv6Address.Parse(reader.GetString(home)), values);
         }
     }
 
@@ -197,23 +255,23 @@ internal sealed class RollbackGuard
         {
             if (database.IkReserved.GetValueOrDefault(home) < reserved)
             {
-                store.SaveInitializationSequenceReserved(Ipv6Address.Parse(home), reserved);
+                store.SaveInitializationSequenceReserved(home, reserved);
             }
         }
-        foreach (string home in database.HighestIssued.Keys.ToList())
+        foreach (var home in database.Bindings.Keys.ToList())
         {
-            var record = store.Load(Ipv6Address.Parse(home))!;
-            uint anchoredHighest = anchored.HighestIssued.GetValueOrDefault(home);
+            var record = store.Load(home)!;
+            var marks = anchored.Bindings.GetValueOrDefault(home);
             // A generation the copy holds but the anchor does not, numbered at or below the anchored
             // highest, was dropped after the copy was taken: how far its counters went is unknown,
             // so the node's dynamic generations go (it re-initializes under IK, whose reservation is raised).
             bool stale = new[] { record.Newest, record.Previous }.Any(g => g is not null
-                && !anchored.GenerationReserved.ContainsKey((home, g.Generation.Value)) && g.Generation.Value <= anchoredHighest);
+                && !marks.TryGetReserved(g.Generation.Value, out _) && g.Generation.Value <= marks.HighestIssued);
             GenerationRecord? Raise(GenerationRecord? g) =>
-                g is not null && anchored.GenerationReserved.TryGetValue((home, g.Generation.Value), out uint r) && r > g.TransmitSequenceReserved
+                g is not null && marks.TryGetReserved(g.Generation.Value, out uint r) && r > g.TransmitSequenceReserved
                     ? g with { TransmitSequenceReserved = r }
                     : g;
-            uint highest = Math.Max(record.HighestIssued.Value, anchoredHighest);
+            uint highest = Math.Max(record.HighestIssued.Value, marks.HighestIssued);
             store.Save(stale
                 ? record with { HighestIssued = new Generation(highest), Newest = null, Previous = null }
                 : record with { HighestIssued = new Generation(highest), Newest = Raise(record.Newest), Previous = Raise(record.Previous) });

@@ -47,6 +47,14 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
         }
     }
 
+    /// <summary>A 32-octet key for another use of the master key, separated by <paramref name="label"/> (HKDF-Expand, RFC 5869 section 2.3).</summary>
+    public byte[] DeriveKey(string label)
+    {
+        var derived = new byte[32];
+        HKDF.Expand(HashAlgorithmName.SHA256, key.Key, derived, Encoding.UTF8.GetBytes(label));
+        return derived;
+    }
+
     /// <summary>A cipher under the master key for a run of <see cref="Open(byte[], string, string, AesGcm)"/> calls on one thread (dispose it).</summary>
     public AesGcm CreateCipher() => new(key.Key, TagLength);
 

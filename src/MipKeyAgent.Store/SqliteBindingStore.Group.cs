@@ -27,7 +27,6 @@ public sealed partial class SqliteBindingStore
             }
             _grouping = true;
             _groupFailure = null;
-            _rollback?.BeginGroup();
         }
     }
 
@@ -59,9 +58,10 @@ public sealed partial class SqliteBindingStore
             }
             catch (Exception e)
             {
-                _rollback?.AbandonGroup();
                 RollBack(transaction);
                 transaction?.Dispose();
+                // The marks the group reported are read back from the database; its records never reach the log.
+                _rollback?.Discard();
                 if (e is SqliteException)
                 {
                     throw new BindingStoreException($"committing a group of writes to '{Path}' failed: {e.Message}", e);
@@ -69,7 +69,19 @@ public sealed partial class SqliteBindingStore
                 throw;
             }
             transaction?.Dispose();
-            _rollback?.CommitGroup();
+            _rollback?.Flush();
+        }
+    }
+
+    /// <summary>
+    /// Appends the anchor records of a write that is durable now; inside a group they wait for
+    /// <see cref="CommitGroup"/> (an anchor ahead of an uncommitted database would make it look rolled back).
+    /// </summary>
+    private void FlushAnchor()
+    {
+        if (!_grouping)
+        {
+            _rollback?.Flush();
         }
     }
 

@@ -17,8 +17,8 @@ namespace MipKeyAgent.Store;
 /// <para>At rest: each generation secret is AES-256-GCM encrypted under the <see cref="MasterKey"/>;
 /// every row (binding, generation, IK reservation) carries a GCM seal whose associated data names
 /// the table, the row and all its columns, so an edited, corrupted or swapped row is refused with a
-/// <see cref="BindingStoreException"/> naming it. Not covered: rolling the whole file back to an
-/// older copy (see docs/security.md).</para>
+/// <see cref="BindingStoreException"/> naming it. Rolling the whole file back to an older copy is
+/// caught by the rollback anchor (<see cref="RollbackGuard"/>, see docs/security.md).</para>
 /// </remarks>
 public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
 {
@@ -44,6 +44,12 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     /// <summary>The rollback anchor's file, or null when this store keeps none.</summary>
     public string? AnchorPath => _rollback?.Path;
 
+    /// <summary>What opening the anchor did that belongs in the operator's log (an existing store anchored, a torn record ignored), or null.</summary>
+    public string? AnchorNotice => _rollback?.Notice;
+
+    /// <summary>The rollback guard (tests: its log's size and compaction bound).</summary>
+    internal RollbackGuard? Rollback => _rollback;
+
     /// <summary>Statements prepared on this connection so far (tests: one per distinct statement, reused by every write).</summary>
     internal int PreparedStatementCount
     {
@@ -62,11 +68,11 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     /// authentication: all rows are checked here, so a bad store is reported at start-up.
     /// </summary>
     /// <remarks>
-    /// With <paramref name="anchorPath"/> the store keeps a rollback anchor there (<see cref="StoreAnchor"/>):
+    /// With <paramref name="anchorPath"/> the store keeps a rollback anchor there (<see cref="AnchorLog"/>):
     /// at open, a database whose IK or generation sequence reservations, highest issued generations
     /// or retired SPI count are below the anchored ones (an older copy put in place of the current
-    /// one) is refused with an error naming both files, as is a non-empty database without its
-    /// anchor. <paramref name="acceptRollback"/> (the operator's explicit override) opens it anyway
+    /// one) is refused with an error naming both files, as is a database whose anchor went missing; a
+    /// database that never had one is anchored as it is (<see cref="AnchorNotice"/>). <paramref name="acceptRollback"/> (the operator's explicit override) opens it anyway
     /// and first raises every reservation and highest generation to the anchored values, so no GCM IV
     /// or generation number is used twice. Without an anchor path nothing is checked (tests, tools).
     /// </remarks>
@@ -83,7 +89,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
             store.Preload();
             if (anchorPath is not null)
             {
-                store._rollback = RollbackGuard.Check(new StoreAnchor(anchorPath, db.Seal, System.IO.Path.GetFileName(path)), acceptRollback, db, store);
+                store._rollback = RollbackGuard.Check(AnchorLog.Create(anchorPath, db.Seal, System.IO.Path.GetFileName(path)), acceptRollback, db, store);
             }
             return store;
         });
@@ -209,7 +215,8 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
                     FailWrite(transaction, e);
                     throw;
                 }
-                _rollback?.Saved(home, record);
+                _rollback?.Saved(record.HomeAddress, record);
+                FlushAnchor();
             }
         }
         catch (SqliteException e)
@@ -258,6 +265,10 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             Forget(homeAddress);
+            // A mark that goes down reaches the anchor before the commit (RollbackGuard.Removed); inside a group,
+            // with the group's other records after its commit (the engine never removes a binding).
+            _rollback?.Removed(homeAddress);
+            FlushAnchor();
             var transaction = BeginWrite();
             try
             {
@@ -274,7 +285,6 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
                 FailWrite(transaction, e);
                 throw;
             }
-            _rollback?.Removed(home);
         }
     }
 
@@ -325,7 +335,8 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
                 }
                 throw;
             }
-            _rollback?.Reserved(home, reserved);
+            _rollback?.Reserved(homeAddress, reserved);
+            FlushAnchor();
         }
     }
 
@@ -349,6 +360,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         ArgumentNullException.ThrowIfNull(spis);
         lock (_lock)
         {
+            int added = 0;
             var transaction = BeginWrite();
             try
             {
@@ -357,7 +369,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
                 foreach (uint spi in spis)
                 {
                     parameter.Value = (long)spi;
-                    insert.ExecuteNonQuery();
+                    added += insert.ExecuteNonQuery();
                 }
                 EndWrite(transaction);
             }
@@ -370,7 +382,8 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
                 }
                 throw;
             }
-            _rollback?.Retired(RollbackGuard.CountRetired(_db, _group));
+            _rollback?.Retired(added);
+            FlushAnchor();
         }
     }
 
@@ -380,10 +393,11 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             ZeroPreloaded();
+            _rollback?.BindingsLost();
+            FlushAnchor();
             var transaction = BeginWrite();
             _db.Execute("DELETE FROM generations; DELETE FROM bindings;", transaction);
             EndWrite(transaction);
-            _rollback?.BindingsLost();
         }
     }
 
@@ -397,6 +411,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
             _group?.Dispose();
             _group = null;
             _grouping = false;
+            _rollback?.Dispose();
             _db.Dispose();
         }
     }

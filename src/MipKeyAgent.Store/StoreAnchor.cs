@@ -3,6 +3,39 @@ using System.Text;
 
 namespace MipKeyAgent.Store;
 
+/// <summary>A held generation's number (0: none held in that slot) and its outbound sequence reservation.</summary>
+internal readonly record struct HeldReservation(uint Generation, uint Reserved)
+{
+    public static HeldReservation Of(GenerationRecord? g) => g is null ? default : new(g.Generation.Value, g.TransmitSequenceReserved);
+}
+
+/// <summary>One binding's marks: the highest generation issued and the reservations of the (up to two) generations held.</summary>
+internal readonly record struct BindingMarks(uint HighestIssued, HeldReservation Newest, HeldReservation Previous)
+{
+    public static BindingMarks Of(BindingRecord record) => new(record.HighestIssued.Value, HeldReservation.Of(record.Newest), HeldReservation.Of(record.Previous));
+
+    /// <summary>The reservation of <paramref name="generation"/> when this binding holds it.</summary>
+    public bool TryGetReserved(uint generation, out uint reserved)
+    {
+        foreach (var held in new[] { Newest, Previous })
+        {
+            if (held.Generation != 0 && held.Generation == generation)
+            {
+                reserved = held.Reserved;
+                return true;
+            }
+        }
+        reserved = 0;
+        return false;
+    }
+
+    /// <summary>The held generations, lowest number first.</summary>
+    public IEnumerable<HeldReservation> Held() => new[] { Newest, Previous }.Where(h => h.Generation != 0).OrderBy(h => h.Generation);
+
+    /// <summary>Adds a held generation (the database's rows come one by one, in any slot order).</summary>
+    public BindingMarks With(HeldReservation held) => Newest.Generation == 0 ? this with { Newest = held } : this with { Previous = held };
+}
+
 /// <summary>
 /// The high-water marks of an HA store that must never go down while the HA keeps its state:
 /// per node the IK outbound sequence reservation, the highest generation issued and the outbound
@@ -12,20 +45,24 @@ namespace MipKeyAgent.Store;
 /// </summary>
 internal sealed class StoreMarks
 {
-    public Dictionary<string, uint> IkReserved { get; } = new(StringComparer.Ordinal);
+    /// <summary><see cref="AnchorEntry.Kind"/> values of the HA's anchor log.</summary>
+    public const byte RetiredKind = 1, IkKind = 2, BindingKind = 3, RemovedKind = 4, BindingsLostKind = 5;
 
-    public Dictionary<string, uint> HighestIssued { get; } = new(StringComparer.Ordinal);
+    public Dictionary<Ipv6Address, uint> IkReserved { get; } = [];
 
-    public Dictionary<(string Home, uint Generation), uint> GenerationReserved { get; } = [];
+    public Dictionary<Ipv6Address, BindingMarks> Bindings { get; } = [];
 
     public long RetiredSpis { get; set; }
 
-    public bool IsEmpty => IkReserved.Count == 0 && HighestIssued.Count == 0 && GenerationReserved.Count == 0 && RetiredSpis == 0;
+    public bool IsEmpty => IkReserved.Count == 0 && Bindings.Count == 0 && RetiredSpis == 0;
+
+    /// <summary>Records a <see cref="Snapshot"/> of these marks takes.</summary>
+    public int SnapshotRecords => 1 + IkReserved.Count + Bindings.Count;
 
     /// <summary>The first mark where <paramref name="database"/> is below this (anchored) one, described for an error; null when none.</summary>
     public string? FirstRollback(StoreMarks database)
     {
-        foreach (var (home, reserved) in IkReserved.OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var (home, reserved) in IkReserved.OrderBy(p => p.Key.ToString(), StringComparer.Ordinal))
         {
             uint found = database.IkReserved.GetValueOrDefault(home);
             if (found < reserved)
@@ -33,19 +70,23 @@ internal sealed class StoreMarks
                 return Text($"IK sequence reservation of {home}: {found} in the database, {reserved} anchored");
             }
         }
-        foreach (var (home, highest) in HighestIssued.OrderBy(p => p.Key, StringComparer.Ordinal))
+        var homes = Bindings.OrderBy(p => p.Key.ToString(), StringComparer.Ordinal).ToList();
+        foreach (var (home, marks) in homes)
         {
-            uint found = database.HighestIssued.GetValueOrDefault(home);
-            if (found < highest)
+            uint found = database.Bindings.GetValueOrDefault(home).HighestIssued;
+            if (found < marks.HighestIssued)
             {
-                return Text($"highest generation issued to {home}: g{found} in the database, g{highest} anchored");
+                return Text($"highest generation issued to {home}: g{found} in the database, g{marks.HighestIssued} anchored");
             }
         }
-        foreach (var ((home, generation), reserved) in GenerationReserved.OrderBy(p => p.Key.Home, StringComparer.Ordinal).ThenBy(p => p.Key.Generation))
+        foreach (var (home, marks) in homes)
         {
-            if (database.GenerationReserved.TryGetValue((home, generation), out uint found) && found < reserved)
+            foreach (var held in marks.Held())
             {
-                return Text($"sequence reservation of g{generation} of {home}: {found} in the database, {reserved} anchored");
+                if (database.Bindings.GetValueOrDefault(home).TryGetReserved(held.Generation, out uint found) && found < held.Reserved)
+                {
+                    return Text($"sequence reservation of g{held.Generation} of {home}: {found} in the database, {held.Reserved} anchored");
+                }
             }
         }
         if (database.RetiredSpis < RetiredSpis)
@@ -55,44 +96,55 @@ internal sealed class StoreMarks
         return null;
     }
 
-    public StoreMarks Clone()
+    /// <summary>Replays one record of the anchor log.</summary>
+    public void Apply(in AnchorEntry entry)
     {
-        var copy = new StoreMarks { RetiredSpis = RetiredSpis };
-        foreach (var p in IkReserved)
+        var home = new Ipv6Address(entry.Key);
+        switch (entry.Kind)
         {
-            copy.IkReserved.Add(p.Key, p.Value);
+            case RetiredKind:
+                RetiredSpis = (long)(((ulong)entry.V0 << 32) | entry.V1);
+                break;
+            case IkKind:
+                IkReserved[home] = entry.V0;
+                break;
+            case BindingKind:
+                Bindings[home] = new BindingMarks(entry.V0, new(entry.V1, entry.V2), new(entry.V3, entry.V4));
+                break;
+            case RemovedKind:
+                Bindings.Remove(home);
+                break;
+            case BindingsLostKind:
+                Bindings.Clear();
+                break;
+            default:
+                throw new FormatException($"unknown anchor record kind {entry.Kind}");
         }
-        foreach (var p in HighestIssued)
-        {
-            copy.HighestIssued.Add(p.Key, p.Value);
-        }
-        foreach (var p in GenerationReserved)
-        {
-            copy.GenerationReserved.Add(p.Key, p.Value);
-        }
-        return copy;
     }
 
-    public string Serialize()
+    public static AnchorEntry RetiredEntry(long count) => new(RetiredKind, 0, (uint)((ulong)count >> 32), (uint)count);
+
+    public static AnchorEntry IkEntry(Ipv6Address home, uint reserved) => new(IkKind, home.Value, reserved);
+
+    public static AnchorEntry BindingEntry(Ipv6Address home, BindingMarks m) =>
+        new(BindingKind, home.Value, m.HighestIssued, m.Newest.Generation, m.Newest.Reserved, m.Previous.Generation, m.Previous.Reserved);
+
+    /// <summary>The records that rebuild these marks from an empty log (a compaction).</summary>
+    public IEnumerable<AnchorEntry> Snapshot()
     {
-        var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"retired {RetiredSpis}\n");
-        foreach (var (home, reserved) in IkReserved.OrderBy(p => p.Key, StringComparer.Ordinal))
+        yield return RetiredEntry(RetiredSpis);
+        foreach (var (home, reserved) in IkReserved)
         {
-            text.Append(CultureInfo.InvariantCulture, $"ik {home} {reserved}\n");
+            yield return IkEntry(home, reserved);
         }
-        foreach (var (home, highest) in HighestIssued.OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var (home, marks) in Bindings)
         {
-            text.Append(CultureInfo.InvariantCulture, $"highest {home} {highest}\n");
+            yield return BindingEntry(home, marks);
         }
-        foreach (var ((home, generation), reserved) in GenerationReserved.OrderBy(p => p.Key.Home, StringComparer.Ordinal).ThenBy(p => p.Key.Generation))
-        {
-            text.Append(CultureInfo.InvariantCulture, $"gen {home} {generation} {reserved}\n");
-        }
-        return text.ToString();
     }
 
-    public static StoreMarks Parse(string text)
+    /// <summary>The marks of an anchor file in the older format (one sealed text file, rewritten whole at each change).</summary>
+    public static StoreMarks ParseText(string text)
     {
         var marks = new StoreMarks();
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -104,13 +156,16 @@ internal sealed class StoreMarks
                     marks.RetiredSpis = long.Parse(f[1], CultureInfo.InvariantCulture);
                     break;
                 case "ik":
-                    marks.IkReserved[f[1]] = uint.Parse(f[2], CultureInfo.InvariantCulture);
+                    marks.IkReserved[Ipv6Address.Parse(f[1])] = uint.Parse(f[2], CultureInfo.InvariantCulture);
                     break;
                 case "highest":
-                    marks.HighestIssued[f[1]] = uint.Parse(f[2], CultureInfo.InvariantCulture);
+                    var home = Ipv6Address.Parse(f[1]);
+                    marks.Bindings[home] = marks.Bindings.GetValueOrDefault(home) with { HighestIssued = uint.Parse(f[2], CultureInfo.InvariantCulture) };
                     break;
                 case "gen":
-                    marks.GenerationReserved[(f[1], uint.Parse(f[2], CultureInfo.InvariantCulture))] = uint.Parse(f[3], CultureInfo.InvariantCulture);
+                    var owner = Ipv6Address.Parse(f[1]);
+                    marks.Bindings[owner] = marks.Bindings.GetValueOrDefault(owner)
+                        .With(new(uint.Parse(f[2], CultureInfo.InvariantCulture), uint.Parse(f[3], CultureInfo.InvariantCulture)));
                     break;
                 default:
                     throw new FormatException("unknown anchor line");
@@ -119,71 +174,52 @@ internal sealed class StoreMarks
         return marks;
     }
 
-    public bool SameAs(StoreMarks other) => Serialize() == other.Serialize();
-
     private static string Text(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>
-/// The rollback anchor of an HA database: its <see cref="StoreMarks"/> sealed under the master key
-/// (associated data names the database file) in a separate 0600 file, by default next to the master
-/// key (<see cref="BindingStores.DefaultAnchorPath"/>). Rewritten atomically (temp file, fsync,
-/// rename) after every store write that raises a mark, before the write returns,
-/// so no reserved sequence number is used before the anchor covers it.
+/// Reads a rollback anchor file: the <see cref="AnchorLog"/>, or the older format (a text header and the
+/// hex of the marks' text sealed under the master key, associated data naming the database file), which
+/// the next compaction replaces by a log.
 /// </summary>
-internal sealed class StoreAnchor(string path, RowSeal seal, string databaseName)
+internal static class StoreAnchor
 {
-    private const string Header = "mipkey-store-anchor-v1 ";
+    private const string TextHeader = "mipkey-store-anchor-v1 ";
 
-    public string Path { get; } = path;
-
-    private string Associated => "anchor|" + databaseName;
-
-    /// <summary>The anchored marks, or null when the file does not exist; throws when it does not verify.</summary>
-    public StoreMarks? Read()
+    /// <summary>The file's content, or null when it does not exist; refuses a file readable by others.</summary>
+    public static byte[]? ReadFile(string path)
     {
-        if (!File.Exists(Path))
+        if (!File.Exists(path))
         {
             return null;
         }
-        FilePermissions.RequireOwnerOnly(Path, "rollback anchor");
-        string text = File.ReadAllText(Path).Trim();
-        if (!text.StartsWith(Header, StringComparison.Ordinal))
-        {
-            throw new BindingStoreException($"rollback anchor '{Path}': not an anchor file (corrupted?)");
-        }
+        FilePermissions.RequireOwnerOnly(path, "rollback anchor");
+        return File.ReadAllBytes(path);
+    }
+
+    public static bool IsText(ReadOnlySpan<byte> content) => content.StartsWith(Encoding.ASCII.GetBytes(TextHeader));
+
+    /// <summary>The marks of an anchor in the older format; throws when it does not verify.</summary>
+    public static StoreMarks ReadText(string path, ReadOnlySpan<byte> content, RowSeal seal, string databaseName)
+    {
+        string text = Encoding.ASCII.GetString(content).Trim();
         byte[] sealedMarks;
         try
         {
-            sealedMarks = Convert.FromHexString(text[Header.Length..]);
+            sealedMarks = Convert.FromHexString(text[TextHeader.Length..]);
         }
         catch (FormatException e)
         {
-            throw new BindingStoreException($"rollback anchor '{Path}': not hex (corrupted?)", e);
+            throw new BindingStoreException($"rollback anchor '{path}': not hex (corrupted?)", e);
         }
-        var plain = seal.Open(sealedMarks, Associated, $"rollback anchor '{Path}'");
+        var plain = seal.Open(sealedMarks, "anchor|" + databaseName, $"rollback anchor '{path}'");
         try
         {
-            return StoreMarks.Parse(Encoding.UTF8.GetString(plain));
+            return StoreMarks.ParseText(Encoding.UTF8.GetString(plain));
         }
         catch (Exception e) when (e is FormatException or OverflowException or IndexOutOfRangeException)
         {
-            throw new BindingStoreException($"rollback anchor '{Path}': unreadable content", e);
-        }
-    }
-
-    public void Write(StoreMarks marks)
-    {
-        var content = Encoding.ASCII.GetBytes(Header + Convert.ToHexStringLower(seal.Seal(Encoding.UTF8.GetBytes(marks.Serialize()), Associated)) + "\n");
-        try
-        {
-            // The directory entry is not fsynced: after a power loss the previous anchor may be back,
-            // which only lowers the marks checked at the next open (never a false refusal).
-            AtomicFile.Replace(Path, content, syncDirectory: false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BindingStoreException($"writing the rollback anchor '{Path}' failed: {e.Message}", e);
+            throw new BindingStoreException($"rollback anchor '{path}': unreadable content", e);
         }
     }
 }

@@ -4,7 +4,8 @@ namespace MipKeyAgent.Store;
 
 /// <summary>
 /// The <c>meta</c> rows both SQLite stores keep: a key check sealed under the master key (a wrong
-/// master key file is refused by name before any row is read) and the schema version byte.
+/// master key file is refused by name before any row is read), the schema version byte, and
+/// whether the database has a rollback anchor.
 /// </summary>
 internal static class StoreMeta
 {
@@ -46,6 +47,29 @@ internal static class StoreMeta
         using var write = db.Command("INSERT INTO meta (name, value) VALUES ('key_check', $check), ('schema', $schema)", transaction);
         write.Parameters.AddWithValue("$check", db.Seal.Seal(KeyCheckPlaintext, "meta|key_check"));
         write.Parameters.AddWithValue("$schema", new byte[] { schemaVersion });
+        write.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// True when a rollback anchor was made for this database (<see cref="MarkAnchored"/>): its anchor going
+    /// missing is then an error, whereas a database that never had one is anchored at its next open.
+    /// </summary>
+    public static bool IsAnchored(StoreConnection db)
+    {
+        using var read = db.Command("SELECT value FROM meta WHERE name = 'anchored'");
+        if (read.ExecuteScalar() is not byte[] note)
+        {
+            return false;
+        }
+        db.Seal.Open(note, "meta|anchored", "meta(anchored)");
+        return true;
+    }
+
+    /// <summary>Notes in the database that it has a rollback anchor (written once the anchor exists).</summary>
+    public static void MarkAnchored(StoreConnection db)
+    {
+        using var write = db.Command("INSERT OR REPLACE INTO meta (name, value) VALUES ('anchored', $note)");
+        write.Parameters.AddWithValue("$note", db.Seal.Seal([], "meta|anchored"));
         write.ExecuteNonQuery();
     }
 

@@ -262,32 +262,37 @@ public sealed class AgentHostTests : IDisposable
 
     /// <summary>Collects formatted log lines (thread-safe) so tests can check what was logged.</summary>
     [Fact]
-    public void HomeAgentStores_RollbackAnchor_CreatedOnlyWithTheFlag_ThenCheckedByEveryOpen()
+    public void HomeAgentStores_RollbackAnchor_OnByDefault_AnchorsAStoreWrittenWithoutOneThenRefusesAnOlderCopy()
     {
         var db = Path.Combine(_directory, "anchored.db");
         var anchor = db + ".anchor";
         var home = Wire.Ipv6Address.Parse("2001:db8:2::1");
-        using (var opened = HomeAgentStores.Open(db, null))
+        using (var opened = HomeAgentStores.Open(db, null, rollbackAnchor: false))
         {
             opened.Store.SaveInitializationSequenceReserved(home, 4096);
         }
-        Assert.False(File.Exists(anchor), "an anchor without --rollback-anchor");
+        Assert.False(File.Exists(anchor), "an anchor with --no-rollback-anchor");
 
-        // Opting in on a store that already holds state is refused until the operator accepts it once.
-        Assert.Throws<MipKeyAgent.Store.BindingStoreException>(() => HomeAgentStores.Open(db, null, rollbackAnchor: true).Dispose());
-        HomeAgentStores.Open(db, null, acceptRollback: true).Dispose();
+        // A store that never had an anchor (written before anchors existed) is anchored by its next open, with a log line.
+        using (var opened = HomeAgentStores.Open(db, null))
+        {
+            Assert.Contains("had no rollback anchor", opened.AnchorNotice, StringComparison.Ordinal);
+        }
         Assert.True(File.Exists(anchor));
         File.Copy(db, db + ".old");
-
-        using (var opened = HomeAgentStores.Open(db, null, rollbackAnchor: true))
+        using (var opened = HomeAgentStores.Open(db, null))
         {
+            Assert.Null(opened.AnchorNotice);
             opened.Store.SaveInitializationSequenceReserved(home, 8192);
         }
 
-        // The older copy is refused by an open without the flag too (provision, keys): the anchor exists.
         File.Copy(db + ".old", db, overwrite: true);
         var error = Assert.Throws<MipKeyAgent.Store.BindingStoreException>(() => HomeAgentStores.Open(db, null, createIfMissing: false).Dispose());
         Assert.Contains("older than its rollback anchor", error.Message, StringComparison.Ordinal);
+        using (var accepted = HomeAgentStores.Open(db, null, acceptRollback: true))
+        {
+            Assert.Equal(8192u, accepted.Store.LoadInitializationSequenceReserved(home));
+        }
     }
 
     [Fact]

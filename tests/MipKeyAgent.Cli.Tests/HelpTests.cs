@@ -17,10 +17,10 @@ public sealed class HelpTests
     public static TheoryData<string, string[]> VerbsAndOptions => new()
     {
         { "demo", ["--duration", "--nodes", "--ba-loss", "--seed", "--pcap", "--rekey-interval", "--lose-state"] },
-        { "ha", ["--config", "--transport", "--interface", "--address", "--capture", "--store", "--volatile", "--master-key", "--rollback-anchor", "--rekey-interval",
+        { "ha", ["--config", "--transport", "--interface", "--address", "--capture", "--store", "--volatile", "--master-key", "--no-rollback-anchor", "--rekey-interval",
             "--accept-store-rollback", "--implicit", "--metrics-port", "--status-socket", "--router", "--mac", "--log-level", "--log-json", "--unix-peer"] },
         { "ha status", ["--status-socket", "--metrics-port", "--json"] },
-        { "mn", ["--config", "--transport", "--interface", "--capture", "--store", "--volatile", "--master-key", "--ping-interval", "--ping-size", "--rekey-interval", "--router", "--mac"] },
+        { "mn", ["--config", "--transport", "--interface", "--capture", "--store", "--volatile", "--master-key", "--no-rollback-anchor", "--accept-store-rollback", "--ping-interval", "--ping-size", "--rekey-interval", "--router", "--mac"] },
         { "provision add", ["--config", "--name", "--home-address", "--spi-mn-to-ha", "--spi-ha-to-mn", "--key-file", "--new-key-file", "--audit-log"] },
         { "provision rotate-ik", ["--config", "--name", "--new-key-file", "--store", "--master-key", "--audit-log"] },
         { "provision remove", ["--config", "--name", "--store", "--master-key", "--audit-log"] },
@@ -29,7 +29,7 @@ public sealed class HelpTests
         { "lab", ["up", "down", "status", "run", "tunnel-demo", "record", "--loss"] },
         { "bench", ["engine", "process", "--append"] },
         { "bench engine", ["--scale", "--suites", "--round-time", "--append"] },
-        { "bench process", ["--nodes", "--duration", "--window", "--rekey-interval", "--volatile", "--ha-log-level", "--ha-program", "--paced-rate", "--json", "--append"] },
+        { "bench process", ["--nodes", "--duration", "--window", "--rekey-interval", "--volatile", "--no-rollback-anchor", "--ha-log-level", "--ha-program", "--paced-rate", "--json", "--append"] },
         { "keys show", ["--status-socket", "--metrics-port", "--store", "--config", "--master-key"] },
         { "qkd-node", ["--kme-id", "--port", "--bind", "--cert", "--key", "--ca", "--sae", "--key-size", "--min-key-size", "--max-key-count",
             "--max-key-per-request", "--link-key-rate", "--prefill", "--generation-tick", "--peer-kme-id", "--peer-sae", "--peer-role",

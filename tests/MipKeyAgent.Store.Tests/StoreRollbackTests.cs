@@ -67,18 +67,19 @@ public sealed class StoreRollbackTests : IDisposable
             store.SaveInitializationSequenceReserved(Home, 4096);
             store.Save(SqliteBindingStoreTests.CopyOf(SqliteBindingStoreTests.FullRecord(Home)));
         }
-        var anchored = File.ReadAllText(_directory.AnchorPath);
         using (var store = _directory.Open())
         {
+            long anchored = new FileInfo(_directory.AnchorPath).Length;
             // Same marks, other receive edges and care-of address: no anchor write needed.
             var record = store.Load(Home)!;
             store.Save(record with { CareOfAddress = Ipv6Address.Parse("2001:db8:100::9"), InitializationControlReceiveRightEdge = 77 });
+            store.SaveInitializationSequenceReserved(Home, 4096);
+            Assert.Equal(anchored, new FileInfo(_directory.AnchorPath).Length);
         }
 
         using var reopened = _directory.Open();
 
         Assert.Equal(4096u, reopened.LoadInitializationSequenceReserved(Home));
-        Assert.Equal(anchored, File.ReadAllText(_directory.AnchorPath));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_directory.AnchorPath));
     }
 
@@ -99,15 +100,13 @@ public sealed class StoreRollbackTests : IDisposable
     }
 
     [Fact]
-    public void AnchorEdited_Open_RefusedNamingTheAnchor()
+    public void AnchorHeaderEdited_Open_RefusedNamingTheAnchor()
     {
         using (var store = _directory.Open())
         {
             store.SaveInitializationSequenceReserved(Home, 4096);
         }
-        var text = File.ReadAllText(_directory.AnchorPath).Trim();
-        char last = text[^1];
-        File.WriteAllText(_directory.AnchorPath, text[..^1] + (last == '0' ? '1' : '0') + "\n");
+        AnchorFile.Flip(_directory.AnchorPath, 30);
 
         var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
 

@@ -28,6 +28,9 @@ internal abstract record HomeAgentBenchOptions(int Nodes, TimeSpan Duration, int
     /// <summary>The HA keeps bindings in memory only (<c>mipkey ha --volatile</c>) instead of its SQLite store.</summary>
     public bool Volatile { get; init; }
 
+    /// <summary>The SQLite store keeps no rollback anchor (<c>mipkey ha --no-rollback-anchor</c>): the anchor's cost, side by side.</summary>
+    public bool NoRollbackAnchor { get; init; }
+
     /// <summary>Another build's mipkey (dll or executable) to run as the HA, for before/after comparisons; null: this one.</summary>
     public string? HomeAgentProgram { get; init; }
 
@@ -122,7 +125,7 @@ internal static class ProcessBench
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.Nodes, 1_000_000);
 
         await using var rig = new ProcessBenchRig("mkb", "mipkey-bench-");
-        output.WriteLine($"process bench: {options.Nodes} nodes, HA store {(options.Volatile ? "volatile" : "sqlite")}, phases of {options.Duration.TotalSeconds:F0} s, in {rig.Directory.FullName}");
+        output.WriteLine($"process bench: {options.Nodes} nodes, HA store {(options.Volatile ? "volatile" : options.NoRollbackAnchor ? "sqlite, no anchor" : "sqlite")}, phases of {options.Duration.TotalSeconds:F0} s, in {rig.Directory.FullName}");
         var before = await rig.StartAsync(options.Nodes, options, onLine: null, cancellationToken).ConfigureAwait(false);
         int pid = rig.HomeAgent.Id;
         var transport = rig.OpenLoadGeneratorSocket(Enumerable.Range(0, options.Nodes).Select(CareOf));
@@ -252,6 +255,10 @@ internal static class ProcessBench
         }
         arguments.AddRange(["ha", "-c", conf, "-i", link, "--status-socket", socket, "--log-level", options.HomeAgentLogLevel]);
         arguments.AddRange(options.Volatile ? ["--volatile"] : ["--store", Path.Combine(dir, "ha.db")]);
+        if (options.NoRollbackAnchor && !options.Volatile)
+        {
+            arguments.Add("--no-rollback-anchor");
+        }
         foreach (var a in arguments)
         {
             start.ArgumentList.Add(a);

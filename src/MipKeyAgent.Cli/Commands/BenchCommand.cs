@@ -125,6 +125,7 @@ internal static class BenchCommand
         var rekey = CliOptions.Duration("--rekey-interval", "Each node asks for a new generation in its first BU after this long; other BUs are plain refreshes.",
             TimeSpan.FromSeconds(5));
         var volatileStore = new Option<bool>("--volatile") { Description = "Run the HA with --volatile (bindings in memory) instead of its SQLite store." };
+        var noAnchor = new Option<bool>("--no-rollback-anchor") { Description = "Run the HA's SQLite store with --no-rollback-anchor: the anchor's cost, side by side." };
         var logLevel = new Option<string>("--ha-log-level")
         {
             Description = "The HA's --log-level (Information logs two lines per rekey).",
@@ -150,7 +151,7 @@ internal static class BenchCommand
             "  sudo mipkey bench process --nodes 10000 --duration 10s --append docs/benchmarks.md\n" +
             "  sudo mipkey bench process --nodes 100 --duration 3s --volatile --json report.json")
         {
-            nodes, duration, window, rekey, volatileStore, logLevel, program, pacedRate, json, append,
+            nodes, duration, window, rekey, volatileStore, noAnchor, logLevel, program, pacedRate, json, append,
         };
         AboveZero(pacedRate);
         Between(nodes, 1, 1_000_000, "--nodes: give 1 to 1,000,000");
@@ -165,6 +166,7 @@ internal static class BenchCommand
                 Window = parse.GetValue(window),
                 RekeyInterval = parse.GetValue(rekey),
                 Volatile = parse.GetValue(volatileStore),
+                NoRollbackAnchor = parse.GetValue(noAnchor),
                 HomeAgentLogLevel = parse.GetValue(logLevel)!,
                 HomeAgentProgram = parse.GetValue(program),
                 PacedRate = parse.GetValue(pacedRate),

@@ -57,7 +57,7 @@ internal static class HaCommand
         using var loggers = CliOptions.Loggers(parse.GetValue(o.LogLevel), parse.GetValue(o.JsonLogs));
         using var durableBindings = volatileBindings is not null ? null
             : HomeAgentStores.Open(parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath, parse.GetValue(o.MasterKey),
-                acceptRollback: parse.GetValue(o.AcceptRollback), rollbackAnchor: parse.GetValue(o.RollbackAnchor));
+                acceptRollback: parse.GetValue(o.AcceptRollback), rollbackAnchor: !parse.GetValue(o.NoRollbackAnchor));
         var bindingStore = volatileBindings ?? durableBindings!;
         nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
         await using var link = o.Transport.Open(parse, options.Address);
@@ -131,6 +131,10 @@ internal static class HaCommand
         {
             StartLog.VolatileStore(logger, counterFile);
         }
+        if (parts.Bindings.AnchorNotice is { } anchorNotice)
+        {
+            StartLog.StoreAnchorNotice(logger, anchorNotice);
+        }
         foreach (var lost in parts.LostNodes)
         {
             StartLog.InitializationCountersLost(logger, lost);
@@ -163,14 +167,14 @@ internal static class HaCommand
         public Option<string?> MasterKey { get; } = new("--master-key") { Description = "File with the 32-octet key that encrypts secrets in the store (mode 0600). Default: <store>.key, created on first use." };
         public Option<bool> AcceptRollback { get; } = new("--accept-store-rollback")
         {
-            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or has none: first raise every " +
-                "sequence reservation and generation number to the anchored values. Only after restoring a backup on purpose, or once when the anchor is new.",
+            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or whose anchor went missing: " +
+                "first raise every sequence reservation and generation number to the anchored values. Only after restoring a backup on purpose.",
         };
-        public Option<bool> RollbackAnchor { get; } = new("--rollback-anchor")
+        public Option<bool> NoRollbackAnchor { get; } = new("--no-rollback-anchor")
         {
-            Description = "Keep a rollback anchor (<master-key dir>/<store name>.anchor, sealed high-water marks) and refuse a store older than it " +
-                "or without it. Once the anchor exists it is checked and kept by every start. Costs a rewrite of the whole anchor, O(bindings), " +
-                "at every new generation: for stores of up to a few hundred nodes (docs/store.md).",
+            Description = "Keep no rollback anchor. By default the store keeps one (<master-key dir>/<store name>.anchor, an append-only sealed log " +
+                "of its high-water marks) and refuses a database older than it; this is for a master key directory the HA cannot write, and " +
+                "for benchmarks. An anchor left from earlier starts is neither read nor written (docs/store.md).",
         };
         public Option<TimeSpan?> Rekey { get; } = CliOptions.OptionalDuration("--rekey-interval", "The HA's per-node rekey timer (overrides rekey-interval in the file).");
         public Option<bool> ImplicitMode { get; } = new("--implicit") { Description = "Implicit mode (no request options; the SPI alone drives the exchange)." };
@@ -178,7 +182,7 @@ internal static class HaCommand
         public Option<string> Socket { get; } = new("--status-socket") { Description = "Unix socket of the status endpoint read by 'mipkey ha status' and 'mipkey keys show'.", DefaultValueFactory = _ => DefaultSocket };
         public HomeAgentQkdOptions Qkd { get; } = new();
 
-        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, VolatileStore, IkCounters, MasterKey, RollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
+        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, VolatileStore, IkCounters, MasterKey, NoRollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
     }
 
     private static Command StatusCommand(Func<IAnsiConsole> console)

@@ -14,6 +14,9 @@ internal sealed class OpenedStore(IBindingStore store, IDisposable? owner) : IDi
     /// <summary>The IK counter file of a volatile store, or null (the SQLite store keeps the reservations itself).</summary>
     public string? CounterFile => (Store as IkCounterBindingStore)?.File.CounterPath;
 
+    /// <summary>What opening the store's rollback anchor did that belongs in the log (an existing store anchored, a torn record ignored), or null.</summary>
+    public string? AnchorNotice => (Store as SqliteBindingStore)?.AnchorNotice;
+
     public void Dispose() => owner?.Dispose();
 }
 
@@ -72,11 +75,11 @@ internal static class HomeAgentStores
     /// an error, never silently re-keyed.
     /// </summary>
     /// <remarks>The store's rollback anchor lives next to the master key (<see cref="BindingStores.DefaultAnchorPath"/>);
-    /// <paramref name="acceptRollback"/> is <c>mipkey ha --accept-store-rollback</c>, <paramref name="rollbackAnchor"/>
-    /// <c>--rollback-anchor</c> (create and require it); without it an existing anchor is still checked and kept.</remarks>
-    public static OpenedStore Open(string path, string? masterKeyPath, bool createIfMissing = true, bool acceptRollback = false, bool rollbackAnchor = false)
+    /// <paramref name="acceptRollback"/> is <c>mipkey ha --accept-store-rollback</c>, <paramref name="rollbackAnchor"/> false
+    /// <c>--no-rollback-anchor</c>.</remarks>
+    public static OpenedStore Open(string path, string? masterKeyPath, bool createIfMissing = true, bool acceptRollback = false, bool rollbackAnchor = true)
     {
-        var store = BindingStores.Open(path, MasterKeyPath(path, masterKeyPath, createIfMissing), acceptRollback, requireAnchor: rollbackAnchor);
+        var store = BindingStores.Open(path, MasterKeyPath(path, masterKeyPath, createIfMissing), acceptRollback, rollbackAnchor);
         return new OpenedStore(store, store);
     }
 
@@ -108,6 +111,9 @@ internal sealed class OpenedMobileNodeStore(IMobileNodeStateStore store, IDispos
 {
     public IMobileNodeStateStore Store { get; } = store;
 
+    /// <summary>What opening the store's rollback anchor did that belongs in the log, or null.</summary>
+    public string? AnchorNotice => (Store as SqliteMobileNodeStateStore)?.AnchorNotice;
+
     public void Dispose() => owner?.Dispose();
 }
 
@@ -125,10 +131,13 @@ internal static class MobileNodeStores
         new(new IkCounterMobileNodeStateStore(IkCounterFile.Open(provisioningPath, counterPath), name, config.Provisioning.HomeAddress,
             config.Provisioning.InitializationKey), null);
 
-    /// <summary>Opens (or creates) the SQLite store; the master key as for the HA's (<see cref="HomeAgentStores.MasterKeyPath"/>).</summary>
-    public static OpenedMobileNodeStore Open(string path, string? masterKeyPath)
+    /// <summary>
+    /// Opens (or creates) the SQLite store; the master key as for the HA's (<see cref="HomeAgentStores.MasterKeyPath"/>), and
+    /// its rollback anchor beside it unless not <paramref name="rollbackAnchor"/> (<c>mipkey mn --no-rollback-anchor</c>).
+    /// </summary>
+    public static OpenedMobileNodeStore Open(string path, string? masterKeyPath, bool acceptRollback = false, bool rollbackAnchor = true)
     {
-        var store = BindingStores.OpenMobileNode(path, HomeAgentStores.MasterKeyPath(path, masterKeyPath));
+        var store = BindingStores.OpenMobileNode(path, HomeAgentStores.MasterKeyPath(path, masterKeyPath), acceptRollback, rollbackAnchor);
         return new OpenedMobileNodeStore(store, store);
     }
 }

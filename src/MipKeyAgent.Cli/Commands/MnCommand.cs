@@ -46,8 +46,13 @@ internal static class MnCommand
         var socketPath = CheckHost(parse, o);
         using var loggers = CliOptions.Loggers(parse.GetValue(o.LogLevel), parse.GetValue(o.JsonLogs));
         using var durableState = volatileState is not null ? null
-            : MobileNodeStores.Open(parse.GetValue(o.Store) ?? MobileNodeStores.DefaultPath, parse.GetValue(o.MasterKey));
+            : MobileNodeStores.Open(parse.GetValue(o.Store) ?? MobileNodeStores.DefaultPath, parse.GetValue(o.MasterKey),
+                parse.GetValue(o.AcceptRollback), !parse.GetValue(o.NoRollbackAnchor));
         var stateStore = volatileState ?? durableState!;
+        if (durableState?.AnchorNotice is { } anchorNotice)
+        {
+            StartLog.StoreAnchorNotice(loggers.CreateLogger("mipkey.mn"), anchorNotice);
+        }
         await using var link = o.Transport.Open(parse, file.CareOfAddress);
         await using var tun = o.DataPlane.CreateMobileNode(parse, loggers);
         using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
@@ -130,6 +135,17 @@ internal static class MnCommand
                 "sent under; with it and no reservation the node refuses to start until the key is re-provisioned ('mipkey provision rotate-ik').",
         };
         public Option<string?> MasterKey { get; } = new("--master-key") { Description = "File with the 32-octet key that encrypts secrets in the store (mode 0600). Default: <store>.key, created on first use." };
+        public Option<bool> AcceptRollback { get; } = new("--accept-store-rollback")
+        {
+            Description = "Open a store that is older than its rollback anchor (<master-key dir>/<store name>.anchor), or whose anchor went missing: " +
+                "raise the Init Epoch and the initialization key's reservation to the anchored values and drop the stored keys (the node " +
+                "re-initializes). Only after restoring a backup on purpose.",
+        };
+        public Option<bool> NoRollbackAnchor { get; } = new("--no-rollback-anchor")
+        {
+            Description = "Keep no rollback anchor (by default an append-only sealed log of the store's high-water marks beside the master key, " +
+                "which refuses an older copy of the store): for a master key directory the node cannot write.",
+        };
         public Option<TimeSpan?> Ping { get; } = CliOptions.OptionalDuration("--ping-interval", "Send an ICMPv6 echo request to the HA through the tunnel this often (the HA answers), so labs can count data packets.");
         public Option<int> PingSize { get; } = new("--ping-size") { Description = "Echo data octets per ping.", DefaultValueFactory = _ => 56 };
         public Option<TimeSpan?> Rekey { get; } = CliOptions.OptionalDuration("--rekey-interval", "The MN's own rekey timer (overrides rekey-interval in the file).");
@@ -137,7 +153,7 @@ internal static class MnCommand
         public Option<int?> MetricsPort { get; } = new("--metrics-port") { Description = "Serve /metrics (Prometheus text) and /status on 127.0.0.1:PORT." };
         public MobileNodeQkdOptions Qkd { get; } = new();
 
-        public void AddTo(Command command) => AddTo(command, Config, [Store, VolatileStore, IkCounters, MasterKey, Ping, PingSize, Rekey, Socket, MetricsPort], Qkd);
+        public void AddTo(Command command) => AddTo(command, Config, [Store, VolatileStore, IkCounters, MasterKey, NoRollbackAnchor, AcceptRollback, Ping, PingSize, Rekey, Socket, MetricsPort], Qkd);
     }
 
     /// <summary>The fetcher is built (and the KME checked) before the host that applies its completions exists.</summary>

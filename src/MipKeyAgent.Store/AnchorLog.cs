@@ -1,0 +1,257 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
+namespace MipKeyAgent.Store;
+
+/// <summary>One mark change as the anchor log records it: a kind, a key (a home address, or the node's epoch) and five values.</summary>
+internal readonly record struct AnchorEntry(byte Kind, UInt128 Key, uint V0 = 0, uint V1 = 0, uint V2 = 0, uint V3 = 0, uint V4 = 0);
+
+/// <summary>
+/// The rollback anchor's file: an append-only log of mark changes (<see cref="AnchorEntry"/>), each
+/// record authenticated under a key derived from the store's master key and chained to the one
+/// before it, so an edited, removed or reordered record is refused. A write appends one 64-octet
+/// record (O(1), whatever the number of bindings); <see cref="Rewrite"/> replaces the whole log by
+/// a snapshot of the current marks (at open, and when the log outgrows its bound).
+/// </summary>
+/// <remarks>
+/// <para>Layout, every part 64 octets so that no record straddles a 512-octet sector:</para>
+/// <code>
+/// header:  magic (24) | file id (16, random per rewrite) | zero (8) | tag (16)
+/// record:  sequence (8) | kind (1) | zero (3) | key (16) | v0..v4 (5 x 4) | tag (16)
+/// header tag   = HMAC-SHA-256(K, "header" | header[0..48])[0..16]
+/// record tag i = HMAC-SHA-256(K, tag(i-1) | record[0..48])[0..16], tag(-1) = header tag
+/// K = HKDF-Expand-SHA-256(master key, "mipkey rollback anchor|" + database file name)
+/// </code>
+/// <para>Appends are written through to the kernel (a killed process loses nothing) but not
+/// fsynced: a power loss may take the last appends, and may leave a partial or zero-filled tail,
+/// which <see cref="Read"/> ignores (only the last record may fail, and only when nothing follows
+/// it). A lost append only lowers the marks checked at the next open, never a false refusal: the
+/// database, fsynced at each commit, is at least as new. <see cref="Rewrite"/> and
+/// <see cref="Dispose"/> do fsync. Truncation at a record boundary cannot be told from a power
+/// loss; it needs write access to the anchor's directory, which holds the master key.</para>
+/// </remarks>
+internal sealed class AnchorLog : IDisposable
+{
+    public const int RecordLength = 64;
+    private const int BodyLength = 48;
+    private const int TagLength = 16;
+    private const int MagicLength = 24;
+    private static readonly byte[] Magic = Pad("mipkey-anchor-log-v2\n"u8, MagicLength);
+    private static readonly byte[] HeaderDomain = "header"u8.ToArray();
+
+    private readonly IncrementalHash _mac;
+    private readonly byte[] _tag = new byte[TagLength];
+    private readonly byte[] _digest = new byte[32];
+    private byte[] _pending = new byte[RecordLength * 4];
+    private int _pendingLength;
+    private FileStream? _file;
+
+    private AnchorLog(string path, byte[] key)
+    {
+        Path = path;
+        _mac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        CryptographicOperations.ZeroMemory(key);
+    }
+
+    public string Path { get; }
+
+    /// <summary>Records in the file, written or pending.</summary>
+    public long Records { get; private set; }
+
+    /// <summary>What <see cref="Read"/> found: the entries in order, and whether a torn tail was ignored.</summary>
+    public sealed record Contents(IReadOnlyList<AnchorEntry> Entries, bool TornTail);
+
+    /// <summary>The log of <paramref name="path"/> for appends; nothing is read or written until <see cref="Read"/> or <see cref="Rewrite"/>.</summary>
+    public static AnchorLog Create(string path, RowSeal seal, string databaseName) =>
+        new(path, seal.DeriveKey("mipkey rollback anchor|" + databaseName));
+
+    /// <summary>True when <paramref name="path"/> starts like a log of this format (else: an older anchor format, or not an anchor).</summary>
+    public static bool IsLog(ReadOnlySpan<byte> content) => content.Length >= MagicLength && content[..MagicLength].SequenceEqual(Magic);
+
+    /// <summary>
+    /// Authenticates <paramref name="content"/> (the file's bytes) record by record. Throws
+    /// <see cref="BindingStoreException"/> naming the file when the header or any record but the last
+    /// fails; a partial, zero-filled or failing last record is a torn tail and ignored.
+    /// </summary>
+    public Contents Read(ReadOnlySpan<byte> content)
+    {
+        if (content.Length < RecordLength || !IsLog(content))
+        {
+            throw new BindingStoreException($"rollback anchor '{Path}': not an anchor log (corrupted?)");
+        }
+        HeaderTag(content[..RecordLength], _tag);
+        if (!CryptographicOperations.FixedTimeEquals(_tag, content.Slice(BodyLength, TagLength)))
+        {
+            throw new BindingStoreException($"rollback anchor '{Path}': the header fails authentication (wrong master key, or edited)");
+        }
+        var records = content[RecordLength..];
+        int count = records.Length / RecordLength;
+        bool torn = records.Length % RecordLength != 0;
+        while (count > 0 && !records.Slice((count - 1) * RecordLength, RecordLength).ContainsAnyExcept((byte)0))
+        {
+            count--;
+            torn = true;
+        }
+        var entries = new List<AnchorEntry>(count);
+        Span<byte> expected = stackalloc byte[TagLength];
+        for (int i = 0; i < count; i++)
+        {
+            var record = records.Slice(i * RecordLength, RecordLength);
+            RecordTag(_tag, record[..BodyLength], expected);
+            if (!CryptographicOperations.FixedTimeEquals(expected, record[BodyLength..]) || BinaryPrimitives.ReadUInt64BigEndian(record) != (ulong)i)
+            {
+                if (i == count - 1)
+                {
+                    torn = true;
+                    break;
+                }
+                throw new BindingStoreException(
+                    $"rollback anchor '{Path}': record {i} of {count} fails authentication (edited, removed or reordered records)");
+            }
+            expected.CopyTo(_tag);
+            entries.Add(Decode(record));
+        }
+        return new Contents(entries, torn);
+    }
+
+    /// <summary>
+    /// Replaces the log by <paramref name="snapshot"/> (temporary file, fsync, rename, directory
+    /// fsync) and keeps it open for appends.
+    /// </summary>
+    public void Rewrite(IEnumerable<AnchorEntry> snapshot)
+    {
+        CloseFile();
+        _pendingLength = 0;
+        Records = 0;
+        var header = new byte[RecordLength];
+        Magic.CopyTo(header, 0);
+        RandomNumberGenerator.Fill(header.AsSpan(MagicLength, 16));
+        HeaderTag(header, header.AsSpan(BodyLength, TagLength));
+        header.AsSpan(BodyLength, TagLength).CopyTo(_tag);
+        Add(header);
+        Records = 0;
+        foreach (var entry in snapshot)
+        {
+            Add(entry);
+        }
+        try
+        {
+            AtomicFile.Replace(Path, _pending.AsSpan(0, _pendingLength), syncDirectory: true);
+            _pendingLength = 0;
+            _file = new FileStream(Path, new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, BufferSize = 0 });
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BindingStoreException($"writing the rollback anchor '{Path}' failed: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Seals <paramref name="entry"/> as the next record; it reaches the file at <see cref="Flush"/>.</summary>
+    public void Add(in AnchorEntry entry)
+    {
+        Span<byte> body = stackalloc byte[BodyLength];
+        body.Clear();
+        BinaryPrimitives.WriteUInt64BigEndian(body, (ulong)Records);
+        body[8] = entry.Kind;
+        BinaryPrimitives.WriteUInt128BigEndian(body[12..], entry.Key);
+        BinaryPrimitives.WriteUInt32BigEndian(body[28..], entry.V0);
+        BinaryPrimitives.WriteUInt32BigEndian(body[32..], entry.V1);
+        BinaryPrimitives.WriteUInt32BigEndian(body[36..], entry.V2);
+        BinaryPrimitives.WriteUInt32BigEndian(body[40..], entry.V3);
+        BinaryPrimitives.WriteUInt32BigEndian(body[44..], entry.V4);
+        Span<byte> record = stackalloc byte[RecordLength];
+        body.CopyTo(record);
+        RecordTag(_tag, body, record[BodyLength..]);
+        record[BodyLength..].CopyTo(_tag);
+        Add(record);
+    }
+
+    /// <summary>True when records were added since the last <see cref="Flush"/>.</summary>
+    public bool HasPending => _pendingLength > 0;
+
+    /// <summary>Writes the pending records with one write(2) (not fsynced: see the remarks).</summary>
+    public void Flush()
+    {
+        if (_pendingLength == 0)
+        {
+            return;
+        }
+        if (_file is null)
+        {
+            throw new InvalidOperationException("the anchor log is not open for appends");
+        }
+        try
+        {
+            _file.Write(_pending, 0, _pendingLength);
+        }
+        catch (IOException e)
+        {
+            throw new BindingStoreException($"appending to the rollback anchor '{Path}' failed: {e.Message}", e);
+        }
+        _pendingLength = 0;
+    }
+
+    /// <summary>fsyncs what was appended (an orderly stop) and closes the file.</summary>
+    public void Dispose()
+    {
+        try
+        {
+            Flush();
+            _file?.Flush(flushToDisk: true);
+        }
+        catch (IOException)
+        {
+            // A failed fsync at close only loses appends a power loss may lose anyway (see the remarks).
+        }
+        finally
+        {
+            CloseFile();
+            _mac.Dispose();
+        }
+    }
+
+    private void CloseFile()
+    {
+        _file?.Dispose();
+        _file = null;
+    }
+
+    private void Add(ReadOnlySpan<byte> record)
+    {
+        if (_pendingLength + record.Length > _pending.Length)
+        {
+            Array.Resize(ref _pending, Math.Max(_pending.Length * 2, _pendingLength + record.Length));
+        }
+        record.CopyTo(_pending.AsSpan(_pendingLength));
+        _pendingLength += record.Length;
+        Records++;
+    }
+
+    private void HeaderTag(ReadOnlySpan<byte> header, Span<byte> tag)
+    {
+        _mac.AppendData(HeaderDomain);
+        _mac.AppendData(header[..BodyLength]);
+        _mac.GetHashAndReset(_digest);
+        _digest.AsSpan(0, TagLength).CopyTo(tag);
+    }
+
+    private void RecordTag(ReadOnlySpan<byte> previous, ReadOnlySpan<byte> body, Span<byte> tag)
+    {
+        _mac.AppendData(previous);
+        _mac.AppendData(body);
+        _mac.GetHashAndReset(_digest);
+        _digest.AsSpan(0, TagLength).CopyTo(tag);
+    }
+
+    private static AnchorEntry Decode(ReadOnlySpan<byte> record) => new(record[8], BinaryPrimitives.ReadUInt128BigEndian(record[12..]),
+        BinaryPrimitives.ReadUInt32BigEndian(record[28..]), BinaryPrimitives.ReadUInt32BigEndian(record[32..]),
+        BinaryPrimitives.ReadUInt32BigEndian(record[36..]), BinaryPrimitives.ReadUInt32BigEndian(record[40..]),
+        BinaryPrimitives.ReadUInt32BigEndian(record[44..]));
+
+    private static byte[] Pad(ReadOnlySpan<byte> text, int length)
+    {
+        var padded = new byte[length];
+        text.CopyTo(padded);
+        return padded;
+    }
+}

@@ -1,0 +1,244 @@
+using System.Text;
+using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Store.Tests;
+
+/// <summary>Byte-level edits of an anchor file (64-octet header, then 64-octet records).</summary>
+internal static class AnchorFile
+{
+    public static int Records(string path) => (int)((new FileInfo(path).Length - AnchorLog.RecordLength) / AnchorLog.RecordLength);
+
+    /// <summary>Flips one bit of the octet at <paramref name="offset"/>.</summary>
+    public static void Flip(string path, long offset)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = offset;
+        int value = file.ReadByte();
+        file.Position = offset;
+        file.WriteByte((byte)(value ^ 0x01));
+    }
+
+    /// <summary>Offset of an octet inside the values of record <paramref name="record"/> (0 = first after the header).</summary>
+    public static long InRecord(int record) => AnchorLog.RecordLength * (record + 1L) + 30;
+
+    public static void Append(string path, byte[] bytes)
+    {
+        using var file = new FileStream(path, FileMode.Append, FileAccess.Write);
+        file.Write(bytes);
+    }
+}
+
+/// <summary>
+/// The HA store's rollback anchor as an append-only sealed log: one record per write that moves a
+/// mark, a torn tail (power loss during an append) ignored, any other failing record refused,
+/// compaction at open and past a bound that keeps the marks, and a store written before anchors
+/// existed anchored by its first open.
+/// </summary>
+public sealed class AnchorLogTests : IDisposable
+{
+    private static readonly Ipv6Address Home = Ipv6Address.Parse("2001:db8:2::7");
+    private readonly StoreDirectory _directory = new();
+
+    private static Ipv6Address Node(int i) => Ipv6Address.Parse($"2001:db8:3::{i + 1:x}");
+
+    [Fact]
+    public void WriteThatMovesAMark_ManyBindings_AppendsOneRecord()
+    {
+        using var store = _directory.Open();
+        for (int i = 0; i < 200; i++)
+        {
+            store.Save(SqliteBindingStoreTests.CopyOf(SqliteBindingStoreTests.FullRecord(Node(i))));
+            store.SaveInitializationSequenceReserved(Node(i), 4096);
+        }
+        long before = new FileInfo(_directory.AnchorPath).Length;
+
+        store.SaveInitializationSequenceReserved(Node(7), 8192);
+        var record = store.Load(Node(9))!;
+        store.Save(record with { HighestIssued = new Generation(record.HighestIssued.Value + 1) });
+
+        Assert.Equal(before + 2 * AnchorLog.RecordLength, new FileInfo(_directory.AnchorPath).Length);
+    }
+
+    [Fact]
+    public void MiddleRecordEdited_Open_RefusedNamingTheRecord()
+    {
+        using (var store = _directory.Open())
+        {
+            store.SaveInitializationSequenceReserved(Home, 4096);
+            store.SaveInitializationSequenceReserved(Home, 8192);
+            store.SaveInitializationSequenceReserved(Home, 12288);
+        }
+        int records = AnchorFile.Records(_directory.AnchorPath);
+        AnchorFile.Flip(_directory.AnchorPath, AnchorFile.InRecord(records - 2));
+
+        var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+
+        Assert.Contains(_directory.AnchorPath, error.Message, StringComparison.Ordinal);
+        Assert.Contains($"record {records - 2} of {records} fails authentication", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RecordsReordered_Open_Refused()
+    {
+        using (var store = _directory.Open())
+        {
+            store.SaveInitializationSequenceReserved(Home, 4096);
+            store.SaveInitializationSequenceReserved(Home, 8192);
+            store.SaveInitializationSequenceReserved(Home, 12288);
+        }
+        var bytes = File.ReadAllBytes(_directory.AnchorPath);
+        int n = AnchorFile.Records(_directory.AnchorPath);
+        // Swap the two records before the last: each is valid on its own, not in this order.
+        var a = bytes.AsSpan(AnchorLog.RecordLength * (n - 2), AnchorLog.RecordLength).ToArray();
+        bytes.AsSpan(AnchorLog.RecordLength * (n - 1), AnchorLog.RecordLength).CopyTo(bytes.AsSpan(AnchorLog.RecordLength * (n - 2)));
+        a.CopyTo(bytes.AsSpan(AnchorLog.RecordLength * (n - 1)));
+        File.WriteAllBytes(_directory.AnchorPath, bytes);
+
+        var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+
+        Assert.Contains("fails authentication", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("partial")]
+    [InlineData("zeros")]
+    [InlineData("last record torn")]
+    public void TornTail_Open_IgnoredWithANoticeAndEarlierRecordsStillCount(string tail)
+    {
+        using (var store = _directory.Open())
+        {
+            store.SaveInitializationSequenceReserved(Home, 4096);
+        }
+        _directory.CopyDatabaseTo("backup.db");
+        using (var store = _directory.Open())
+        {
+            store.SaveInitializationSequenceReserved(Home, 8192);
+            store.SaveInitializationSequenceReserved(Node(1), 4096);
+        }
+        switch (tail)
+        {
+            case "partial":
+                AnchorFile.Append(_directory.AnchorPath, Encoding.ASCII.GetBytes("half a record"));
+                break;
+            case "zeros":
+                AnchorFile.Append(_directory.AnchorPath, new byte[3 * AnchorLog.RecordLength]);
+                break;
+            default:
+                AnchorFile.Flip(_directory.AnchorPath, AnchorFile.InRecord(AnchorFile.Records(_directory.AnchorPath) - 1));
+                break;
+        }
+
+        using (var store = _directory.Open())
+        {
+            Assert.Contains("ignored a torn last record", store.AnchorNotice, StringComparison.Ordinal);
+            Assert.Equal(8192u, store.LoadInitializationSequenceReserved(Home));
+        }
+        _directory.RestoreDatabaseFrom("backup.db");
+        var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+        Assert.Contains("IK sequence reservation of 2001:db8:2::7: 4096 in the database, 8192 anchored", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LogPastItsBound_Compacted_KeepsTheMarks()
+    {
+        using (var store = _directory.Open())
+        {
+            store.Rollback!.CompactionFloor = 16;
+            for (int i = 0; i < 10; i++)
+            {
+                store.Save(SqliteBindingStoreTests.CopyOf(SqliteBindingStoreTests.FullRecord(Node(i))));
+            }
+            store.SaveRetiredSpis([500, 501, 502]);
+            for (uint r = 1; r <= 200; r++)
+            {
+                store.SaveInitializationSequenceReserved(Home, r * 4096);
+                Assert.True(store.Rollback.LogRecords <= 2 * 16 + 1, $"{store.Rollback.LogRecords} records in the log");
+            }
+            AssertAnchored(200 * 4096);
+        }
+        _directory.CopyDatabaseTo("backup.db");
+        using (var store = _directory.Open())
+        {
+            // Compacted at open: one record per mark holder (retired SPIs, one IK reservation, ten bindings).
+            Assert.Equal(12, store.Rollback!.LogRecords);
+            store.SaveInitializationSequenceReserved(Home, 201 * 4096);
+        }
+        AssertAnchored(201 * 4096);
+
+        _directory.RestoreDatabaseFrom("backup.db");
+        var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+
+        Assert.Contains("IK sequence reservation of 2001:db8:2::7: 819200 in the database, 823296 anchored", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The anchor file's marks, replayed as an open does: every binding, the retired SPIs and the IK reservation.</summary>
+    private void AssertAnchored(uint ikReserved)
+    {
+        using var key = MasterKey.Load(_directory.MasterKeyPath);
+        using var seal = new RowSeal(key);
+        using var log = AnchorLog.Create(_directory.AnchorPath, seal, Path.GetFileName(_directory.DatabasePath));
+        var marks = new StoreMarks();
+        foreach (var entry in log.Read(File.ReadAllBytes(_directory.AnchorPath)).Entries)
+        {
+            marks.Apply(entry);
+        }
+        Assert.Equal(ikReserved, marks.IkReserved[Home]);
+        Assert.Equal(3, marks.RetiredSpis);
+        var expected = BindingMarks.Of(SqliteBindingStoreTests.FullRecord(Node(0)));
+        Assert.All(Enumerable.Range(0, 10), i => Assert.Equal(expected, marks.Bindings[Node(i)]));
+    }
+
+    [Fact]
+    public void StoreWrittenWithoutAnAnchor_FirstOpen_AnchorsItThenRefusesItsOlderCopy()
+    {
+        using (var store = SqliteBindingStore.Open(_directory.DatabasePath, MasterKey.Load(_directory.MasterKeyPath), ownsMasterKey: true))
+        {
+            store.SaveInitializationSequenceReserved(Home, 4096);
+        }
+        _directory.CopyDatabaseTo("backup.db");
+
+        using (var store = _directory.Open())
+        {
+            Assert.Contains("had no rollback anchor", store.AnchorNotice, StringComparison.Ordinal);
+            Assert.Contains(_directory.AnchorPath, store.AnchorNotice, StringComparison.Ordinal);
+            store.SaveInitializationSequenceReserved(Home, 8192);
+        }
+        using (var store = _directory.Open())
+        {
+            Assert.Null(store.AnchorNotice);
+        }
+        _directory.RestoreDatabaseFrom("backup.db");
+
+        var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+        Assert.Contains("older than its rollback anchor", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnchorInTheSealedTextFormat_Open_CheckedThenReplacedByALog()
+    {
+        using (var store = SqliteBindingStore.Open(_directory.DatabasePath, MasterKey.Load(_directory.MasterKeyPath), ownsMasterKey: true))
+        {
+            store.SaveInitializationSequenceReserved(Home, 4096);
+        }
+        WriteTextAnchor("retired 0\nik 2001:db8:2::7 8192\n");
+
+        var error = Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
+        Assert.Contains("IK sequence reservation of 2001:db8:2::7: 4096 in the database, 8192 anchored", error.Message, StringComparison.Ordinal);
+
+        WriteTextAnchor("retired 0\nik 2001:db8:2::7 4096\n");
+        _directory.Open().Dispose();
+        Assert.True(AnchorLog.IsLog(File.ReadAllBytes(_directory.AnchorPath)));
+    }
+
+    private void WriteTextAnchor(string marks)
+    {
+        using var key = MasterKey.Load(_directory.MasterKeyPath);
+        using var seal = new RowSeal(key);
+        var sealedMarks = seal.Seal(Encoding.UTF8.GetBytes(marks), "anchor|" + Path.GetFileName(_directory.DatabasePath));
+        File.WriteAllText(_directory.AnchorPath, "mipkey-store-anchor-v1 " + Convert.ToHexStringLower(sealedMarks) + "\n");
+        File.SetUnixFileMode(_directory.AnchorPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    public void Dispose() => _directory.Dispose();
+}
