@@ -47,4 +47,20 @@ public interface IBindingStore
 
     /// <summary>Adds retired control SPIs; written before the binding record that no longer holds them.</summary>
     void SaveRetiredSpis(IReadOnlyCollection<uint> spis);
+
+    /// <summary>
+    /// Starts a group: the writes until <see cref="CommitGroup"/> are buffered in one transaction
+    /// (none is durable before it). The default does nothing (every write is durable on its own).
+    /// </summary>
+    void BeginGroup()
+    {
+    }
+
+    /// <summary>
+    /// Makes every write since <see cref="BeginGroup"/> durable at once (one commit, one fsync), or
+    /// throws; no answer that depends on the group's writes may leave before it returns.
+    /// </summary>
+    void CommitGroup()
+    {
+    }
 }
