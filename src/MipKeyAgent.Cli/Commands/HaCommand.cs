@@ -6,6 +6,7 @@ using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Store.Postgres;
 using MipKeyAgent.Wire;
 using Spectre.Console;
 
@@ -20,7 +21,27 @@ internal static class HaCommand
     {
         var config = new Option<FileInfo>("--config", "-c") { Description = "Provisioning file: [home-agent] settings and one [mobile-node NAME] per node (see docs/examples/ha.conf).", Required = true };
         var address = new Option<string?>("--address") { Description = "The HA's IPv6 address (overrides address in [home-agent])." };
-        var store = new Option<string?>("--store") { Description = $"Binding store (SQLite file) so a restart keeps keys and bindings. Default {HomeAgentStores.DefaultPath}." };
+        var store = new Option<string?>("--store")
+        {
+            Description = $"Binding store so a restart keeps keys and bindings: a SQLite file (default {HomeAgentStores.DefaultPath}) or a shared " +
+                "PostgreSQL database, postgresql://USER@HOST/DB or postgresql://USER@/DB?host=/socket/dir, for a hot-standby pair (docs/cluster.md).",
+        };
+        var passwordFile = new Option<string?>("--store-password-file")
+        {
+            Description = "With a postgresql:// store: the file (mode 0600) whose first line is the database password. Without it PGPASSWORD " +
+                "or ~/.pgpass is used; a password in the URL is refused.",
+        };
+        var standby = new Option<bool>("--standby")
+        {
+            Description = "With a postgresql:// store: start as the pair's standby, wait until the active HA's lease expires, then take it, load " +
+                "the bindings and answer. Without it a lease held by another HA is an error.",
+        };
+        var leaseHolder = new Option<string?>("--lease-holder") { Description = "This HA's name in the lease row (default HOST:PID)." };
+        var leaseSeconds = new Option<double>("--lease-seconds")
+        {
+            Description = "How long the active HA's lease lasts without renewal (renewed every third of it): the longest a failover waits.",
+            DefaultValueFactory = _ => 10,
+        };
         var volatileStore = new Option<bool>("--volatile") { Description = "Keep bindings in memory only: a restart loses them and every node re-initializes. " +
             "The initialization keys' ESP counter reservations still outlive the process, in --ik-counters." };
         var ikCounters = new Option<string?>("--ik-counters")
@@ -60,13 +81,14 @@ internal static class HaCommand
             "  mipkey ha -c ha.conf --transport tap -i mk0 --address 2001:db8:1::1 --rekey-interval 10m --metrics-port 9464\n" +
             "  mipkey ha -c ha.conf -i eth0 --volatile --log-json\n" +
             "  mipkey ha -c ha.conf -i eth0 --home-link eth0 --store ha.db       (tunnel the nodes' traffic, docs/dataplane.md)\n" +
+            "  mipkey ha -c ha.conf -i eth0 --store 'postgresql://mipkey@/mipkey?host=/run/postgresql' --master-key /etc/mipkey/pair.key --standby\n" +
             "  mipkey ha -c ha.conf -i veth-ha --key-source qkd --kme-url https://127.0.0.1:8443 --kme-ca ca.crt --sae-cert sae-SAE_HA.crt \\\n" +
             "      --sae-key sae-SAE_HA.key --slave-sae SAE_MN1 --key-delivery reference\n" +
             "  mipkey ha status");
         command.Options.Add(config);
         transport.AddTo(command);
         dataPlane.AddTo(command);
-        foreach (var o in new Option[] { address, store, volatileStore, ikCounters, masterKey, rollbackAnchor, acceptRollback, rekey, implicitMode, metricsPort, socket, logLevel, jsonLogs })
+        foreach (var o in new Option[] { address, store, passwordFile, standby, leaseHolder, leaseSeconds, volatileStore, ikCounters, masterKey, rollbackAnchor, acceptRollback, rekey, implicitMode, metricsPort, socket, logLevel, jsonLogs })
         {
             command.Options.Add(o);
         }
@@ -106,27 +128,44 @@ internal static class HaCommand
             var socketPath = Path.GetFullPath(parse.GetValue(socket) ?? DefaultSocket);
             StartChecks.CreatablePath("--status-socket", socketPath);
             StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(metricsPort));
-            if (!parse.GetValue(volatileStore))
+            string storePath = parse.GetValue(store) ?? HomeAgentStores.DefaultPath;
+            bool postgres = !parse.GetValue(volatileStore) && PostgresUrl.IsPostgres(storePath);
+            double leaseLength = parse.GetValue(leaseSeconds);
+            if (postgres && !(leaseLength is >= 1 and <= 3600))
             {
-                StartChecks.CreatablePath("--store", parse.GetValue(store) ?? HomeAgentStores.DefaultPath);
+                throw new ConfigException("--lease-seconds", 0, null, "the lease lasts between 1 and 3600 seconds");
+            }
+            if (!postgres && (parse.GetValue(standby) || parse.GetValue(passwordFile) is not null))
+            {
+                throw new ConfigException(parse.GetValue(standby) ? "--standby" : "--store-password-file", 0, null, "needs a postgresql:// --store");
+            }
+            if (!parse.GetValue(volatileStore) && !postgres)
+            {
+                StartChecks.CreatablePath("--store", storePath);
                 StartChecks.CreatablePath("--master-key", parse.GetValue(masterKey));
             }
             using var loggers = CliOptions.Loggers(parse.GetValue(logLevel), parse.GetValue(jsonLogs));
-            using var durableBindings = volatileBindings is not null ? null
-                : HomeAgentStores.Open(parse.GetValue(store) ?? HomeAgentStores.DefaultPath, parse.GetValue(masterKey),
+            using var durableBindings = volatileBindings is not null || postgres ? null
+                : HomeAgentStores.Open(storePath, parse.GetValue(masterKey),
                     acceptRollback: parse.GetValue(acceptRollback), rollbackAnchor: parse.GetValue(rollbackAnchor));
-            var bindingStore = volatileBindings ?? durableBindings!;
-            nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
+            using var keeper = postgres
+                ? new LeaseKeeper(parse.GetValue(leaseHolder) ?? $"{Environment.MachineName}:{Environment.ProcessId}", TimeSpan.FromSeconds(leaseLength),
+                    TimeProvider.System, loggers.CreateLogger("mipkey.ha"))
+                : null;
             await using var link = transport.Open(parse, haAddress);
             await using var homeLink = dataPlane.OpenHomeAgent(parse, haAddress, loggers);
             using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
             using (signals)
             {
                 HomeAgentHost? running = null;
-                await using var status = await StatusServer.StartAsync(
-                    () => running?.GetStatusAsync() ?? Task.FromException<AgentStatus>(new InvalidOperationException("the home agent is starting")),
+                await using var status = await StatusServer.StartAsync(() => Status(running, keeper, link.Name),
                     socketPath, parse.GetValue(metricsPort), loggers, stop.Token).ConfigureAwait(false);
                 using var removeSocket = new SocketFile(socketPath);
+                // A standby waits here, with its status endpoint up, until it holds the lease.
+                using var clusterBindings = keeper is null ? null
+                    : HomeAgentStores.OpenPostgres(storePath, parse.GetValue(passwordFile), parse.GetValue(masterKey), parse.GetValue(standby), keeper, stop.Token);
+                var bindingStore = volatileBindings ?? durableBindings ?? clusterBindings!;
+                nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
                 // The KME is checked once everything local is open, so an unreachable KME is one line at start.
                 await using var keySupply = qkdSettings is null ? null
                     : await HomeAgentQkdSupply.StartAsync(qkdSettings, file.Nodes, TimeProvider.System, loggers, cancellation).ConfigureAwait(false);
@@ -147,15 +186,34 @@ internal static class HaCommand
                 {
                     AgentLog.StatusListening(logger, bound);
                 }
-                await host.RunAsync(stop.Token).ConfigureAwait(false);
+                using var stopOrFenced = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, keeper?.Lost ?? CancellationToken.None);
+                await host.RunAsync(stopOrFenced.Token).ConfigureAwait(false);
                 if (keySupply is not null)
                 {
                     await keySupply.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                }
+                if (keeper?.LeaseLost == true)
+                {
+                    // Fenced: another HA is active. A supervisor restarts this one with --standby.
+                    return 3;
                 }
             }
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The running host's status with the pair's (role, lease, database); a standby's before it runs a host.</summary>
+    private static async Task<AgentStatus> Status(HomeAgentHost? running, LeaseKeeper? keeper, string transport)
+    {
+        if (running is null)
+        {
+            return keeper is null
+                ? throw new InvalidOperationException("the home agent is starting")
+                : new AgentStatus("ha", DateTimeOffset.UtcNow, 0, transport, new Dictionary<string, long>(), new Dictionary<string, long>(), [], keeper.Status);
+        }
+        var status = await running.GetStatusAsync().ConfigureAwait(false);
+        return keeper is null ? status : status with { Cluster = keeper.Status };
     }
 
     private static Command StatusCommand(Func<IAnsiConsole> console)
