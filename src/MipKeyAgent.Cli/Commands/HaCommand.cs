@@ -152,18 +152,32 @@ internal static class HaCommand
                 ? new LeaseKeeper(parse.GetValue(leaseHolder) ?? $"{Environment.MachineName}:{Environment.ProcessId}", TimeSpan.FromSeconds(leaseLength),
                     TimeProvider.System, loggers.CreateLogger("mipkey.ha"))
                 : null;
-            await using var link = transport.Open(parse, haAddress);
-            await using var homeLink = dataPlane.OpenHomeAgent(parse, haAddress, loggers);
+            // An HA of a pair opens its links only once it holds the lease: a standby does not answer on the HA's address.
+            await using var soloLink = postgres ? null : transport.Open(parse, haAddress);
+            await using var soloHomeLink = postgres ? null : dataPlane.OpenHomeAgent(parse, haAddress, loggers);
             using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
             using (signals)
             {
                 HomeAgentHost? running = null;
-                await using var status = await StatusServer.StartAsync(() => Status(running, keeper, link.Name),
+                await using var status = await StatusServer.StartAsync(() => Status(running, keeper, soloLink?.Name ?? "(standby)"),
                     socketPath, parse.GetValue(metricsPort), loggers, stop.Token).ConfigureAwait(false);
                 using var removeSocket = new SocketFile(socketPath);
-                // A standby waits here, with its status endpoint up, until it holds the lease.
-                using var clusterBindings = keeper is null ? null
-                    : HomeAgentStores.OpenPostgres(storePath, parse.GetValue(passwordFile), parse.GetValue(masterKey), parse.GetValue(standby), keeper, stop.Token);
+                OpenedStore? clusterBindings = null;
+                try
+                {
+                    // A standby waits here, with its status endpoint up, until it holds the lease.
+                    clusterBindings = keeper is null ? null
+                        : HomeAgentStores.OpenPostgres(storePath, parse.GetValue(passwordFile), parse.GetValue(masterKey), parse.GetValue(standby), keeper, stop.Token);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    return 0;
+                }
+                using var ownedClusterBindings = clusterBindings;
+                await using var clusterLink = postgres ? transport.Open(parse, haAddress) : null;
+                await using var clusterHomeLink = postgres ? dataPlane.OpenHomeAgent(parse, haAddress, loggers) : null;
+                var link = soloLink ?? clusterLink!;
+                var homeLink = soloHomeLink ?? clusterHomeLink;
                 var bindingStore = volatileBindings ?? durableBindings ?? clusterBindings!;
                 nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
                 // The KME is checked once everything local is open, so an unreachable KME is one line at start.
