@@ -28,8 +28,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
     private readonly RowSeal.AssociatedData _associated = new();
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
-    private Dictionary<Ipv6Address, BindingRecord> _preloaded = [];
-    private Dictionary<Ipv6Address, uint> _preloadedReserved = [];
+    private readonly PreloadedRecords _preloaded = new();
     private Group? _group;
 
     private PostgresBindingStore(PostgresUrl url, NpgsqlDataSource source, MasterKey masterKey, bool ownsMasterKey, TimeProvider time)
@@ -138,7 +137,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            (_preloaded, _preloadedReserved) = Run("reading the bindings", ReadAll);
+            _preloaded.Keep(Run("reading the bindings", ReadAll));
         }
     }
 
@@ -225,25 +224,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
-            _preloadedReserved.Clear();
-        }
-    }
-
-    private void ZeroPreloaded()
-    {
-        foreach (var record in _preloaded.Values)
-        {
-            BindingRows.ZeroSecrets(record);
-        }
-        _preloaded.Clear();
-    }
-
-    private void Forget(Ipv6Address homeAddress)
-    {
-        if (_preloaded.Remove(homeAddress, out var stale))
-        {
-            BindingRows.ZeroSecrets(stale);
+            _preloaded.Drop();
         }
     }
 
@@ -251,7 +232,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            return _preloaded.Remove(homeAddress, out var record) ? record : Run("reading a binding", c => LoadFrom(c, homeAddress));
+            return _preloaded.TakeRecord(homeAddress, out var record) ? record : Run("reading a binding", c => LoadFrom(c, homeAddress));
         }
     }
 
@@ -289,7 +270,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         {
             lock (_lock)
             {
-                Forget(record.HomeAddress);
+                _preloaded.ForgetRecord(record.HomeAddress);
                 Write($"writing the binding of {home}", (connection, transaction) =>
                 {
                     using (var upsert = PostgresStatements.Command(PostgresStatements.UpsertBinding, connection, transaction, BindingRows.Bindings))
@@ -335,7 +316,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            Forget(homeAddress);
+            _preloaded.ForgetRecord(homeAddress);
             Write($"removing the binding of {home}", (connection, transaction) =>
             {
                 foreach (string sql in new[] { PostgresStatements.DeleteGenerations, PostgresStatements.DeleteBinding })
@@ -353,7 +334,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            if (_preloadedReserved.Remove(homeAddress, out uint preloaded))
+            if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
             {
                 return preloaded;
             }
@@ -378,7 +359,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            _preloadedReserved.Remove(homeAddress);
+            _preloaded.ForgetReserved(homeAddress);
             Write($"writing the IK reservation of {home}", (connection, transaction) =>
             {
                 using var upsert = PostgresStatements.Command(PostgresStatements.UpsertReservation, connection, transaction, BindingRows.Reservations);
@@ -428,7 +409,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
+            _preloaded.ZeroRecords();
             Write("deleting the bindings", (connection, transaction) =>
             {
                 using var delete = new NpgsqlCommand("DELETE FROM generations; DELETE FROM bindings;", connection, transaction);
@@ -585,7 +566,7 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
+            _preloaded.ZeroRecords();
             if (_group is { } group)
             {
                 _group = null;

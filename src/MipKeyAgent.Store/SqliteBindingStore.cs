@@ -26,8 +26,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     private readonly Lock _lock = new();
     private readonly int _rowsPerRange;
     private RollbackGuard? _rollback;
-    private Dictionary<Ipv6Address, BindingRecord> _preloaded = [];
-    private Dictionary<Ipv6Address, uint> _preloadedReserved = [];
+    private readonly PreloadedRecords _preloaded = new();
 
     private SqliteBindingStore(StoreConnection db, int rowsPerRange)
     {
@@ -111,7 +110,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            (_preloaded, _preloadedReserved) = BindingSnapshotLoader.Load(_db, _rowsPerRange);
+            _preloaded.Keep(BindingSnapshotLoader.Load(_db, _rowsPerRange));
         }
     }
 
@@ -127,25 +126,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
-            _preloadedReserved.Clear();
-        }
-    }
-
-    private void ZeroPreloaded()
-    {
-        foreach (var record in _preloaded.Values)
-        {
-            BindingRows.ZeroSecrets(record);
-        }
-        _preloaded.Clear();
-    }
-
-    private void Forget(Ipv6Address homeAddress)
-    {
-        if (_preloaded.Remove(homeAddress, out var stale))
-        {
-            BindingRows.ZeroSecrets(stale);
+            _preloaded.Drop();
         }
     }
 
@@ -153,7 +134,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            return _preloaded.Remove(homeAddress, out var record) ? record : LoadLocked(homeAddress);
+            return _preloaded.TakeRecord(homeAddress, out var record) ? record : LoadLocked(homeAddress);
         }
     }
 
@@ -194,7 +175,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         {
             lock (_lock)
             {
-                Forget(record.HomeAddress);
+                _preloaded.ForgetRecord(record.HomeAddress);
                 using var transaction = _db.Connection.BeginTransaction();
                 var upsert = _db.Statements.Get(BindingStatements.UpsertBinding, transaction, BindingStatements.UpsertBindingParameters);
                 BindingRows.BindBinding(upsert.Parameters, home, record, _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
@@ -241,7 +222,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            Forget(homeAddress);
+            _preloaded.ForgetRecord(homeAddress);
             using var transaction = _db.Connection.BeginTransaction();
             foreach (string sql in new[] { BindingStatements.DeleteGenerations, BindingStatements.DeleteBinding })
             {
@@ -259,7 +240,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            if (_preloadedReserved.Remove(homeAddress, out uint preloaded))
+            if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
             {
                 return preloaded;
             }
@@ -281,7 +262,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            _preloadedReserved.Remove(homeAddress);
+            _preloaded.ForgetReserved(homeAddress);
             var command = _db.Statements.Get(BindingStatements.UpsertReservation, null, BindingStatements.UpsertReservationParameters);
             command.Parameters[BindingRows.ReservationHome].Value = home;
             command.Parameters[BindingRows.Reserved].Value = (long)reserved;
@@ -343,7 +324,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
+            _preloaded.ZeroRecords();
             _db.Execute("DELETE FROM generations; DELETE FROM bindings;");
             _rollback?.BindingsLost();
         }
@@ -353,7 +334,7 @@ public sealed class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
+            _preloaded.ZeroRecords();
             _db.Dispose();
         }
     }
