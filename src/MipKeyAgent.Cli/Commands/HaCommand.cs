@@ -139,6 +139,7 @@ internal static class HaCommand
             {
                 throw new ConfigException(parse.GetValue(standby) ? "--standby" : "--store-password-file", 0, null, "needs a postgresql:// --store");
             }
+            var postgresUrl = postgres ? HomeAgentStores.CheckPostgres(storePath, parse.GetValue(passwordFile), parse.GetValue(masterKey)) : null;
             if (!parse.GetValue(volatileStore) && !postgres)
             {
                 StartChecks.CreatablePath("--store", storePath);
@@ -167,7 +168,7 @@ internal static class HaCommand
                 {
                     // A standby waits here, with its status endpoint up, until it holds the lease.
                     clusterBindings = keeper is null ? null
-                        : HomeAgentStores.OpenPostgres(storePath, parse.GetValue(passwordFile), parse.GetValue(masterKey), parse.GetValue(standby), keeper, stop.Token);
+                        : HomeAgentStores.OpenPostgres(postgresUrl!, parse.GetValue(masterKey)!, parse.GetValue(standby), keeper, stop.Token);
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
                 {

@@ -81,27 +81,35 @@ internal static class HomeAgentStores
     }
 
     /// <summary>
-    /// Opens the PostgreSQL store at <paramref name="url"/> as one HA of a pair (docs/cluster.md): takes the lease,
-    /// or with <paramref name="standby"/> waits for it (reporting to <paramref name="keeper"/>), then loads the
-    /// bindings. The master key file is the pair's: it must exist (<c>mipkey keys master-key FILE</c>). The password
-    /// comes from <paramref name="passwordFile"/> (mode 0600) or PGPASSWORD. Disposing releases the lease, after
-    /// the host's last writes, so the standby takes over at once.
+    /// Checks a PostgreSQL store's settings before anything is opened: the URL (no password in it), the password file
+    /// (mode 0600) or PGPASSWORD, and the master key file, which every HA of the pair shares and must exist
+    /// (<c>mipkey keys master-key FILE</c>).
     /// </summary>
-    public static OpenedStore OpenPostgres(string url, string? passwordFile, string? masterKeyPath, bool standby, LeaseKeeper keeper,
-        CancellationToken cancellationToken)
+    public static PostgresUrl CheckPostgres(string url, string? passwordFile, string? masterKeyPath)
     {
-        ArgumentNullException.ThrowIfNull(keeper);
         var parsed = PostgresUrl.Parse(url, passwordFile, Environment.GetEnvironmentVariable("PGPASSWORD"));
         if (masterKeyPath is null || !File.Exists(masterKeyPath))
         {
             throw new BindingStoreException(
                 $"--master-key: a PostgreSQL store needs the master key file every HA of the pair shares ({masterKeyPath ?? "none given"}; 'mipkey keys master-key FILE' creates one)");
         }
+        return parsed;
+    }
+
+    /// <summary>
+    /// Opens the PostgreSQL store at <paramref name="url"/> (<see cref="CheckPostgres"/>) as one HA of a pair
+    /// (docs/cluster.md): takes the lease, or with <paramref name="standby"/> waits for it (reporting to
+    /// <paramref name="keeper"/>), then loads the bindings. Disposing releases the lease, after the host's last
+    /// writes, so a standby takes over at once.
+    /// </summary>
+    public static OpenedStore OpenPostgres(PostgresUrl url, string masterKeyPath, bool standby, LeaseKeeper keeper, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keeper);
         var key = MasterKey.Load(masterKeyPath);
         PostgresBindingStore store;
         try
         {
-            store = PostgresBindingStore.Open(parsed, key, ownsMasterKey: true, new LeaseOptions(keeper.Holder, keeper.Duration, standby),
+            store = PostgresBindingStore.Open(url, key, ownsMasterKey: true, new LeaseOptions(keeper.Holder, keeper.Duration, standby),
                 keeper.Waiting, cancellationToken: cancellationToken);
         }
         catch
