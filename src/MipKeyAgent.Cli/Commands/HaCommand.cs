@@ -223,9 +223,10 @@ internal static class HaCommand
     {
         if (running is null)
         {
-            return keeper is null
-                ? throw new InvalidOperationException("the home agent is starting")
-                : new AgentStatus("ha", DateTimeOffset.UtcNow, 0, transport, new Dictionary<string, long>(), new Dictionary<string, long>(), [], keeper.Status);
+            // A standby (or fenced) HA reports its role; one that just took the lease is starting its host.
+            return keeper?.Status is { Role: not "active" } waiting
+                ? new AgentStatus("ha", DateTimeOffset.UtcNow, 0, transport, new Dictionary<string, long>(), new Dictionary<string, long>(), [], waiting)
+                : throw new InvalidOperationException("the home agent is starting");
         }
         var status = await running.GetStatusAsync().ConfigureAwait(false);
         return keeper is null ? status : status with { Cluster = keeper.Status };
