@@ -73,18 +73,24 @@ internal static class StoreWriteBenchmark
                 output.WriteLine(Time("PostgreSQL: HA `Save` (BU: existing binding updated)", writes, k => SaveBinding(k % Math.Max(bindings, 1), (ushort)(3 + k))));
                 output.WriteLine(Time("PostgreSQL: HA `SaveInitializationSequenceReserved`", writes, k =>
                     postgres.SaveInitializationSequenceReserved(rig.Provisioning(k % Math.Max(bindings, 1)).HomeAddress, 64 + 4096 * (uint)(k + 1))));
+                int inGroup = 0;
                 output.WriteLine(Time($"PostgreSQL: HA `Save` in groups of {GroupSize} (one commit each)", writes, k =>
                 {
-                    if (k % GroupSize == 0)
+                    if (inGroup == 0)
                     {
                         postgres.BeginGroup();
                     }
                     SaveBinding(k % Math.Max(bindings, 1), (ushort)(5 + k));
-                    if (k % GroupSize == GroupSize - 1 || k == writes - 1)
+                    if (++inGroup == GroupSize)
                     {
                         postgres.CommitGroup();
+                        inGroup = 0;
                     }
                 }));
+                if (inGroup > 0)
+                {
+                    postgres.CommitGroup();
+                }
             }
             using (var mn = BindingStores.OpenMobileNode(Path.Combine(directory, "mn.db"), keyPath))
             {
