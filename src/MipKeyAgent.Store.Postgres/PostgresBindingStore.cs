@@ -271,22 +271,21 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
             lock (_lock)
             {
                 _preloaded.ForgetRecord(record.HomeAddress);
+                // One round trip for the row and its generation rows (after the fencing check, before the commit).
                 Write($"writing the binding of {home}", (connection, transaction) =>
                 {
-                    using (var upsert = PostgresStatements.Command(PostgresStatements.UpsertBinding, connection, transaction, BindingRows.Bindings))
-                    {
-                        BindingRows.BindBinding(upsert.Parameters, home, record, _seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
-                        upsert.ExecuteNonQuery();
-                    }
-                    using (var delete = new NpgsqlCommand(PostgresStatements.DeleteStaleGenerations, connection, transaction))
-                    {
-                        delete.Parameters.AddWithValue("home", home);
-                        delete.Parameters.AddWithValue("newest", record.Newest is not null);
-                        delete.Parameters.AddWithValue("previous", record.Previous is not null);
-                        delete.ExecuteNonQuery();
-                    }
-                    UpsertGeneration(connection, transaction, home, GenerationColumns.NewestSlot, record.Newest);
-                    UpsertGeneration(connection, transaction, home, GenerationColumns.PreviousSlot, record.Previous);
+                    using var batch = new NpgsqlBatch(connection, transaction);
+                    var upsert = PostgresStatements.BatchCommand(PostgresStatements.UpsertBinding, BindingRows.Bindings);
+                    BindingRows.BindBinding(upsert.Parameters, home, record, _seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
+                    batch.BatchCommands.Add(upsert);
+                    var delete = new NpgsqlBatchCommand(PostgresStatements.DeleteStaleGenerations);
+                    delete.Parameters.AddWithValue("home", home);
+                    delete.Parameters.AddWithValue("newest", record.Newest is not null);
+                    delete.Parameters.AddWithValue("previous", record.Previous is not null);
+                    batch.BatchCommands.Add(delete);
+                    AddGeneration(batch, home, GenerationColumns.NewestSlot, record.Newest);
+                    AddGeneration(batch, home, GenerationColumns.PreviousSlot, record.Previous);
+                    batch.ExecuteNonQuery();
                 });
             }
         }
@@ -297,18 +296,18 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         }
     }
 
-    private void UpsertGeneration(NpgsqlConnection connection, NpgsqlTransaction transaction, string home, int slot, GenerationRecord? generation)
+    private void AddGeneration(NpgsqlBatch batch, string home, int slot, GenerationRecord? generation)
     {
         if (generation is null)
         {
             return;
         }
         var values = GenerationColumns.From(generation);
-        using var upsert = PostgresStatements.Command(PostgresStatements.UpsertGeneration, connection, transaction, BindingRows.Generations);
+        var upsert = PostgresStatements.BatchCommand(PostgresStatements.UpsertGeneration, BindingRows.Generations);
         upsert.Parameters[0].Value = home;
         values.Bind(upsert.Parameters, BindingRows.GenerationFirst, slot,
             values.Seal(_seal, _associated, GenerationRowKey.HomeAgent(home, slot), generation.Secret));
-        upsert.ExecuteNonQuery();
+        batch.BatchCommands.Add(upsert);
     }
 
     public void Remove(Ipv6Address homeAddress)

@@ -50,6 +50,17 @@ internal static class PostgresStatements
 
     public const string InsertRetiredSpis = "INSERT INTO retired_spis (spi) SELECT unnest(@spis) ON CONFLICT DO NOTHING";
 
+    /// <summary>A command of a batch with one parameter per name of <paramref name="map"/> (values DBNull until bound), in map order.</summary>
+    public static NpgsqlBatchCommand BatchCommand(string sql, ColumnMap map)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (string name in map.Names)
+        {
+            command.Parameters.Add(new NpgsqlParameter(name, DBNull.Value));
+        }
+        return command;
+    }
+
     /// <summary>Adds one parameter per name of <paramref name="map"/> (values DBNull until bound), in map order.</summary>
     public static NpgsqlCommand Command(string sql, NpgsqlConnection connection, NpgsqlTransaction? transaction, ColumnMap? map = null)
     {

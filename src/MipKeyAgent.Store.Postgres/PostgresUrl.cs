@@ -79,6 +79,8 @@ public sealed class PostgresUrl
         // Statements the store repeats are prepared on each pooled connection after their second use.
         settings.MaxAutoPrepare = 32;
         settings.AutoPrepareMinUsages = 2;
+        // The store sets no session state, so a connection back from the pool needs no reset (one statement less per write).
+        settings.NoResetOnClose = true;
         return new PostgresUrl(url, settings);
     }
 
