@@ -24,6 +24,8 @@ ensure_test_prereqs() {
   # curl and openssl: independent ETSI GS QKD 014 clients and the lab PKI (lab/pki).
   [ -x /usr/bin/curl ] || missing+=(curl)
   [ -x /usr/bin/openssl ] || missing+=(openssl)
+  # A throwaway PostgreSQL cluster for the PostgreSQL store's tests (TestSupport/PostgresCluster) and lab/pg.sh.
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true

@@ -7,7 +7,7 @@ using MipKeyAgent.Tools.Bench;
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- restart [bindings,...]  (HA restart from SQLite)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- alloc [steady|rekey] [suite]  (heap bytes per exchange step)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- loop steady|rekey|floor|rekey-floor seconds [suite]  (a hot loop to profile)
-// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-write [bindings] [writes] [dir]  (SQLite write path, µs per Save)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-write [bindings] [writes] [dir] [postgresql://...]  (SQLite write path, µs per Save; with a URL PostgreSQL beside it)
 // (see docs/benchmarks.md for the recorded runs).
 if (args.Length > 0 && args[0] == "runner")
 {
@@ -30,9 +30,10 @@ if (args.Length > 0 && args[0] == "restart")
 }
 if (args.Length > 0 && args[0] == "store-write")
 {
-    // store-write [bindings] [writes] [directory]: µs per fsynced store write (HA Save, IK reservation, MN Save), see StoreWriteBenchmark.
+    // store-write [bindings] [writes] [directory] [postgresql://...]: µs per fsynced store write (HA Save, IK reservation, MN Save), see StoreWriteBenchmark.
     MipKeyAgent.Benchmarks.StoreWriteBenchmark.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000,
-        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5_000, args.Length > 3 ? args[3] : "/dev/shm", Console.Out);
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5_000, args.Length > 3 ? args[3] : "/dev/shm", Console.Out,
+        args.Length > 4 ? args[4] : null);
     return;
 }
 if (args.Length > 0 && args[0] == "alloc")

@@ -4,6 +4,7 @@ using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Store;
+using MipKeyAgent.Store.Postgres;
 using MipKeyAgent.Tools.Bench;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
@@ -17,11 +18,15 @@ namespace MipKeyAgent.Benchmarks;
 /// writes IK reservations, then saves an MN store's state and keys. Every write is one fsynced
 /// commit as in production; on tmpfs (the default directory <c>/dev/shm</c>) the fsync is free,
 /// so this is the CPU cost per write. Each HA kind runs without and with the rollback anchor,
-/// alternating twice. Prints wall and process CPU µs per write.
+/// alternating twice. Prints wall and process CPU µs per write. With a PostgreSQL URL the same
+/// HA writes then run on a <see cref="PostgresBindingStore"/> (with a lease, so each write also checks its fencing
+/// token), one at a time and in groups of 64 (<see cref="IBindingStore.BeginGroup"/>), in the same run.
 /// </summary>
 internal static class StoreWriteBenchmark
 {
-    public static void Run(int bindings, int writes, string directoryRoot, TextWriter output)
+    private const int GroupSize = 64;
+
+    public static void Run(int bindings, int writes, string directoryRoot, TextWriter output, string? postgresUrl = null)
     {
         output.WriteLine($"store writes (SQLite in {directoryRoot}), {bindings:N0} bindings, {writes:N0} writes per kind, " +
             $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC, load {File.ReadAllText("/proc/loadavg").Trim()}");
@@ -61,6 +66,46 @@ internal static class StoreWriteBenchmark
                     output.WriteLine(Time($"HA `Save` (new generation), {tag}", writes, k => SaveBinding(k % Math.Max(bindings, 1), (ushort)(3 + k), 2 + (uint)k)));
                     output.WriteLine(Time($"HA `SaveInitializationSequenceReserved`, {tag}", writes, k =>
                         store.SaveInitializationSequenceReserved(rig.Provisioning(k % Math.Max(bindings, 1)).HomeAddress, 64 + 4096 * (uint)(k + 1))));
+                }
+            }
+            if (postgresUrl is not null)
+            {
+                using var postgres = PostgresBindingStore.Open(PostgresUrl.Parse(postgresUrl, null, Environment.GetEnvironmentVariable("PGPASSWORD")),
+                    MasterKey.Load(keyPath), ownsMasterKey: true, new LeaseOptions("bench", TimeSpan.FromMinutes(10)));
+                // As the engine saves an accepted BU: a new last sequence number and expiry, the same generation.
+                void SaveBinding(int i, ushort sequence)
+                {
+                    var newest = new GenerationState(new Generation(1), secret, new Spi(0x4000_0000 + 2 * (uint)i), new Spi(0x4000_0001 + 2 * (uint)i),
+                        EspSuite.AesGcm256, true, created, 64, 3, 0, null);
+                    ((IBindingStore)postgres).Save(new BindingState(rig.Provisioning(i).HomeAddress, new Ipv6Address((UInt128)i + 1), created + TimeSpan.FromHours(1) + TimeSpan.FromSeconds(sequence),
+                        sequence, null, new Generation(1), new Generation(1), newest, default, created + TimeSpan.FromHours(1), false, 1, 0));
+                }
+                postgres.BeginGroup();
+                for (int i = 0; i < bindings; i++)
+                {
+                    SaveBinding(i, 2);
+                }
+                postgres.CommitGroup();
+                output.WriteLine(Time("PostgreSQL: HA `Save` (BU: existing binding updated)", writes, k => SaveBinding(k % Math.Max(bindings, 1), (ushort)(3 + k))));
+                output.WriteLine(Time("PostgreSQL: HA `SaveInitializationSequenceReserved`", writes, k =>
+                    postgres.SaveInitializationSequenceReserved(rig.Provisioning(k % Math.Max(bindings, 1)).HomeAddress, 64 + 4096 * (uint)(k + 1))));
+                int inGroup = 0;
+                output.WriteLine(Time($"PostgreSQL: HA `Save` in groups of {GroupSize} (one commit each)", writes, k =>
+                {
+                    if (inGroup == 0)
+                    {
+                        postgres.BeginGroup();
+                    }
+                    SaveBinding(k % Math.Max(bindings, 1), (ushort)(5 + k));
+                    if (++inGroup == GroupSize)
+                    {
+                        postgres.CommitGroup();
+                        inGroup = 0;
+                    }
+                }));
+                if (inGroup > 0)
+                {
+                    postgres.CommitGroup();
                 }
             }
             foreach (bool anchored in new[] { false, true })

@@ -21,6 +21,7 @@ public sealed record BindingStatus(
     IReadOnlyList<GenerationStatus> Generations);
 
 /// <summary>What a running agent reports on its status endpoint.</summary>
+/// <param name="Cluster">An HA on a shared PostgreSQL store: its role in the pair, the lease and the database's health.</param>
 public sealed record AgentStatus(
     string Role,
     DateTimeOffset Time,
@@ -28,7 +29,21 @@ public sealed record AgentStatus(
     string Transport,
     IReadOnlyDictionary<string, long> Counters,
     IReadOnlyDictionary<string, long> Drops,
-    IReadOnlyList<BindingStatus> Bindings);
+    IReadOnlyList<BindingStatus> Bindings,
+    ClusterStatus? Cluster = null);
+
+/// <summary>An HA of a hot-standby pair (docs/cluster.md): numbers and names only.</summary>
+/// <param name="Role">active (holds the lease), standby (waits for it) or fenced (lost it: answers nothing, stops).</param>
+/// <param name="Holder">This HA's name in the lease row.</param>
+/// <param name="LeaseHolder">The lease's holder as last read (null before the first read).</param>
+/// <param name="LeaseToken">The lease's fencing token as last read.</param>
+/// <param name="LeaseAgeSeconds">How long that holder has held it.</param>
+/// <param name="LeaseRemainingSeconds">Until it expires, unless renewed.</param>
+/// <param name="DatabaseHealthy">The last database call succeeded.</param>
+/// <param name="DatabaseError">The last failure while unhealthy.</param>
+/// <param name="DatabaseStateSeconds">How long the database has been healthy (or unhealthy).</param>
+public sealed record ClusterStatus(string Role, string Holder, string? LeaseHolder, long? LeaseToken, double? LeaseAgeSeconds,
+    double? LeaseRemainingSeconds, bool DatabaseHealthy, string? DatabaseError, double DatabaseStateSeconds);
 
 /// <summary>Builds status records from engine state and from stored binding records.</summary>
 public static class StatusSnapshot

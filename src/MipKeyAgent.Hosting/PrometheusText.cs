@@ -54,6 +54,10 @@ internal static class PrometheusText
         }
         text.Append("# HELP mipkey_uptime_seconds Seconds since the agent started.\n# TYPE mipkey_uptime_seconds gauge\n");
         text.Append("mipkey_uptime_seconds{role=\"").Append(role).Append("\"} ").Append(Number(status.UptimeSeconds)).Append('\n');
+        if (status.Cluster is { } cluster)
+        {
+            Cluster(text, role, cluster);
+        }
         if (status.Bindings.Count > 0)
         {
             text.Append("# HELP mipkey_binding_registered Whether the node has a binding (1) or not (0).\n# TYPE mipkey_binding_registered gauge\n");
@@ -75,6 +79,24 @@ internal static class PrometheusText
             }
         }
         return text.ToString();
+    }
+
+    /// <summary>The pair's gauges: this HA's role, the lease's age and remaining time, the database's health.</summary>
+    private static void Cluster(StringBuilder text, string role, ClusterStatus cluster)
+    {
+        string labels = $"role=\"{role}\",holder=\"{Escape(cluster.Holder)}\"";
+        text.Append("# HELP mipkey_cluster_active Whether this HA holds the lease (1) or not (0).\n# TYPE mipkey_cluster_active gauge\n");
+        text.Append("mipkey_cluster_active{").Append(labels).Append("} ").Append(cluster.Role == "active" ? "1" : "0").Append('\n');
+        text.Append("# HELP mipkey_database_up Whether the last call to the store's database succeeded.\n# TYPE mipkey_database_up gauge\n");
+        text.Append("mipkey_database_up{").Append(labels).Append("} ").Append(cluster.DatabaseHealthy ? "1" : "0").Append('\n');
+        if (cluster.LeaseHolder is { } holder)
+        {
+            string lease = $"{labels},lease_holder=\"{Escape(holder)}\"";
+            text.Append("# HELP mipkey_lease_age_seconds How long the lease's holder has held it.\n# TYPE mipkey_lease_age_seconds gauge\n");
+            text.Append("mipkey_lease_age_seconds{").Append(lease).Append("} ").Append(Number(cluster.LeaseAgeSeconds ?? 0)).Append('\n');
+            text.Append("# HELP mipkey_lease_remaining_seconds Until the lease expires unless renewed.\n# TYPE mipkey_lease_remaining_seconds gauge\n");
+            text.Append("mipkey_lease_remaining_seconds{").Append(lease).Append("} ").Append(Number(cluster.LeaseRemainingSeconds ?? 0)).Append('\n');
+        }
     }
 
     private static string NodeLabels(BindingStatus b) => $"node=\"{Escape(b.Name)}\",home_address=\"{Escape(b.HomeAddress)}\"";

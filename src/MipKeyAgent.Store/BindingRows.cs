@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 
 namespace MipKeyAgent.Store;
@@ -50,24 +51,24 @@ internal static class BindingRows
     /// The binding row of <paramref name="home"/> (its home_address column, read by the caller) whose <see cref="Bindings"/>
     /// columns start at result column <paramref name="first"/>.
     /// </summary>
-    public static BindingRow ReadBinding(SqliteDataReader r, int first, string home) => new(home,
+    public static BindingRow ReadBinding(DbDataReader r, int first, string home) => new(home,
         r.IsDBNull(first + CareOf) ? null : r.GetString(first + CareOf), r.GetInt64(first + ExpiresAt), NullableInt64(r, first + LastSequence),
         NullableInt64(r, first + InitEpoch), r.GetInt64(first + EpochGeneration), r.GetInt64(first + HighestIssued),
         NullableInt64(r, first + RekeyDueAt), r.GetInt64(first + RekeyPending), r.GetInt64(first + IkControlEdge), r.GetInt64(first + IkDataEdge),
         r.GetValue(first + BindingSeal) as byte[], NullableInt64(r, first + InitSequence));
 
     /// <summary>The generation row of <paramref name="home"/> whose <see cref="GenerationColumns.Map"/> columns start at <paramref name="first"/>.</summary>
-    public static GenerationRow ReadGeneration(SqliteDataReader reader, string home, int first)
+    public static GenerationRow ReadGeneration(DbDataReader reader, string home, int first)
     {
         int slot = GenerationColumns.ReadSlot(reader, first);
         var values = GenerationColumns.Read(reader, first, GenerationRowKey.HomeAgent(home, slot));
         return new GenerationRow(home, slot, values, GenerationColumns.ReadSealedSecret(reader, first));
     }
 
-    private static long? NullableInt64(SqliteDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
+    private static long? NullableInt64(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
 
     /// <summary>Binds <paramref name="record"/>'s binding row (sealed with <paramref name="seal"/>) to the <see cref="Bindings"/> parameters.</summary>
-    public static void BindBinding(SqliteParameterCollection p, string home, BindingRecord record, byte[] seal)
+    public static void BindBinding(DbParameterCollection p, string home, BindingRecord record, byte[] seal)
     {
         p[HomeAddress].Value = home;
         p[CareOf].Value = (object?)record.CareOfAddress?.ToString() ?? DBNull.Value;

@@ -41,11 +41,11 @@ internal sealed class ColumnMap
     /// <summary>The select list: <c>a, b, c</c>, or <c>t.a, t.b, t.c</c> with a table alias.</summary>
     public string List(string? alias = null) => string.Join(", ", alias is null ? _names : _names.Select(n => alias + "." + n));
 
-    /// <summary>The parameter names in column order: <c>$a</c>, <c>$b</c>, ...</summary>
-    public string[] ParameterNames() => [.. _names.Select(n => "$" + n)];
+    /// <summary>The parameter names in column order: <c>$a</c>, <c>$b</c>, ... (<paramref name="marker"/> <c>@</c> for PostgreSQL).</summary>
+    public string[] ParameterNames(char marker = '$') => [.. _names.Select(n => marker + n)];
 
-    /// <summary>The VALUES list: <c>$a, $b, $c</c>.</summary>
-    public string Parameters() => string.Join(", ", ParameterNames());
+    /// <summary>The VALUES list: <c>$a, $b, $c</c> (or <c>@a, @b, @c</c>).</summary>
+    public string Parameters(char marker = '$') => string.Join(", ", ParameterNames(marker));
 
     /// <summary>The upsert's update list, every column but the conflict key's: <c>b = excluded.b, c = excluded.c</c>.</summary>
     public string UpdateFromExcluded(params string[] key) =>

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using MipKeyAgent.Esp;
@@ -45,13 +46,13 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
     };
 
     /// <summary>The slot of the row whose <see cref="Map"/> columns start at result column <paramref name="first"/>.</summary>
-    public static int ReadSlot(SqliteDataReader reader, int first) => reader.GetInt32(first + SlotColumn);
+    public static int ReadSlot(DbDataReader reader, int first) => reader.GetInt32(first + SlotColumn);
 
     /// <summary>The sealed secret (null when the column is NULL or not a blob: the seal check refuses it).</summary>
-    public static byte[]? ReadSealedSecret(SqliteDataReader reader, int first) => reader.GetValue(first + SecretColumn) as byte[];
+    public static byte[]? ReadSealedSecret(DbDataReader reader, int first) => reader.GetValue(first + SecretColumn) as byte[];
 
     /// <summary>The values of the row whose <see cref="Map"/> columns start at <paramref name="first"/>; <paramref name="row"/> names it in an error.</summary>
-    public static GenerationColumns Read(SqliteDataReader reader, int first, GenerationRowKey row) =>
+    public static GenerationColumns Read(DbDataReader reader, int first, GenerationRowKey row) =>
         new(new Generation((uint)reader.GetInt64(first + GenerationColumn)), new Spi((uint)reader.GetInt64(first + SpiMnToHaColumn)),
             new Spi((uint)reader.GetInt64(first + SpiHaToMnColumn)), (EspSuite)reader.GetInt64(first + SuiteColumn),
             reader.GetInt64(first + ConfirmedColumn) != 0, new DateTimeOffset(reader.GetInt64(first + CreatedAtColumn), TimeSpan.Zero),
@@ -59,7 +60,7 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
             (uint)reader.GetInt64(first + DataEdgeColumn), ReadReference(reader, first, row));
 
     /// <summary>Both reference columns or neither; a key_id that is not a UUID is a corrupted row.</summary>
-    private static KeyReference? ReadReference(SqliteDataReader reader, int first, GenerationRowKey row)
+    private static KeyReference? ReadReference(DbDataReader reader, int first, GenerationRowKey row)
     {
         int keyId = first + KeyIdColumn;
         int keySource = first + KeySourceColumn;
@@ -77,7 +78,7 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
     }
 
     /// <summary>Binds the slot, these values, the sealed secret and the reference to the <see cref="Map"/> parameters from <paramref name="first"/> on.</summary>
-    public void Bind(SqliteParameterCollection p, int first, int slot, byte[] sealedSecret)
+    public void Bind(DbParameterCollection p, int first, int slot, byte[] sealedSecret)
     {
         p[first + SlotColumn].Value = (long)slot;
         p[first + GenerationColumn].Value = (long)Generation.Value;

@@ -29,8 +29,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     private readonly Lock _lock = new();
     private readonly int _rowsPerRange;
     private RollbackGuard? _rollback;
-    private Dictionary<Ipv6Address, BindingRecord> _preloaded = [];
-    private Dictionary<Ipv6Address, uint> _preloadedReserved = [];
+    private readonly PreloadedRecords _preloaded = new();
 
     private SqliteBindingStore(StoreConnection db, int rowsPerRange)
     {
@@ -120,7 +119,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            (_preloaded, _preloadedReserved) = BindingSnapshotLoader.Load(_db, _rowsPerRange);
+            _preloaded.Keep(BindingSnapshotLoader.Load(_db, _rowsPerRange));
         }
     }
 
@@ -136,25 +135,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
-            _preloadedReserved.Clear();
-        }
-    }
-
-    private void ZeroPreloaded()
-    {
-        foreach (var record in _preloaded.Values)
-        {
-            BindingRows.ZeroSecrets(record);
-        }
-        _preloaded.Clear();
-    }
-
-    private void Forget(Ipv6Address homeAddress)
-    {
-        if (_preloaded.Remove(homeAddress, out var stale))
-        {
-            BindingRows.ZeroSecrets(stale);
+            _preloaded.Drop();
         }
     }
 
@@ -162,7 +143,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            return _preloaded.Remove(homeAddress, out var record) ? record : LoadLocked(homeAddress);
+            return _preloaded.TakeRecord(homeAddress, out var record) ? record : LoadLocked(homeAddress);
         }
     }
 
@@ -203,7 +184,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         {
             lock (_lock)
             {
-                Forget(record.HomeAddress);
+                _preloaded.ForgetRecord(record.HomeAddress);
                 var transaction = BeginWrite();
                 try
                 {
@@ -264,7 +245,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            Forget(homeAddress);
+            _preloaded.ForgetRecord(homeAddress);
             // A mark that goes down reaches the anchor before the commit (RollbackGuard.Removed); inside a group,
             // with the group's other records after its commit (the engine never removes a binding).
             _rollback?.Removed(homeAddress);
@@ -293,7 +274,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            if (_preloadedReserved.Remove(homeAddress, out uint preloaded))
+            if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
             {
                 return preloaded;
             }
@@ -315,7 +296,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         string home = homeAddress.ToString();
         lock (_lock)
         {
-            _preloadedReserved.Remove(homeAddress);
+            _preloaded.ForgetReserved(homeAddress);
             var transaction = BeginWrite();
             try
             {
@@ -392,7 +373,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
+            _preloaded.ZeroRecords();
             _rollback?.BindingsLost();
             FlushAnchor();
             var transaction = BeginWrite();
@@ -405,7 +386,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            ZeroPreloaded();
+            _preloaded.ZeroRecords();
             // An uncommitted group is dropped, never committed by the close.
             RollBack(_group);
             _group?.Dispose();

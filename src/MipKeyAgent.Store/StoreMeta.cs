@@ -25,14 +25,7 @@ internal static class StoreMeta
         {
             return null;
         }
-        try
-        {
-            CryptographicOperations.ZeroMemory(db.Seal.Open(check, "meta|key_check", "meta(key_check)"));
-        }
-        catch (BindingStoreException e)
-        {
-            throw new BindingStoreException($"the master key does not open '{path}' (wrong master key file?)", e);
-        }
+        OpenKeyCheck(db.Seal, check, path);
         using var version = db.Command("SELECT value FROM meta WHERE name = 'schema'");
         if (version.ExecuteScalar() is not byte[] v || v.Length != 1)
         {
@@ -41,11 +34,27 @@ internal static class StoreMeta
         return v[0];
     }
 
+    /// <summary>A new store's key check: a constant sealed under the master key.</summary>
+    public static byte[] SealKeyCheck(RowSeal seal) => seal.Seal(KeyCheckPlaintext, "meta|key_check");
+
+    /// <summary>Throws, naming <paramref name="store"/>, unless the master key opens <paramref name="check"/>.</summary>
+    public static void OpenKeyCheck(RowSeal seal, byte[] check, string store)
+    {
+        try
+        {
+            CryptographicOperations.ZeroMemory(seal.Open(check, "meta|key_check", "meta(key_check)"));
+        }
+        catch (BindingStoreException e)
+        {
+            throw new BindingStoreException($"the master key does not open '{store}' (wrong master key file?)", e);
+        }
+    }
+
     /// <summary>Writes the key check and the schema version of a new store inside <paramref name="transaction"/>.</summary>
     public static void WriteNew(StoreConnection db, SqliteTransaction transaction, byte schemaVersion)
     {
         using var write = db.Command("INSERT INTO meta (name, value) VALUES ('key_check', $check), ('schema', $schema)", transaction);
-        write.Parameters.AddWithValue("$check", db.Seal.Seal(KeyCheckPlaintext, "meta|key_check"));
+        write.Parameters.AddWithValue("$check", SealKeyCheck(db.Seal));
         write.Parameters.AddWithValue("$schema", new byte[] { schemaVersion });
         write.ExecuteNonQuery();
     }

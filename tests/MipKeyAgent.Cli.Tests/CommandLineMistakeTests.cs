@@ -124,6 +124,24 @@ public sealed class CommandLineMistakeTests : IDisposable
     }
 
     [Fact]
+    public async Task Ha_PostgresStoreMistakes_NamedWithoutThePassword()
+    {
+        var socket = Path.Combine(_dir, "ha.sock");
+        var line = await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--store", "postgresql://ha:hunter2@/mipkey", "--master-key", Missing("k"),
+            "--status-socket", socket);
+        Assert.Contains("carries a password", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", line, StringComparison.Ordinal);
+
+        Assert.Contains("--standby", await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--store", Path.Combine(_dir, "ha.db"), "--standby"),
+            StringComparison.Ordinal);
+        Assert.Contains("--master-key", await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--store", "postgresql://ha@/mipkey?host=/nonexistent",
+            "--status-socket", socket), StringComparison.Ordinal);
+        Assert.Contains("--lease-seconds", await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--store", "postgresql://ha@/mipkey",
+            "--lease-seconds", "0.1"), StringComparison.Ordinal);
+        Assert.False(File.Exists(socket));
+    }
+
+    [Fact]
     public async Task Ha_UnreadableConfigAndMissingOption_Named()
     {
         var missing = Missing("ha.conf");

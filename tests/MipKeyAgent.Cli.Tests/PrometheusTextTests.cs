@@ -33,11 +33,30 @@ public sealed partial class PrometheusTextTests
         Assert.EndsWith("\n", text, StringComparison.Ordinal);
     }
 
+    private static AgentStatus ClusterSample() => Sample() with
+    {
+        Cluster = new ClusterStatus("standby", "ha-b", "ha-a", 3, 42.5, 7.25, false, "connection refused", 12),
+    };
+
     [Fact]
-    public void EveryLine_Render_IsCommentOrSample()
+    public void Cluster_Render_RoleLeaseAndDatabaseGauges()
+    {
+        var text = PrometheusText.Render(ClusterSample());
+
+        Assert.Contains("mipkey_cluster_active{role=\"ha\",holder=\"ha-b\"} 0\n", text, StringComparison.Ordinal);
+        Assert.Contains("mipkey_database_up{role=\"ha\",holder=\"ha-b\"} 0\n", text, StringComparison.Ordinal);
+        Assert.Contains("mipkey_lease_age_seconds{role=\"ha\",holder=\"ha-b\",lease_holder=\"ha-a\"} 42.5\n", text, StringComparison.Ordinal);
+        Assert.Contains("mipkey_lease_remaining_seconds{role=\"ha\",holder=\"ha-b\",lease_holder=\"ha-a\"} 7.25\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("mipkey_cluster_active", PrometheusText.Render(Sample()), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EveryLine_Render_IsCommentOrSample(bool cluster)
     {
         var families = new HashSet<string>();
-        foreach (var line in PrometheusText.Render(Sample()).TrimEnd('\n').Split('\n'))
+        foreach (var line in PrometheusText.Render(cluster ? ClusterSample() : Sample()).TrimEnd('\n').Split('\n'))
         {
             if (line.StartsWith("# TYPE ", StringComparison.Ordinal))
             {

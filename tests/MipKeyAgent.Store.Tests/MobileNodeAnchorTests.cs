@@ -1,3 +1,4 @@
+using MipKeyAgent.Esp;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Wire;

@@ -91,18 +91,25 @@ internal sealed class StoreTestbed : IDisposable
     private readonly HomeAgentOptions _options;
 
     private readonly IKeySource? _keySource;
+    private readonly Func<IBindingStore> _openStore;
 
     /// <param name="keySource">The HA's key source across restarts (default: a new seeded source per start).</param>
     /// <param name="keyResolver">The MN's resolver for key-reference KEY-DISTs.</param>
     public StoreTestbed(StoreDirectory directory, HomeAgentOptions? options = null, IKeySource? keySource = null, IKeyReferenceResolver? keyResolver = null)
+        : this(directory.Open, options, keySource, keyResolver)
     {
-        Directory = directory;
+    }
+
+    /// <param name="openStore">Opens the HA's store at start and at each <see cref="RestartHomeAgent"/> (any durable store).</param>
+    public StoreTestbed(Func<IBindingStore> openStore, HomeAgentOptions? options = null, IKeySource? keySource = null, IKeyReferenceResolver? keyResolver = null)
+    {
+        _openStore = openStore;
         _options = options ?? new HomeAgentOptions { Address = HomeAgentAddress };
         _keySource = keySource;
         var ik = new byte[32];
         new Random(11).NextBytes(ik);
         Provisioning = new MobileNodeProvisioning(Ipv6Address.Parse("2001:db8:2::1"), ik, new Spi(1000), new Spi(1001));
-        Store = directory.Open();
+        Store = openStore();
         HomeAgent = NewHomeAgent();
         MobileNode = new MobileNodeEngine(
             new MobileNodeOptions { Provisioning = Provisioning, HomeAgentAddress = HomeAgentAddress, CareOfAddress = CareOf, Mode = _options.Mode },
@@ -113,15 +120,13 @@ internal sealed class StoreTestbed : IDisposable
         Driver.AddTimer(() => MobileNode.NextDeadline, () => MobileNode.Tick());
     }
 
-    public StoreDirectory Directory { get; }
-
     public MobileNodeProvisioning Provisioning { get; }
 
     public EngineDriver Driver { get; } = new(TestTime.NewClock());
 
     public FakeTimeProvider Clock => Driver.Clock;
 
-    public SqliteBindingStore Store { get; private set; }
+    public IBindingStore Store { get; private set; }
 
     public InMemoryMobileNodeStateStore MobileNodeStore { get; } = new();
 
@@ -161,9 +166,9 @@ internal sealed class StoreTestbed : IDisposable
         }
         Driver.Clear();
         HomeAgent.Dispose();
-        Store.Dispose();
+        ((IDisposable)Store).Dispose();
         whileStopped?.Invoke();
-        Store = Directory.Open();
+        Store = _openStore();
         HomeAgent = NewHomeAgent();
     }
 
@@ -187,6 +192,6 @@ internal sealed class StoreTestbed : IDisposable
     {
         HomeAgent.Dispose();
         MobileNode.Dispose();
-        Store.Dispose();
+        ((IDisposable)Store).Dispose();
     }
 }

@@ -6,6 +6,7 @@ using MipKeyAgent.Cli.Qkd;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Store.Postgres;
 using MipKeyAgent.Wire;
 using Spectre.Console;
 
@@ -30,6 +31,7 @@ internal static class HaCommand
             "  mipkey ha -c ha.conf -i eth0 --home-link eth0 --store ha.db       (tunnel the nodes' traffic, docs/dataplane.md)\n" +
             "  mipkey ha -c ha.conf -i veth-ha --key-source qkd --kme-url https://127.0.0.1:8443 --kme-ca ca.crt --sae-cert sae-SAE_HA.crt \\\n" +
             "      --sae-key sae-SAE_HA.key --slave-sae SAE_MN1 --key-delivery reference\n" +
+            "  mipkey ha -c ha.conf -i eth0 --store 'postgresql://mipkey@/mipkey?host=/run/postgresql' --master-key /etc/mipkey/pair.key --standby\n" +
             "  mipkey ha status");
         o.AddTo(command);
         command.Subcommands.Add(StatusCommand(console));
@@ -53,22 +55,27 @@ internal static class HaCommand
         IReadOnlyList<string> lostNodes = [];
         var nodes = volatileBindings is null ? null
             : HomeAgentStores.ServableNodes(volatileBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
-        var socketPath = CheckHost(parse, o);
+        var (socketPath, postgresUrl) = CheckHost(parse, o);
         using var loggers = CliOptions.Loggers(parse.GetValue(o.LogLevel), parse.GetValue(o.JsonLogs));
-        using var durableBindings = volatileBindings is not null ? null
+        using var durableBindings = volatileBindings is not null || postgresUrl is not null ? null
             : HomeAgentStores.Open(parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath, parse.GetValue(o.MasterKey),
                 acceptRollback: parse.GetValue(o.AcceptRollback), rollbackAnchor: !parse.GetValue(o.NoRollbackAnchor));
-        var bindingStore = volatileBindings ?? durableBindings!;
-        nodes ??= HomeAgentStores.ServableNodes(bindingStore, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
-        await using var link = o.Transport.Open(parse, options.Address);
-        await using var homeLink = o.DataPlane.OpenHomeAgent(parse, options.Address, loggers);
+        if ((volatileBindings ?? durableBindings) is { } soloBindings)
+        {
+            nodes ??= HomeAgentStores.ServableNodes(soloBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
+        }
+        using var keeper = postgresUrl is null ? null
+            : new LeaseKeeper(parse.GetValue(o.LeaseHolder) ?? $"{Environment.MachineName}:{Environment.ProcessId}",
+                TimeSpan.FromSeconds(parse.GetValue(o.LeaseSeconds)), TimeProvider.System, loggers.CreateLogger("mipkey.ha"));
+        // An HA of a pair opens its links only once it holds the lease: a standby does not answer on the HA's address.
+        await using var link = postgresUrl is not null ? null : o.Transport.Open(parse, options.Address);
+        await using var homeLink = postgresUrl is not null ? null : o.DataPlane.OpenHomeAgent(parse, options.Address, loggers);
         using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
         using (signals)
         {
-            var host = new HostParts(options, nodes, bindingStore, lostNodes, link, homeLink, loggers);
-            await RunHostAsync(parse, o, host, socketPath, qkdSettings, file, stop.Token, cancellation).ConfigureAwait(false);
+            var host = new HostParts(options, configPath, nodes, volatileBindings ?? durableBindings, lostNodes, link, homeLink, loggers, keeper, postgresUrl);
+            return await RunHostAsync(parse, o, host, socketPath, qkdSettings, file, stop.Token, cancellation).ConfigureAwait(false);
         }
-        return 0;
     }
 
     /// <summary>The engine's options: [home-agent] of the file, overridden by the command line.</summary>
@@ -90,64 +97,129 @@ internal static class HaCommand
         };
     }
 
-    /// <summary>The transport, data plane, status endpoint and store paths, checked before anything is opened; the status socket's full path.</summary>
-    private static string CheckHost(ParseResult parse, HaOptions o)
+    /// <summary>
+    /// The transport, data plane, status endpoint and store options, checked before anything is opened: the status
+    /// socket's full path, and a shared PostgreSQL store's URL (null for SQLite or --volatile).
+    /// </summary>
+    private static (string SocketPath, PostgresUrl? Postgres) CheckHost(ParseResult parse, HaOptions o)
     {
         o.Transport.Check(parse);
         o.DataPlane.Check(parse);
         var socketPath = Path.GetFullPath(parse.GetValue(o.Socket) ?? DefaultSocket);
         StartChecks.CreatablePath("--status-socket", socketPath);
         StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(o.MetricsPort));
+        string storePath = parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath;
+        bool postgres = !parse.GetValue(o.VolatileStore) && PostgresUrl.IsPostgres(storePath);
+        if (postgres && parse.GetValue(o.LeaseSeconds) is not (>= 1 and <= 3600))
+        {
+            throw new ConfigException("--lease-seconds", 0, null, "the lease lasts between 1 and 3600 seconds");
+        }
+        if (!postgres && (parse.GetValue(o.Standby) || parse.GetValue(o.PasswordFile) is not null))
+        {
+            throw new ConfigException(parse.GetValue(o.Standby) ? "--standby" : "--store-password-file", 0, null, "needs a postgresql:// --store");
+        }
+        if (postgres)
+        {
+            return (socketPath, HomeAgentStores.CheckPostgres(storePath, parse.GetValue(o.PasswordFile), parse.GetValue(o.MasterKey)));
+        }
         if (!parse.GetValue(o.VolatileStore))
         {
-            StartChecks.CreatablePath("--store", parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath);
+            StartChecks.CreatablePath("--store", storePath);
             StartChecks.CreatablePath("--master-key", parse.GetValue(o.MasterKey));
         }
-        return socketPath;
+        return (socketPath, null);
     }
 
-    /// <summary>What <see cref="RunAsync"/> opened for the host.</summary>
-    private sealed record HostParts(HomeAgentOptions Options, IReadOnlyList<ProvisionedNode> Nodes, OpenedStore Bindings, IReadOnlyList<string> LostNodes,
-        MipKeyAgent.Transport.IDatagramTransport Link, HomeAgentDataPlaneHost? HomeLink, Microsoft.Extensions.Logging.ILoggerFactory Loggers);
+    /// <summary>
+    /// What <see cref="RunAsync"/> opened for the host. An HA of a pair (<see cref="Keeper"/> set) has no store,
+    /// nodes or links yet: it opens them once it holds the lease.
+    /// </summary>
+    private sealed record HostParts(HomeAgentOptions Options, string ConfigPath, IReadOnlyList<ProvisionedNode>? Nodes, OpenedStore? Bindings,
+        IReadOnlyList<string> LostNodes, MipKeyAgent.Transport.IDatagramTransport? Link, HomeAgentDataPlaneHost? HomeLink,
+        Microsoft.Extensions.Logging.ILoggerFactory Loggers, LeaseKeeper? Keeper, PostgresUrl? Postgres);
 
-    /// <summary>The status endpoint, the KME's key supply (checked last), then the home agent itself until <paramref name="stop"/>.</summary>
-    private static async Task RunHostAsync(ParseResult parse, HaOptions o, HostParts parts, string socketPath, HomeAgentQkdSettings? qkdSettings,
+    /// <summary>
+    /// The status endpoint; for an HA of a pair the lease (a standby waits here), its store and links; the KME's key
+    /// supply (checked last); then the home agent itself until <paramref name="stop"/>, or until the lease is lost (exit 3).
+    /// </summary>
+    private static async Task<int> RunHostAsync(ParseResult parse, HaOptions o, HostParts parts, string socketPath, HomeAgentQkdSettings? qkdSettings,
         HomeAgentConfig file, CancellationToken stop, CancellationToken cancellation)
     {
         HomeAgentHost? running = null;
-        await using var status = await StatusServer.StartAsync(
-            () => running?.GetStatusAsync() ?? Task.FromException<AgentStatus>(new InvalidOperationException("the home agent is starting")),
+        await using var status = await StatusServer.StartAsync(() => Status(running, parts.Keeper, parts.Link?.Name ?? "(standby)"),
             socketPath, parse.GetValue(o.MetricsPort), parts.Loggers, stop).ConfigureAwait(false);
         using var removeSocket = new SocketFile(socketPath);
+        OpenedStore? clusterBindings;
+        try
+        {
+            clusterBindings = parts.Keeper is null ? null
+                : HomeAgentStores.OpenPostgres(parts.Postgres!, parse.GetValue(o.MasterKey)!, parse.GetValue(o.Standby), parts.Keeper, stop);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return 0;
+        }
+        using var ownedClusterBindings = clusterBindings;
+        await using var clusterLink = parts.Keeper is null ? null : o.Transport.Open(parse, parts.Options.Address);
+        await using var clusterHomeLink = parts.Keeper is null ? null : o.DataPlane.OpenHomeAgent(parse, parts.Options.Address, parts.Loggers);
+        var bindings = parts.Bindings ?? clusterBindings!;
+        var lostNodes = parts.LostNodes;
+        var nodes = parts.Nodes ?? HomeAgentStores.ServableNodes(bindings, file.Nodes, parts.ConfigPath, parts.Options.SequenceReservationBlock, out lostNodes);
         // The KME is checked once everything local is open, so an unreachable KME is one line at start.
         await using var keySupply = qkdSettings is null ? null
             : await HomeAgentQkdSupply.StartAsync(qkdSettings, file.Nodes, TimeProvider.System, parts.Loggers, cancellation).ConfigureAwait(false);
-        using var host = new HomeAgentHost(new HomeAgentHostSettings(parts.Options, parts.Nodes, parts.Bindings.Store,
+        using var host = new HomeAgentHost(new HomeAgentHostSettings(parts.Options, nodes, bindings.Store,
                 keySupply?.KeySource ?? (IKeySource)new LocalRandomKeySource(), new RandomSpiSource(), Events: keySupply is null ? null : keySupply.Observe),
-            parts.Link, TimeProvider.System, parts.Loggers, parts.HomeLink);
+            parts.Link ?? clusterLink!, TimeProvider.System, parts.Loggers, parts.HomeLink ?? clusterHomeLink);
         running = host;
-        var logger = parts.Loggers.CreateLogger("mipkey.ha");
-        if (parts.Bindings.CounterFile is { } counterFile)
+        LogStart(parts.Loggers.CreateLogger("mipkey.ha"), bindings, lostNodes, status.Addresses);
+        using var stopOrFenced = CancellationTokenSource.CreateLinkedTokenSource(stop, parts.Keeper?.Lost ?? CancellationToken.None);
+        await host.RunAsync(stopOrFenced.Token).ConfigureAwait(false);
+        if (parts.Keeper?.LeaseLost == true)
         {
-            StartLog.VolatileStore(logger, counterFile);
+            // Fenced: another HA is active. A supervisor restarts this one with --standby.
+            return 3;
         }
-        if (parts.Bindings.AnchorNotice is { } anchorNotice)
-        {
-            StartLog.StoreAnchorNotice(logger, anchorNotice);
-        }
-        foreach (var lost in parts.LostNodes)
-        {
-            StartLog.InitializationCountersLost(logger, lost);
-        }
-        foreach (var bound in status.Addresses)
-        {
-            StartLog.StatusListening(logger, bound);
-        }
-        await host.RunAsync(stop).ConfigureAwait(false);
         if (keySupply is not null)
         {
             await keySupply.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         }
+        return 0;
+    }
+
+    /// <summary>What the start decided that belongs in the log: a volatile store, the anchor, nodes not served, the status endpoint.</summary>
+    private static void LogStart(Microsoft.Extensions.Logging.ILogger logger, OpenedStore bindings, IReadOnlyList<string> lostNodes, IEnumerable<string> statusAddresses)
+    {
+        if (bindings.CounterFile is { } counterFile)
+        {
+            StartLog.VolatileStore(logger, counterFile);
+        }
+        if (bindings.AnchorNotice is { } anchorNotice)
+        {
+            StartLog.StoreAnchorNotice(logger, anchorNotice);
+        }
+        foreach (var lost in lostNodes)
+        {
+            StartLog.InitializationCountersLost(logger, lost);
+        }
+        foreach (var bound in statusAddresses)
+        {
+            StartLog.StatusListening(logger, bound);
+        }
+    }
+
+    /// <summary>The running host's status with the pair's (role, lease, database); a standby's before it runs a host.</summary>
+    private static async Task<AgentStatus> Status(HomeAgentHost? running, LeaseKeeper? keeper, string transport)
+    {
+        if (running is null)
+        {
+            // A standby (or fenced) HA reports its role; one that just took the lease is starting its host.
+            return keeper?.Status is { Role: not "active" } waiting
+                ? new AgentStatus("ha", DateTimeOffset.UtcNow, 0, transport, new Dictionary<string, long>(), new Dictionary<string, long>(), [], waiting)
+                : throw new InvalidOperationException("the home agent is starting");
+        }
+        var status = await running.GetStatusAsync().ConfigureAwait(false);
+        return keeper is null ? status : status with { Cluster = keeper.Status };
     }
 
     /// <summary>The options of <c>mipkey ha</c>, in the order <c>--help</c> lists them.</summary>
@@ -155,7 +227,27 @@ internal static class HaCommand
     {
         public Option<FileInfo> Config { get; } = new("--config", "-c") { Description = "Provisioning file: [home-agent] settings and one [mobile-node NAME] per node (see docs/examples/ha.conf).", Required = true };
         public Option<string?> Address { get; } = new("--address") { Description = "The HA's IPv6 address (overrides address in [home-agent])." };
-        public Option<string?> Store { get; } = new("--store") { Description = $"Binding store (SQLite file) so a restart keeps keys and bindings. Default {HomeAgentStores.DefaultPath}." };
+        public Option<string?> Store { get; } = new("--store")
+        {
+            Description = $"Binding store so a restart keeps keys and bindings: a SQLite file (default {HomeAgentStores.DefaultPath}) or a shared " +
+                "PostgreSQL database, postgresql://USER@HOST/DB or postgresql://USER@/DB?host=/socket/dir, for a hot-standby pair (docs/cluster.md).",
+        };
+        public Option<string?> PasswordFile { get; } = new("--store-password-file")
+        {
+            Description = "With a postgresql:// store: the file (mode 0600) whose first line is the database password. Without it PGPASSWORD " +
+                "or ~/.pgpass is used; a password in the URL is refused.",
+        };
+        public Option<bool> Standby { get; } = new("--standby")
+        {
+            Description = "With a postgresql:// store: start as the pair's standby, wait until the active HA's lease expires, then take it, load " +
+                "the bindings and answer. Without it a lease held by another HA is an error.",
+        };
+        public Option<string?> LeaseHolder { get; } = new("--lease-holder") { Description = "This HA's name in the lease row (default HOST:PID)." };
+        public Option<double> LeaseSeconds { get; } = new("--lease-seconds")
+        {
+            Description = "How long the active HA's lease lasts without renewal (renewed every third of it): the longest a failover waits.",
+            DefaultValueFactory = _ => 10,
+        };
         public Option<bool> VolatileStore { get; } = new("--volatile") { Description = "Keep bindings in memory only: a restart loses them and every node re-initializes. " +
             "The initialization keys' ESP counter reservations still outlive the process, in --ik-counters." };
         public Option<string?> IkCounters { get; } = new("--ik-counters")
@@ -182,7 +274,7 @@ internal static class HaCommand
         public Option<string> Socket { get; } = new("--status-socket") { Description = "Unix socket of the status endpoint read by 'mipkey ha status' and 'mipkey keys show'.", DefaultValueFactory = _ => DefaultSocket };
         public HomeAgentQkdOptions Qkd { get; } = new();
 
-        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, VolatileStore, IkCounters, MasterKey, NoRollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
+        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, PasswordFile, Standby, LeaseHolder, LeaseSeconds, VolatileStore, IkCounters, MasterKey, NoRollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
     }
 
     private static Command StatusCommand(Func<IAnsiConsole> console)

@@ -3,6 +3,7 @@ using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Store;
+using MipKeyAgent.Store.Postgres;
 
 namespace MipKeyAgent.Cli.Commands;
 
@@ -81,6 +82,71 @@ internal static class HomeAgentStores
     {
         var store = BindingStores.Open(path, MasterKeyPath(path, masterKeyPath, createIfMissing), acceptRollback, rollbackAnchor);
         return new OpenedStore(store, store);
+    }
+
+    /// <summary>
+    /// Checks a PostgreSQL store's settings before anything is opened: the URL (no password in it), the password file
+    /// (mode 0600) or PGPASSWORD, and the master key file, which every HA of the pair shares and must exist
+    /// (<c>mipkey keys master-key FILE</c>).
+    /// </summary>
+    public static PostgresUrl CheckPostgres(string url, string? passwordFile, string? masterKeyPath)
+    {
+        var parsed = PostgresUrl.Parse(url, passwordFile, Environment.GetEnvironmentVariable("PGPASSWORD"));
+        if (masterKeyPath is null || !File.Exists(masterKeyPath))
+        {
+            throw new BindingStoreException(
+                $"--master-key: a PostgreSQL store needs the master key file every HA of the pair shares ({masterKeyPath ?? "none given"}; 'mipkey keys master-key FILE' creates one)");
+        }
+        return parsed;
+    }
+
+    /// <summary>
+    /// Opens the PostgreSQL store at <paramref name="url"/> (<see cref="CheckPostgres"/>) as one HA of a pair
+    /// (docs/cluster.md): takes the lease, or with <paramref name="standby"/> waits for it (reporting to
+    /// <paramref name="keeper"/>), then loads the bindings. Disposing releases the lease, after the host's last
+    /// writes, so a standby takes over at once.
+    /// </summary>
+    public static OpenedStore OpenPostgres(PostgresUrl url, string masterKeyPath, bool standby, LeaseKeeper keeper, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keeper);
+        var key = MasterKey.Load(masterKeyPath);
+        PostgresBindingStore store;
+        try
+        {
+            store = PostgresBindingStore.Open(url, key, ownsMasterKey: true, new LeaseOptions(keeper.Holder, keeper.Duration, standby),
+                keeper.Waiting, cancellationToken: cancellationToken);
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+        keeper.Active(store);
+        return new OpenedStore(store, new ReleasingOwner(store, keeper));
+    }
+
+    /// <summary>Ends the lease unless it was lost, then closes the store.</summary>
+    private sealed class ReleasingOwner(PostgresBindingStore store, LeaseKeeper keeper) : IDisposable
+    {
+        public void Dispose()
+        {
+            keeper.StopRenewing();
+            try
+            {
+                if (!keeper.LeaseLost)
+                {
+                    store.ReleaseLease();
+                }
+            }
+            catch (BindingStoreException)
+            {
+                // The database is gone: the lease ends by expiring instead.
+            }
+            finally
+            {
+                store.Dispose();
+            }
+        }
     }
 
     /// <summary>

@@ -21,6 +21,15 @@ internal static class StatusTables
             drops.AddRow(reason, value.ToString(CultureInfo.InvariantCulture));
         }
         console.Write(new Columns(table, drops) { Expand = false });
+        if (status.Cluster is { } c)
+        {
+            string lease = c.LeaseHolder is null ? "lease not read yet"
+                : string.Create(CultureInfo.InvariantCulture, $"lease held by {c.LeaseHolder} (token {c.LeaseToken}) for {c.LeaseAgeSeconds:F1} s, expires in {c.LeaseRemainingSeconds:F1} s");
+            string database = c.DatabaseHealthy
+                ? string.Create(CultureInfo.InvariantCulture, $"database up for {c.DatabaseStateSeconds:F0} s")
+                : string.Create(CultureInfo.InvariantCulture, $"database DOWN for {c.DatabaseStateSeconds:F0} s: {c.DatabaseError}");
+            console.MarkupLine(Markup.Escape($"{c.Holder}: {c.Role}; {lease}; {database}"));
+        }
     }
 
     public static void WriteBindings(IAnsiConsole console, IReadOnlyList<BindingStatus> bindings)

@@ -1,0 +1,140 @@
+using MipKeyAgent.Hosting;
+using MipKeyAgent.Store;
+using MipKeyAgent.Store.Postgres;
+using Microsoft.Extensions.Logging;
+
+namespace MipKeyAgent.Cli.Commands;
+
+/// <summary>
+/// An HA's side of the hot-standby pair (docs/cluster.md): while it waits it reports the lease's holder; once it
+/// holds the lease it renews it every third of its duration on a timer. A renewal that finds the lease lost
+/// (expired and taken, e.g. after a pause or a database outage longer than the lease) fences this HA: its store
+/// refuses every write already, and <see cref="Lost"/> is cancelled so the process stops. <see cref="Status"/> is
+/// what <c>mipkey ha status</c> and /metrics show; it never blocks on the database.
+/// </summary>
+internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, TimeProvider time, ILogger logger) : IDisposable
+{
+    private readonly CancellationTokenSource _lost = new();
+    private ITimer? _timer;
+    private PostgresBindingStore? _store;
+    private LeaseState? _lease;
+    private DateTimeOffset _readAt;
+    private string? _lastWaitingFor;
+    private bool _databaseDown;
+
+    public string Holder { get; } = holder;
+
+    public TimeSpan Duration { get; } = duration;
+
+    /// <summary>Cancelled when the lease is lost.</summary>
+    public CancellationToken Lost => _lost.Token;
+
+    public bool LeaseLost => _lost.IsCancellationRequested;
+
+    public ClusterStatus Status
+    {
+        get
+        {
+            var now = time.GetUtcNow();
+            var lease = _lease;
+            double elapsed = (now - _readAt).TotalSeconds;
+            string role = LeaseLost ? "fenced" : _store is null ? "standby" : "active";
+            var health = _store?.Health;
+            return new ClusterStatus(role, Holder, lease?.Holder, lease?.Token, lease is { } a ? Math.Round(a.Age.TotalSeconds + elapsed, 3) : null,
+                lease is { } r ? Math.Round(r.Remaining.TotalSeconds - elapsed, 3) : null, health?.Ok ?? !_databaseDown, health?.Error,
+                health is null ? 0 : Math.Round((now - health.Since).TotalSeconds, 3));
+        }
+    }
+
+    /// <summary>The store's callback while this HA waits as a standby (<paramref name="held"/>: the lease as read, null when unreadable).</summary>
+    public void Waiting(LeaseState? held)
+    {
+        _databaseDown = held is null;
+        if (held is { } lease)
+        {
+            _lease = lease;
+            _readAt = time.GetUtcNow();
+        }
+        string waitingFor = held?.Holder ?? "(database unreachable)";
+        if (waitingFor != _lastWaitingFor)
+        {
+            _lastWaitingFor = waitingFor;
+            Log.Standby(logger, Holder, waitingFor, held?.Token ?? 0, held?.Remaining.TotalSeconds ?? 0);
+        }
+    }
+
+    /// <summary>This HA holds the lease of <paramref name="store"/>: starts renewing it.</summary>
+    public void Active(PostgresBindingStore store)
+    {
+        _store = store;
+        Log.Active(logger, Holder, store.Lease!.Token, store.Url.Text);
+        Refresh();
+        var period = Duration / 3;
+        _timer = time.CreateTimer(_ => Renew(), null, period, period);
+    }
+
+    private void Renew()
+    {
+        var store = _store!;
+        try
+        {
+            if (!store.RenewLease())
+            {
+                Log.LeaseLost(logger, Holder, store.Lease!.Token);
+                _timer?.Dispose();
+                _lost.Cancel();
+                return;
+            }
+            if (_databaseDown)
+            {
+                _databaseDown = false;
+                Log.DatabaseBack(logger, store.Url.Text);
+            }
+            Refresh();
+        }
+        catch (BindingStoreException e)
+        {
+            if (!_databaseDown)
+            {
+                _databaseDown = true;
+                Log.DatabaseDown(logger, e.Message);
+            }
+        }
+    }
+
+    private void Refresh()
+    {
+        _lease = _store!.ReadLease();
+        _readAt = time.GetUtcNow();
+    }
+
+    /// <summary>Stops renewing (before the lease is released and the store closed).</summary>
+    public void StopRenewing() => _timer?.Dispose();
+
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        _lost.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 60, Level = LogLevel.Information,
+            Message = "{Holder}: standby, the lease is held by {LeaseHolder} (token {Token}, {RemainingSeconds:F1} s left)")]
+        public static partial void Standby(ILogger logger, string holder, string leaseHolder, long token, double remainingSeconds);
+
+        [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "{Holder}: active, took the lease with token {Token} on {Store}; bindings loaded")]
+        public static partial void Active(ILogger logger, string holder, long token, string store);
+
+        [LoggerMessage(EventId = 62, Level = LogLevel.Error,
+            Message = "{Holder}: lost the lease (token {Token}): another HA is active; this one answers nothing more and stops")]
+        public static partial void LeaseLost(ILogger logger, string holder, long token);
+
+        [LoggerMessage(EventId = 63, Level = LogLevel.Error,
+            Message = "the store's database is unreachable: {Error}; Binding Updates go unanswered (nothing can be made durable) until it returns")]
+        public static partial void DatabaseDown(ILogger logger, string error);
+
+        [LoggerMessage(EventId = 64, Level = LogLevel.Warning, Message = "the store's database {Store} is reachable again; answering resumes")]
+        public static partial void DatabaseBack(ILogger logger, string store);
+    }
+}

@@ -1,0 +1,599 @@
+using System.Data.Common;
+
+namespace MipKeyAgent.Store.Postgres;
+
+/// <summary>How a store takes the active HA's lease (docs/cluster.md).</summary>
+/// <param name="Holder">This HA's name in the lease row (unique per process).</param>
+/// <param name="Duration">How long a taken or renewed lease lasts; the host renews it at a third of that.</param>
+/// <param name="Wait">Standby: wait until the lease is free or expired; otherwise a held lease is an error.</param>
+/// <param name="Name">The lease row (one per home agent).</param>
+public sealed record LeaseOptions(string Holder, TimeSpan Duration, bool Wait = false, string Name = PostgresLease.DefaultName);
+
+/// <summary>
+/// The HA's <see cref="IBindingStore"/> on PostgreSQL: the SQLite store's rows, sealed the same way under the
+/// master key with the same associated data (<see cref="BindingRows"/>, <see cref="GenerationColumns"/>,
+/// <see cref="RowSeal"/>), in a database that several HAs of a pair share. Each write is one transaction,
+/// committed (PostgreSQL's <c>synchronous_commit=on</c>: in the WAL on disk) before the call returns; between
+/// <see cref="BeginGroup"/> and <see cref="CommitGroup"/> the writes share one transaction. With a lease,
+/// every write transaction first checks its fencing token (<see cref="PostgresLease.Check"/>): a former active
+/// HA's writes are refused. A failed database call is a <see cref="BindingStoreException"/> and marks the
+/// database unhealthy (<see cref="Health"/>) until a later call succeeds; the pool replaces broken connections.
+/// </summary>
+public sealed class PostgresBindingStore : IBindingStore, IDisposable
+{
+    private readonly NpgsqlDataSource _source;
+    private readonly RowSeal _seal;
+    private readonly MasterKey _masterKey;
+    private readonly bool _ownsMasterKey;
+    private readonly RowSeal.AssociatedData _associated = new();
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
+    private readonly PreloadedRecords _preloaded = new();
+    private Group? _group;
+
+    private PostgresBindingStore(PostgresUrl url, NpgsqlDataSource source, MasterKey masterKey, bool ownsMasterKey, TimeProvider time)
+    {
+        Url = url;
+        _source = source;
+        _masterKey = masterKey;
+        _ownsMasterKey = ownsMasterKey;
+        _seal = new RowSeal(masterKey);
+        _time = time;
+        Health = new DatabaseHealth(true, null, time.GetUtcNow());
+    }
+
+    public PostgresUrl Url { get; }
+
+    /// <summary>The lease this store's writes are fenced by, or null (a single HA without a lease).</summary>
+    public PostgresLease? Lease { get; private set; }
+
+    /// <summary>Whether the last database call succeeded, its error otherwise, and since when.</summary>
+    public DatabaseHealth Health { get; private set; }
+
+    /// <summary>
+    /// Opens the store at <paramref name="url"/>: creates or migrates the schema, checks the master key, takes the
+    /// lease when <paramref name="lease"/> is given (waiting for it with <see cref="LeaseOptions.Wait"/>, calling
+    /// <paramref name="waiting"/> with the current holder at each try), then reads and authenticates every row.
+    /// </summary>
+    public static PostgresBindingStore Open(PostgresUrl url, MasterKey masterKey, bool ownsMasterKey = false, LeaseOptions? lease = null,
+        Action<LeaseState?>? waiting = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentNullException.ThrowIfNull(masterKey);
+        var store = new PostgresBindingStore(url, NpgsqlDataSource.Create(url.Settings), masterKey, ownsMasterKey, time ?? TimeProvider.System);
+        try
+        {
+            store.Run("opening", connection => PostgresSchema.Apply(connection, store._seal, url.Text));
+            if (lease is not null)
+            {
+                store.Lease = store.TakeLease(lease, waiting, cancellationToken);
+            }
+            store.Preload();
+            return store;
+        }
+        catch
+        {
+            store.Release(disposeMasterKey: false);
+            throw;
+        }
+    }
+
+    private PostgresLease TakeLease(LeaseOptions options, Action<LeaseState?>? waiting, CancellationToken cancellationToken)
+    {
+        var poll = TimeSpan.FromTicks(Math.Clamp(options.Duration.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
+        while (true)
+        {
+            LeaseState? held = null;
+            try
+            {
+                if (Run("taking the lease", c => PostgresLease.TryTake(c, options.Name, options.Holder, options.Duration)) is { } taken)
+                {
+                    return taken;
+                }
+                held = Run("reading the lease", c => PostgresLease.Read(c, options.Name));
+            }
+            catch (BindingStoreException) when (options.Wait)
+            {
+                // A standby keeps waiting through a database outage (Health says why).
+            }
+            if (!options.Wait)
+            {
+                throw new BindingStoreException(held is { } h
+                    ? $"the lease '{options.Name}' of '{Url.Text}' is held by {h.Holder} (token {h.Token}) for another {h.Remaining.TotalSeconds:F1} s: start this HA as a standby (--standby) to wait for it"
+                    : $"the lease '{options.Name}' of '{Url.Text}' could not be taken");
+            }
+            waiting?.Invoke(held);
+            if (cancellationToken.WaitHandle.WaitOne(poll))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+    }
+
+    /// <summary>Renews the lease (the host, at a third of its duration); false when it is lost: the HA must stop answering.</summary>
+    public bool RenewLease()
+    {
+        var lease = Lease ?? throw new InvalidOperationException("this store holds no lease");
+        lock (_lock)
+        {
+            return Run("renewing the lease", lease.TryRenew);
+        }
+    }
+
+    /// <summary>The lease row as the database has it now (status), or null without a lease.</summary>
+    public LeaseState? ReadLease()
+    {
+        if (Lease is not { } lease)
+        {
+            return null;
+        }
+        lock (_lock)
+        {
+            return Run("reading the lease", c => PostgresLease.Read(c, lease.Name));
+        }
+    }
+
+    private void Preload()
+    {
+        lock (_lock)
+        {
+            _preloaded.Keep(Run("reading the bindings", ReadAll));
+        }
+    }
+
+    /// <summary>Reads and authenticates every binding (with its generations) and IK reservation; throws at the first bad row.</summary>
+    private (Dictionary<Ipv6Address, BindingRecord>, Dictionary<Ipv6Address, uint>) ReadAll(NpgsqlConnection connection)
+    {
+        var records = new Dictionary<Ipv6Address, BindingRecord>();
+        var reserved = new Dictionary<Ipv6Address, uint>();
+        using var gcm = _seal.CreateCipher();
+        var associated = new RowSeal.AssociatedData();
+        try
+        {
+            long joinedGenerations = 0;
+            using (var select = new NpgsqlCommand(PostgresStatements.SelectJoined, connection))
+            using (var reader = select.ExecuteReader())
+            {
+                BindingRows.BindingRow? row = null;
+                List<BindingRows.GenerationRow>? generations = null;
+                while (reader.Read())
+                {
+                    string home = reader.GetString(BindingRows.HomeAddress);
+                    if (row is not null && row.Home != home)
+                    {
+                        Add(records, row, generations, gcm, associated);
+                        generations = null;
+                    }
+                    if (row is null || row.Home != home)
+                    {
+                        row = BindingRows.ReadBinding(reader, 0, home);
+                    }
+                    if (!reader.IsDBNull(PostgresStatements.JoinedGenerationFirst + GenerationColumns.SlotColumn))
+                    {
+                        (generations ??= []).Add(BindingRows.ReadGeneration(reader, home, PostgresStatements.JoinedGenerationFirst));
+                        joinedGenerations++;
+                    }
+                }
+                if (row is not null)
+                {
+                    Add(records, row, generations, gcm, associated);
+                }
+            }
+            using (var count = new NpgsqlCommand("SELECT count(*) FROM generations", connection))
+            {
+                if ((long)count.ExecuteScalar()! != joinedGenerations)
+                {
+                    throw new BindingStoreException($"'{Url.Text}': generation rows without a binding row (corrupted store)");
+                }
+            }
+            using (var select = new NpgsqlCommand(PostgresStatements.SelectAllReservations, connection))
+            using (var reader = select.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    string home = reader.GetString(BindingRows.ReservationHome);
+                    reserved[ParseHome(home, "ik_reservations")] = BindingRows.OpenReservation(home, reader.GetInt64(BindingRows.Reserved),
+                        reader.GetValue(BindingRows.ReservationSeal) as byte[], gcm, associated);
+                }
+            }
+            return (records, reserved);
+        }
+        catch
+        {
+            foreach (var record in records.Values)
+            {
+                BindingRows.ZeroSecrets(record);
+            }
+            throw;
+        }
+    }
+
+    private static void Add(Dictionary<Ipv6Address, BindingRecord> records, BindingRows.BindingRow row, List<BindingRows.GenerationRow>? generations,
+        System.Security.Cryptography.AesGcm gcm, RowSeal.AssociatedData associated)
+    {
+        var homeAddress = ParseHome(row.Home, "bindings");
+        records[homeAddress] = BindingRows.Open(homeAddress, row, generations, gcm, associated);
+    }
+
+    private static Ipv6Address ParseHome(string home, string table) => Ipv6Address.TryParse(home, out var address)
+        ? address
+        : throw new BindingStoreException($"{table}(home_address={home}): not an IPv6 address (corrupted store)");
+
+    /// <summary>Zeroes and forgets the records read at open that no <see cref="Load"/> took.</summary>
+    public void DropPreloaded()
+    {
+        lock (_lock)
+        {
+            _preloaded.Drop();
+        }
+    }
+
+    public BindingRecord? Load(Ipv6Address homeAddress)
+    {
+        lock (_lock)
+        {
+            return _preloaded.TakeRecord(homeAddress, out var record) ? record : Run("reading a binding", c => LoadFrom(c, homeAddress));
+        }
+    }
+
+    private BindingRecord? LoadFrom(NpgsqlConnection connection, Ipv6Address homeAddress)
+    {
+        string home = homeAddress.ToString();
+        List<BindingRows.GenerationRow>? generations = null;
+        using (var select = new NpgsqlCommand(PostgresStatements.SelectGenerations, connection))
+        {
+            select.Parameters.AddWithValue("home", home);
+            using var reader = select.ExecuteReader();
+            while (reader.Read())
+            {
+                (generations ??= []).Add(BindingRows.ReadGeneration(reader, home, 0));
+            }
+        }
+        using var binding = new NpgsqlCommand(PostgresStatements.SelectBinding, connection);
+        binding.Parameters.AddWithValue("home", home);
+        using var row = binding.ExecuteReader();
+        if (!row.Read())
+        {
+            return generations is null
+                ? null
+                : throw new BindingStoreException($"generations(home_address={home}): rows without a binding row (corrupted store)");
+        }
+        using var gcm = _seal.CreateCipher();
+        return BindingRows.Open(homeAddress, BindingRows.ReadBinding(row, 0, home), generations, gcm, new RowSeal.AssociatedData());
+    }
+
+    public void Save(BindingRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        string home = record.HomeAddress.ToString();
+        try
+        {
+            lock (_lock)
+            {
+                _preloaded.ForgetRecord(record.HomeAddress);
+                // One round trip for the row and its generation rows (after the fencing check, before the commit).
+                Write($"writing the binding of {home}", (connection, transaction) =>
+                {
+                    using var batch = new NpgsqlBatch(connection, transaction);
+                    var upsert = PostgresStatements.BatchCommand(PostgresStatements.UpsertBinding, BindingRows.Bindings);
+                    BindingRows.BindBinding(upsert.Parameters, home, record, _seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
+                    batch.BatchCommands.Add(upsert);
+                    var delete = new NpgsqlBatchCommand(PostgresStatements.DeleteStaleGenerations);
+                    delete.Parameters.AddWithValue("home", home);
+                    delete.Parameters.AddWithValue("newest", record.Newest is not null);
+                    delete.Parameters.AddWithValue("previous", record.Previous is not null);
+                    batch.BatchCommands.Add(delete);
+                    AddGeneration(batch, home, GenerationColumns.NewestSlot, record.Newest);
+                    AddGeneration(batch, home, GenerationColumns.PreviousSlot, record.Previous);
+                    batch.ExecuteNonQuery();
+                });
+            }
+        }
+        finally
+        {
+            // IBindingStore.Save takes ownership of the secrets: encrypted and written, the plain copies go.
+            BindingRows.ZeroSecrets(record);
+        }
+    }
+
+    private void AddGeneration(NpgsqlBatch batch, string home, int slot, GenerationRecord? generation)
+    {
+        if (generation is null)
+        {
+            return;
+        }
+        var values = GenerationColumns.From(generation);
+        var upsert = PostgresStatements.BatchCommand(PostgresStatements.UpsertGeneration, BindingRows.Generations);
+        upsert.Parameters[0].Value = home;
+        values.Bind(upsert.Parameters, BindingRows.GenerationFirst, slot,
+            values.Seal(_seal, _associated, GenerationRowKey.HomeAgent(home, slot), generation.Secret));
+        batch.BatchCommands.Add(upsert);
+    }
+
+    public void Remove(Ipv6Address homeAddress)
+    {
+        string home = homeAddress.ToString();
+        lock (_lock)
+        {
+            _preloaded.ForgetRecord(homeAddress);
+            Write($"removing the binding of {home}", (connection, transaction) =>
+            {
+                foreach (string sql in new[] { PostgresStatements.DeleteGenerations, PostgresStatements.DeleteBinding })
+                {
+                    using var delete = new NpgsqlCommand(sql, connection, transaction);
+                    delete.Parameters.AddWithValue("home", home);
+                    delete.ExecuteNonQuery();
+                }
+            });
+        }
+    }
+
+    public uint LoadInitializationSequenceReserved(Ipv6Address homeAddress)
+    {
+        string home = homeAddress.ToString();
+        lock (_lock)
+        {
+            if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
+            {
+                return preloaded;
+            }
+            return Run("reading an IK reservation", connection =>
+            {
+                using var select = new NpgsqlCommand(PostgresStatements.SelectReservation, connection);
+                select.Parameters.AddWithValue("home", home);
+                using var reader = select.ExecuteReader();
+                if (!reader.Read())
+                {
+                    return 0u;
+                }
+                using var gcm = _seal.CreateCipher();
+                return BindingRows.OpenReservation(home, reader.GetInt64(BindingRows.Reserved), reader.GetValue(BindingRows.ReservationSeal) as byte[],
+                    gcm, new RowSeal.AssociatedData());
+            });
+        }
+    }
+
+    public void SaveInitializationSequenceReserved(Ipv6Address homeAddress, uint reserved)
+    {
+        string home = homeAddress.ToString();
+        lock (_lock)
+        {
+            _preloaded.ForgetReserved(homeAddress);
+            Write($"writing the IK reservation of {home}", (connection, transaction) =>
+            {
+                using var upsert = PostgresStatements.Command(PostgresStatements.UpsertReservation, connection, transaction, BindingRows.Reservations);
+                upsert.Parameters[BindingRows.ReservationHome].Value = home;
+                upsert.Parameters[BindingRows.Reserved].Value = (long)reserved;
+                upsert.Parameters[BindingRows.ReservationSeal].Value = _seal.Seal([], BindingRows.ReservationAssociated(_associated, home, reserved));
+                upsert.ExecuteNonQuery();
+            });
+        }
+    }
+
+    public IReadOnlyCollection<uint> LoadRetiredSpis()
+    {
+        lock (_lock)
+        {
+            return Run("reading the retired SPIs", connection =>
+            {
+                var spis = new List<uint>();
+                using var select = new NpgsqlCommand("SELECT spi FROM retired_spis", connection);
+                using var reader = select.ExecuteReader();
+                while (reader.Read())
+                {
+                    spis.Add((uint)reader.GetInt64(0));
+                }
+                return spis;
+            });
+        }
+    }
+
+    public void SaveRetiredSpis(IReadOnlyCollection<uint> spis)
+    {
+        ArgumentNullException.ThrowIfNull(spis);
+        long[] values = [.. spis.Select(s => (long)s)];
+        lock (_lock)
+        {
+            Write("writing retired SPIs", (connection, transaction) =>
+            {
+                using var insert = new NpgsqlCommand(PostgresStatements.InsertRetiredSpis, connection, transaction);
+                insert.Parameters.AddWithValue("spis", values);
+                insert.ExecuteNonQuery();
+            });
+        }
+    }
+
+    /// <summary>Forgets every binding record; IK reservations and retired SPIs stay (as <see cref="InMemoryBindingStore.LoseBindings"/>).</summary>
+    public void LoseBindings()
+    {
+        lock (_lock)
+        {
+            _preloaded.ZeroRecords();
+            Write("deleting the bindings", (connection, transaction) =>
+            {
+                using var delete = new NpgsqlCommand("DELETE FROM generations; DELETE FROM bindings;", connection, transaction);
+                delete.ExecuteNonQuery();
+            });
+        }
+    }
+
+    /// <summary>Starts one transaction (with the fencing check) that the writes until <see cref="CommitGroup"/> share.</summary>
+    public void BeginGroup()
+    {
+        lock (_lock)
+        {
+            if (_group is not null)
+            {
+                throw new InvalidOperationException("a group is already open");
+            }
+            NpgsqlConnection? connection = null;
+            try
+            {
+                connection = _source.OpenConnection();
+                var transaction = connection.BeginTransaction();
+                Lease?.Check(connection, transaction, Url.Text);
+                _group = new Group(connection, transaction);
+                Healthy();
+            }
+            catch (Exception e) when (e is DbException or TimeoutException or IOException)
+            {
+                connection?.Dispose();
+                throw Failed("starting a group", e);
+            }
+            catch
+            {
+                connection?.Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Commits the group's transaction; throws <see cref="BindingStoreException"/> when any of its writes or the commit failed.</summary>
+    public void CommitGroup()
+    {
+        lock (_lock)
+        {
+            var group = _group ?? throw new InvalidOperationException("no group is open");
+            _group = null;
+            using var connection = group.Connection;
+            using var transaction = group.Transaction;
+            if (group.Failure is { } failure)
+            {
+                throw new BindingStoreException($"the group's writes to '{Url.Text}' were not committed: {failure.Message}", failure);
+            }
+            try
+            {
+                transaction.Commit();
+                Healthy();
+            }
+            catch (Exception e) when (e is DbException or TimeoutException or IOException)
+            {
+                throw Failed("committing a group", e);
+            }
+        }
+    }
+
+    /// <summary>One write: in the open group's transaction, or in a transaction of its own committed before it returns.</summary>
+    private void Write(string what, Action<NpgsqlConnection, NpgsqlTransaction> write)
+    {
+        if (_group is { } group)
+        {
+            if (group.Failure is not null)
+            {
+                throw new BindingStoreException($"{what} in '{Url.Text}' refused: an earlier write of this group failed ({group.Failure.Message})");
+            }
+            try
+            {
+                write(group.Connection, group.Transaction);
+            }
+            catch (Exception e) when (e is DbException or TimeoutException or IOException or BindingStoreException)
+            {
+                group.Failure = e;
+                throw e as BindingStoreException ?? Failed(what, e);
+            }
+            return;
+        }
+        Run(what, connection =>
+        {
+            using var transaction = connection.BeginTransaction();
+            Lease?.Check(connection, transaction, Url.Text);
+            write(connection, transaction);
+            transaction.Commit();
+            return true;
+        });
+    }
+
+    /// <summary>Runs <paramref name="call"/> on a pooled connection; a database failure becomes a <see cref="BindingStoreException"/>.</summary>
+    private T Run<T>(string what, Func<NpgsqlConnection, T> call)
+    {
+        try
+        {
+            using var connection = _source.OpenConnection();
+            T result = call(connection);
+            Healthy();
+            return result;
+        }
+        catch (Exception e) when (e is DbException or TimeoutException or IOException)
+        {
+            throw Failed(what, e);
+        }
+    }
+
+    private void Run(string what, Action<NpgsqlConnection> call) => Run(what, c =>
+    {
+        call(c);
+        return true;
+    });
+
+    private void Healthy()
+    {
+        if (!Health.Ok)
+        {
+            Health = new DatabaseHealth(true, null, _time.GetUtcNow());
+        }
+    }
+
+    private BindingStoreException Failed(string what, Exception e)
+    {
+        if (Health.Ok)
+        {
+            Health = new DatabaseHealth(false, e.Message, _time.GetUtcNow());
+        }
+        else
+        {
+            Health = Health with { Error = e.Message };
+        }
+        return new BindingStoreException($"{what} in '{Url.Text}' failed: {e.Message}", e);
+    }
+
+    /// <summary>Ends the lease (a standby takes over without waiting for its expiry); the store stays usable for reads.</summary>
+    public void ReleaseLease()
+    {
+        if (Lease is not { } lease)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            Run("releasing the lease", lease.Release);
+        }
+    }
+
+    public void Dispose() => Release(_ownsMasterKey);
+
+    private void Release(bool disposeMasterKey)
+    {
+        lock (_lock)
+        {
+            _preloaded.ZeroRecords();
+            if (_group is { } group)
+            {
+                _group = null;
+                group.Transaction.Dispose();
+                group.Connection.Dispose();
+            }
+            _seal.Dispose();
+            _source.Dispose();
+            if (disposeMasterKey)
+            {
+                _masterKey.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The open group's connection and transaction, and its first failure (the transaction is then aborted).</summary>
+    private sealed class Group(NpgsqlConnection connection, NpgsqlTransaction transaction)
+    {
+        public NpgsqlConnection Connection { get; } = connection;
+
+        public NpgsqlTransaction Transaction { get; } = transaction;
+
+        public Exception? Failure { get; set; }
+    }
+}
+
+/// <summary>The database's health as the store last saw it.</summary>
+/// <param name="Ok">The last call succeeded.</param>
+/// <param name="Error">The last failure's message (null when healthy).</param>
+/// <param name="Since">When it became healthy or unhealthy.</param>
+public sealed record DatabaseHealth(bool Ok, string? Error, DateTimeOffset Since);

@@ -1,0 +1,153 @@
+using MipKeyAgent.Protocol;
+using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Simulation;
+using MipKeyAgent.Store.Postgres;
+using MipKeyAgent.TestSupport;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Store.Tests;
+
+/// <summary>
+/// The active HA's lease on a real PostgreSQL: one holder at a time, a standby takes over an expired lease with a
+/// new fencing token, and from then on every write of the former holder is refused in its own transaction, so
+/// a paused former active can neither change a binding nor answer a node. A pause longer than the lease is
+/// made by moving the lease's expiry into the past (the database's clock; nothing is waited for).
+/// </summary>
+[Collection(PostgresClusterFixture.Name)]
+public sealed class PostgresLeaseTests : IDisposable
+{
+    private static readonly Ipv6Address Home = Ipv6Address.Parse("2001:db8:2::7");
+    private static readonly TimeSpan Duration = TimeSpan.FromSeconds(30);
+    private readonly PostgresCluster _cluster;
+    private readonly StoreDirectory _directory = new();
+    private readonly string _url;
+    private readonly string _database;
+
+    public PostgresLeaseTests(PostgresCluster cluster)
+    {
+        _cluster = cluster;
+        _database = cluster.CreateDatabase();
+        _url = cluster.Url(_database);
+    }
+
+    private PostgresBindingStore Open(string holder, bool wait = false) =>
+        PostgresBindingStore.Open(PostgresUrl.Parse(_url), MasterKey.Load(_directory.MasterKeyPath), ownsMasterKey: true,
+            new LeaseOptions(holder, Duration, wait));
+
+    private PostgresBindingStore OpenWithoutLease() =>
+        PostgresBindingStore.Open(PostgresUrl.Parse(_url), MasterKey.Load(_directory.MasterKeyPath), ownsMasterKey: true);
+
+    /// <summary>The holder stopped renewing longer than the lease lasts (paused, partitioned or dead).</summary>
+    private void ExpireLease() => _cluster.Psql(_database, "UPDATE ha_lease SET expires_at = now() - interval '1 second'");
+
+    [Fact]
+    public void Open_LeaseHeldByAnother_RefusedNamingTheHolderAndStandby()
+    {
+        using var active = Open("ha-a");
+
+        var error = Assert.Throws<BindingStoreException>(() => Open("ha-b").Dispose());
+
+        Assert.Contains("held by ha-a (token 1)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--standby", error.Message, StringComparison.Ordinal);
+        Assert.True(active.RenewLease());
+    }
+
+    [Fact]
+    public void FormerActive_AfterTakeover_EveryWriteRefusedAndNothingWritten()
+    {
+        using var former = Open("ha-a");
+        former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 1 });
+        former.SaveInitializationSequenceReserved(Home, 4096);
+        ExpireLease();
+
+        using var active = Open("ha-b", wait: true);
+        Assert.Equal(2, active.Lease!.Token);
+        Assert.Equal((ushort)1, active.Load(Home)!.LastSequence);
+
+        var error = Assert.Throws<BindingStoreException>(() => former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 9 }));
+        Assert.Contains("ha-a no longer holds the lease", error.Message, StringComparison.Ordinal);
+        Assert.Contains("now held by ha-b with token 2", error.Message, StringComparison.Ordinal);
+        Assert.Throws<BindingStoreException>(() => former.SaveInitializationSequenceReserved(Home, 1 << 20));
+        Assert.Throws<BindingStoreException>(() => former.SaveRetiredSpis([77]));
+        Assert.Throws<BindingStoreException>(() => former.Remove(Home));
+        Assert.Throws<BindingStoreException>(former.BeginGroup);
+        Assert.False(former.RenewLease());
+        // A refusal is the lease's, not the database's: its health stays good.
+        Assert.True(former.Health.Ok);
+
+        using var reader = OpenWithoutLease();
+        Assert.Equal((ushort)1, reader.Load(Home)!.LastSequence);
+        Assert.Equal(4096u, reader.LoadInitializationSequenceReserved(Home));
+        Assert.Empty(reader.LoadRetiredSpis());
+        active.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 2 });
+    }
+
+    [Fact]
+    public void Holder_LeaseExpiredNotYetTaken_WritesRefusedAsExpired()
+    {
+        using var holder = Open("ha-a");
+        ExpireLease();
+
+        var error = Assert.Throws<BindingStoreException>(() => holder.SaveInitializationSequenceReserved(Home, 1));
+
+        Assert.Contains("(its token 1; expired)", error.Message, StringComparison.Ordinal);
+        Assert.False(holder.RenewLease());
+    }
+
+    [Fact]
+    public void Release_StandbyTakesOverWithoutWaitingForTheExpiry()
+    {
+        using (var active = Open("ha-a"))
+        {
+            active.ReleaseLease();
+        }
+
+        using var next = Open("ha-b");
+
+        Assert.Equal(2, next.Lease!.Token);
+        Assert.Equal("ha-b", next.ReadLease()!.Value.Holder);
+        Assert.False(next.ReadLease()!.Value.Expired);
+    }
+
+    [Fact]
+    public void Standby_TakesOverMidRekey_AnswersTheNextBindingUpdateUnderTheNodesKeys()
+    {
+        int started = 0;
+        using var bed = new StoreTestbed(() => Open($"ha-{++started}", wait: true));
+        bed.Start();
+        bed.Driver.DropNext(StoreTestbed.CareOf);
+        bed.MobileNode.RequestUpdate();
+        bed.Driver.Pump();
+        Assert.Equal(new Generation(2), bed.View.Newest);
+
+        // The active dies; the standby waits for its lease to expire, takes it and loads the bindings.
+        bed.RestartHomeAgent(whileStopped: ExpireLease);
+        bed.Run(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(2, started);
+        Assert.Equal(new Generation(2), bed.MobileNode.View.Newest);
+        Assert.Equal(0, bed.HomeAgent.Counters.Inits);
+        Assert.Equal(0, bed.MobileNode.Counters.ReInits);
+        Assert.Equal(ReceiveOutcome.Data, bed.DeliverToHomeAgent(bed.SealFromNode()).Outcome);
+    }
+
+    [Fact]
+    public void FormerActive_ResumedAfterTakeover_AnswersNoBindingUpdate()
+    {
+        using var bed = new StoreTestbed(() => Open("ha-a"));
+        bed.Start();
+        ExpireLease();
+        using var standby = Open("ha-b", wait: true);
+        int sent = bed.Driver.Sent.Count;
+
+        bed.MobileNode.RequestUpdate();
+        Assert.Throws<BindingStoreException>(() => bed.Driver.Pump());
+
+        // The BU reached the former active; no BA (no KEY-DIST) left it.
+        Assert.Equal(sent + 1, bed.Driver.Sent.Count);
+        Assert.Equal(StoreTestbed.HomeAgentAddress, EngineDriver.DestinationOf(bed.Driver.Sent[^1]));
+    }
+
+    public void Dispose() => _directory.Dispose();
+}
