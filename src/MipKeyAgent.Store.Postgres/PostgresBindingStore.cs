@@ -19,7 +19,7 @@ public sealed record LeaseOptions(string Holder, TimeSpan Duration, bool Wait = 
 /// HA's writes are refused. A failed database call is a <see cref="BindingStoreException"/> and marks the
 /// database unhealthy (<see cref="Health"/>) until a later call succeeds; the pool replaces broken connections.
 /// </summary>
-public sealed class PostgresBindingStore : IBindingStore, IDisposable
+public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
 {
     private readonly NpgsqlDataSource _source;
     private readonly RowSeal _seal;
@@ -75,61 +75,6 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         {
             store.Release(disposeMasterKey: false);
             throw;
-        }
-    }
-
-    private PostgresLease TakeLease(LeaseOptions options, Action<LeaseState?>? waiting, CancellationToken cancellationToken)
-    {
-        var poll = TimeSpan.FromTicks(Math.Clamp(options.Duration.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
-        while (true)
-        {
-            LeaseState? held = null;
-            try
-            {
-                if (Run("taking the lease", c => PostgresLease.TryTake(c, options.Name, options.Holder, options.Duration)) is { } taken)
-                {
-                    return taken;
-                }
-                held = Run("reading the lease", c => PostgresLease.Read(c, options.Name));
-            }
-            catch (BindingStoreException) when (options.Wait)
-            {
-                // A standby keeps waiting through a database outage (Health says why).
-            }
-            if (!options.Wait)
-            {
-                throw new BindingStoreException(held is { } h
-                    ? $"the lease '{options.Name}' of '{Url.Text}' is held by {h.Holder} (token {h.Token}) for another {h.Remaining.TotalSeconds:F1} s: start this HA as a standby (--standby) to wait for it"
-                    : $"the lease '{options.Name}' of '{Url.Text}' could not be taken");
-            }
-            waiting?.Invoke(held);
-            if (cancellationToken.WaitHandle.WaitOne(poll))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-            }
-        }
-    }
-
-    /// <summary>Renews the lease (the host, at a third of its duration); false when it is lost: the HA must stop answering.</summary>
-    public bool RenewLease()
-    {
-        var lease = Lease ?? throw new InvalidOperationException("this store holds no lease");
-        lock (_lock)
-        {
-            return Run("renewing the lease", lease.TryRenew);
-        }
-    }
-
-    /// <summary>The lease row as the database has it now (status), or null without a lease.</summary>
-    public LeaseState? ReadLease()
-    {
-        if (Lease is not { } lease)
-        {
-            return null;
-        }
-        lock (_lock)
-        {
-            return Run("reading the lease", c => PostgresLease.Read(c, lease.Name));
         }
     }
 
@@ -417,148 +362,6 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         }
     }
 
-    /// <summary>Starts one transaction (with the fencing check) that the writes until <see cref="CommitGroup"/> share.</summary>
-    public void BeginGroup()
-    {
-        lock (_lock)
-        {
-            if (_group is not null)
-            {
-                throw new InvalidOperationException("a group is already open");
-            }
-            NpgsqlConnection? connection = null;
-            try
-            {
-                connection = _source.OpenConnection();
-                var transaction = connection.BeginTransaction();
-                Lease?.Check(connection, transaction, Url.Text);
-                _group = new Group(connection, transaction);
-                Healthy();
-            }
-            catch (Exception e) when (e is DbException or TimeoutException or IOException)
-            {
-                connection?.Dispose();
-                throw Failed("starting a group", e);
-            }
-            catch
-            {
-                connection?.Dispose();
-                throw;
-            }
-        }
-    }
-
-    /// <summary>Commits the group's transaction; throws <see cref="BindingStoreException"/> when any of its writes or the commit failed.</summary>
-    public void CommitGroup()
-    {
-        lock (_lock)
-        {
-            var group = _group ?? throw new InvalidOperationException("no group is open");
-            _group = null;
-            using var connection = group.Connection;
-            using var transaction = group.Transaction;
-            if (group.Failure is { } failure)
-            {
-                throw new BindingStoreException($"the group's writes to '{Url.Text}' were not committed: {failure.Message}", failure);
-            }
-            try
-            {
-                transaction.Commit();
-                Healthy();
-            }
-            catch (Exception e) when (e is DbException or TimeoutException or IOException)
-            {
-                throw Failed("committing a group", e);
-            }
-        }
-    }
-
-    /// <summary>One write: in the open group's transaction, or in a transaction of its own committed before it returns.</summary>
-    private void Write(string what, Action<NpgsqlConnection, NpgsqlTransaction> write)
-    {
-        if (_group is { } group)
-        {
-            if (group.Failure is not null)
-            {
-                throw new BindingStoreException($"{what} in '{Url.Text}' refused: an earlier write of this group failed ({group.Failure.Message})");
-            }
-            try
-            {
-                write(group.Connection, group.Transaction);
-            }
-            catch (Exception e) when (e is DbException or TimeoutException or IOException or BindingStoreException)
-            {
-                group.Failure = e;
-                throw e as BindingStoreException ?? Failed(what, e);
-            }
-            return;
-        }
-        Run(what, connection =>
-        {
-            using var transaction = connection.BeginTransaction();
-            Lease?.Check(connection, transaction, Url.Text);
-            write(connection, transaction);
-            transaction.Commit();
-            return true;
-        });
-    }
-
-    /// <summary>Runs <paramref name="call"/> on a pooled connection; a database failure becomes a <see cref="BindingStoreException"/>.</summary>
-    private T Run<T>(string what, Func<NpgsqlConnection, T> call)
-    {
-        try
-        {
-            using var connection = _source.OpenConnection();
-            T result = call(connection);
-            Healthy();
-            return result;
-        }
-        catch (Exception e) when (e is DbException or TimeoutException or IOException)
-        {
-            throw Failed(what, e);
-        }
-    }
-
-    private void Run(string what, Action<NpgsqlConnection> call) => Run(what, c =>
-    {
-        call(c);
-        return true;
-    });
-
-    private void Healthy()
-    {
-        if (!Health.Ok)
-        {
-            Health = new DatabaseHealth(true, null, _time.GetUtcNow());
-        }
-    }
-
-    private BindingStoreException Failed(string what, Exception e)
-    {
-        if (Health.Ok)
-        {
-            Health = new DatabaseHealth(false, e.Message, _time.GetUtcNow());
-        }
-        else
-        {
-            Health = Health with { Error = e.Message };
-        }
-        return new BindingStoreException($"{what} in '{Url.Text}' failed: {e.Message}", e);
-    }
-
-    /// <summary>Ends the lease (a standby takes over without waiting for its expiry); the store stays usable for reads.</summary>
-    public void ReleaseLease()
-    {
-        if (Lease is not { } lease)
-        {
-            return;
-        }
-        lock (_lock)
-        {
-            Run("releasing the lease", lease.Release);
-        }
-    }
-
     public void Dispose() => Release(_ownsMasterKey);
 
     private void Release(bool disposeMasterKey)
@@ -581,15 +384,6 @@ public sealed class PostgresBindingStore : IBindingStore, IDisposable
         }
     }
 
-    /// <summary>The open group's connection and transaction, and its first failure (the transaction is then aborted).</summary>
-    private sealed class Group(NpgsqlConnection connection, NpgsqlTransaction transaction)
-    {
-        public NpgsqlConnection Connection { get; } = connection;
-
-        public NpgsqlTransaction Transaction { get; } = transaction;
-
-        public Exception? Failure { get; set; }
-    }
 }
 
 /// <summary>The database's health as the store last saw it.</summary>

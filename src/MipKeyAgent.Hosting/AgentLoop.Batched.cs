@@ -1,0 +1,176 @@
+using MipKeyAgent.Transport;
+
+namespace MipKeyAgent.Hosting;
+
+/// <summary>The batched path: one thread, recvmmsg and sendmmsg on a transport that batches.</summary>
+internal sealed partial class AgentLoop
+{
+    private async Task RunBatchedAsync(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram,
+        CancellationToken cancellationToken)
+    {
+        using var wakeOnStop = cancellationToken.Register(static w => ((TransportWakeup)w!).Signal(), _wakeup);
+        var thread = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var loop = new Thread(() =>
+        {
+            try
+            {
+                RunBatched(nextDeadline, tick, onDatagram, cancellationToken);
+                thread.SetResult();
+            }
+            catch (Exception e)
+            {
+                thread.SetException(e);
+            }
+            finally
+            {
+                _inbox.Writer.TryComplete();
+                _outbox.Writer.TryComplete();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "agent loop",
+        };
+        loop.Start();
+        try
+        {
+            await thread.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            _wakeup!.Dispose();
+        }
+    }
+
+    // The batched raw-socket loop: one receive batch handled in place, posted work and due ticks in one
+    // group, then one sendmmsg for everything the engine emitted meanwhile (after the group's commit).
+    private void RunBatched(Func<DateTimeOffset?> nextDeadline, Action tick, Action<ReadOnlyMemory<byte>> onDatagram, CancellationToken cancellationToken)
+    {
+        _loopThread = Environment.CurrentManagedThreadId;
+        var direct = _direct!;
+        var received = direct.CreateReceiveBatch();
+        int count = 0;
+        bool committed = true;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                committed = false;
+                BeginGroup();
+                Handle(received, count, onDatagram);
+                // A full batch means more may be waiting (they queue while a group's commit syncs): taken into
+                // the same group, so one commit covers what arrived during the last one.
+                for (int handled = count; _store is not null && count == received.Capacity && handled < MaxGroup; handled += count)
+                {
+                    count = ReceiveWaiting(direct, received);
+                    Handle(received, count, onDatagram);
+                }
+                count = 0;
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                }
+                var now = _time.GetUtcNow();
+                var breathe = false;
+                if (nextDeadline() is { } due && due <= now)
+                {
+                    Run(tick);
+                    // An engine whose deadline does not move after Tick would spin; breathe instead.
+                    breathe = nextDeadline() is { } again && again <= now;
+                }
+                CommitGroup();
+                committed = true;
+                count = 0;
+                int timeout = breathe ? 10 : WaitMilliseconds(nextDeadline(), _time.GetUtcNow());
+                try
+                {
+                    count = direct.ReceiveBatch(received, timeout, _wakeup);
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                {
+                    if (!cancellationToken.IsCancellationRequested)
+                    {
+                        AgentLog.TransportFailed(_logger, _transport.Name, e);
+                    }
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            // Datagrams already received and answers already produced still go out (not after a failed commit).
+            if (committed)
+            {
+                BeginGroup();
+                Handle(received, count, onDatagram);
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Run(work);
+                }
+                CommitGroup();
+            }
+            _loopThread = 0;
+        }
+    }
+
+    /// <summary>What is readable now (no wait); 0 on a transport failure, which the next waiting receive reports.</summary>
+    private static int ReceiveWaiting(IBatchingTransport direct, RawReceiveBatch received)
+    {
+        try
+        {
+            return direct.ReceiveBatch(received, 0);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return 0;
+        }
+    }
+
+    private void Handle(RawReceiveBatch received, int count, Action<ReadOnlyMemory<byte>> onDatagram)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            try
+            {
+                onDatagram(received[i]);
+            }
+            catch (Exception e)
+            {
+                AgentLog.LoopError(_logger, e);
+            }
+        }
+    }
+
+    private void Flush(RawSendBatch batch)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+        long failed = batch.Failed;
+        try
+        {
+            Interlocked.Add(ref _sent, batch.Flush());
+        }
+        catch (ObjectDisposedException e)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name, e);
+        }
+        if (batch.Failed != failed)
+        {
+            AgentLog.SendFailed(_logger, _transport.Name,
+                new IOException($"{batch.Failed - failed} datagram(s) refused by the kernel, errno {batch.LastError}"));
+        }
+    }
+
+    // Until the engine's next deadline, rounded up to a millisecond; -1 without one.
+    private static int WaitMilliseconds(DateTimeOffset? deadline, DateTimeOffset now)
+    {
+        if (deadline is not { } due)
+        {
+            return -1;
+        }
+        double milliseconds = Math.Ceiling((due - now).TotalMilliseconds);
+        return milliseconds <= 0 ? 0 : (int)Math.Min(milliseconds, int.MaxValue);
+    }
+}

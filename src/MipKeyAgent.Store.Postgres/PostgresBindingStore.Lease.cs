@@ -1,0 +1,75 @@
+using System.Data.Common;
+
+namespace MipKeyAgent.Store.Postgres;
+
+/// <summary>The lease: taken at open (a standby waits for it), renewed by its keeper, released at a clean stop.</summary>
+public sealed partial class PostgresBindingStore
+{
+    private PostgresLease TakeLease(LeaseOptions options, Action<LeaseState?>? waiting, CancellationToken cancellationToken)
+    {
+        var poll = TimeSpan.FromTicks(Math.Clamp(options.Duration.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
+        while (true)
+        {
+            LeaseState? held = null;
+            try
+            {
+                if (Run("taking the lease", c => PostgresLease.TryTake(c, options.Name, options.Holder, options.Duration)) is { } taken)
+                {
+                    return taken;
+                }
+                held = Run("reading the lease", c => PostgresLease.Read(c, options.Name));
+            }
+            catch (BindingStoreException) when (options.Wait)
+            {
+                // A standby keeps waiting through a database outage (Health says why).
+            }
+            if (!options.Wait)
+            {
+                throw new BindingStoreException(held is { } h
+                    ? $"the lease '{options.Name}' of '{Url.Text}' is held by {h.Holder} (token {h.Token}) for another {h.Remaining.TotalSeconds:F1} s: start this HA as a standby (--standby) to wait for it"
+                    : $"the lease '{options.Name}' of '{Url.Text}' could not be taken");
+            }
+            waiting?.Invoke(held);
+            if (cancellationToken.WaitHandle.WaitOne(poll))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+    }
+
+    /// <summary>Renews the lease (the host, at a third of its duration); false when it is lost: the HA must stop answering.</summary>
+    public bool RenewLease()
+    {
+        var lease = Lease ?? throw new InvalidOperationException("this store holds no lease");
+        lock (_lock)
+        {
+            return Run("renewing the lease", lease.TryRenew);
+        }
+    }
+
+    /// <summary>The lease row as the database has it now (status), or null without a lease.</summary>
+    public LeaseState? ReadLease()
+    {
+        if (Lease is not { } lease)
+        {
+            return null;
+        }
+        lock (_lock)
+        {
+            return Run("reading the lease", c => PostgresLease.Read(c, lease.Name));
+        }
+    }
+
+    /// <summary>Ends the lease (a standby takes over without waiting for its expiry); the store stays usable for reads.</summary>
+    public void ReleaseLease()
+    {
+        if (Lease is not { } lease)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            Run("releasing the lease", lease.Release);
+        }
+    }
+}
