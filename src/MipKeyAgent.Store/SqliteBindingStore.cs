@@ -387,11 +387,17 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ZeroRecords();
-            // An uncommitted group is dropped, never committed by the close.
+            // An uncommitted group is dropped, never committed by the close, and its anchor records with it
+            // (the anchor goes back to the database's marks rather than ahead of them).
+            bool grouping = _grouping;
             RollBack(_group);
             _group?.Dispose();
             _group = null;
             _grouping = false;
+            if (grouping)
+            {
+                _rollback?.Discard();
+            }
             _rollback?.Dispose();
             _db.Dispose();
         }
