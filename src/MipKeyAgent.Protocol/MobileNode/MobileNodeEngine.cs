@@ -168,10 +168,17 @@ public sealed partial class MobileNodeEngine : IDisposable
         _exchange = _exchange.Ended();
     }
 
-    /// <summary>Drops the binding and the dynamic keys (a deregistration); an init still pending stays pending.</summary>
+    /// <summary>
+    /// Drops the binding and the dynamic keys (a deregistration), and a pending retry of a key request for them;
+    /// an init still pending stays pending.
+    /// </summary>
     private void ForgetRegistration()
     {
         _fetch = null;
+        if (_keyRetry is { Kind: not BindingUpdateKind.Init })
+        {
+            _keyRetry = null;
+        }
         _ring.DropDynamic();
         if (_phase == MobileNodePhase.Keyed)
         {

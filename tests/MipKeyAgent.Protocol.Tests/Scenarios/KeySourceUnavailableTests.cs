@@ -35,6 +35,28 @@ public sealed class KeySourceUnavailableTests
     }
 
     [Fact]
+    public void SourceUnavailable_ThenDeregistered_NoKeyRetryIsSent()
+    {
+        var source = new SeededKeySource(3) { RetryAfter = TimeSpan.FromSeconds(7) };
+        using var bed = new Testbed(new TestbedSettings { KeySource = source });
+        bed.Start();
+        source.UnavailableFor = 1;
+        bed.Node.Engine.RequestUpdate();
+        bed.Driver.Pump();
+        Assert.Equal(bed.Now + TimeSpan.FromSeconds(7), bed.Node.Engine.NextDeadline);
+
+        bed.Node.Engine.Deregister();
+        bed.Driver.Pump();
+        Assert.Equal(1, bed.Node.Engine.Counters.Deregistrations);
+        int sent = bed.Driver.Sent.Count;
+
+        // The retry asked for a key of a registration that no longer exists: it goes with it.
+        Assert.Null(bed.Node.Engine.NextDeadline);
+        bed.Run(TimeSpan.FromSeconds(10));
+        Assert.Equal(sent, bed.Driver.Sent.Count);
+    }
+
+    [Fact]
     public void SourceUnavailable_FallbackConfigured_RekeysWithLocalKeyNoKeyStatus()
     {
         var source = new SeededKeySource(3);
