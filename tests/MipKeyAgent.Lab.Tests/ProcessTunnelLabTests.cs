@@ -16,20 +16,20 @@ namespace MipKeyAgent.Lab.Tests;
 /// and Binding Refresh Requests), rekeys every second from both sides, and a kill -9 of the home
 /// agent with its SQLite store followed by a restart.
 /// <code>
-///  ns c correspondent fd00:1::10 --+
-///                                  +-- bridge [ns r, forwarding] fd00:2::1 --veth-- [ns w: lossy_wire.py] --veth-- fd00:2::100 ns m (mipkey mn, tun HoA fd00:1::100)
-///  ns h mipkey ha     fd00:1::2  --+      (home link fd00:1::/64)
+///  ns c correspondent 2001:db8:f1::10 --+
+///                                  +-- bridge [ns r, forwarding] 2001:db8:f2::1 --veth-- [ns w: lossy_wire.py] --veth-- 2001:db8:f2::100 ns m (mipkey mn, tun HoA 2001:db8:f1::100)
+///  ns h mipkey ha     2001:db8:f1::2  --+      (home link 2001:db8:f1::/64)
 /// </code>
 /// Needs root; fails without it.
 /// </summary>
 public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private const string Correspondent = "fd00:1::10";
-    private const string RouterHome = "fd00:1::1";
-    private const string HomeAgent = "fd00:1::2";
-    private const string HomeAddress = "fd00:1::100";
-    private const string RouterForeign = "fd00:2::1";
-    private const string CareOf = "fd00:2::100";
+    private const string Correspondent = "2001:db8:f1::10";
+    private const string RouterHome = "2001:db8:f1::1";
+    private const string HomeAgent = "2001:db8:f1::2";
+    private const string HomeAddress = "2001:db8:f1::100";
+    private const string RouterForeign = "2001:db8:f2::1";
+    private const string CareOf = "2001:db8:f2::100";
     private const double PingInterval = 0.05;
 
     /// <summary>Engine drop reasons that would mean a key mismatch between the two ends.</summary>

@@ -9,16 +9,16 @@ namespace MipKeyAgent.Lab.Tests;
 /// The raw transport's recvmmsg/sendmmsg batches (<see cref="RawSocketTransport.ReceiveBatch"/>,
 /// <see cref="RawSendBatch"/>) between two namespaces joined by a veth pair of their own:
 /// <code>
-///  ns s: RawSocketTransport fd00:b::1 ==veth== fd00:b::2 RawSocketTransport :ns r
+///  ns s: RawSocketTransport 2001:db8:fb::1 ==veth== 2001:db8:fb::2 RawSocketTransport :ns r
 /// </code>
 /// Needs root. Waits are conditions with generous deadlines, never timing assertions.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class RawBatchLabTests : IAsyncLifetime
 {
-    private static readonly Ipv6Address SenderAddress = Ipv6Address.Parse("fd00:b::1");
-    private static readonly Ipv6Address ReceiverAddress = Ipv6Address.Parse("fd00:b::2");
-    private static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("fd00:3::100");
+    private static readonly Ipv6Address SenderAddress = Ipv6Address.Parse("2001:db8:fb::1");
+    private static readonly Ipv6Address ReceiverAddress = Ipv6Address.Parse("2001:db8:fb::2");
+    private static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("2001:db8:f3::100");
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
     private const int SpiOffset = Ipv6Header.Length + ExtensionHeaders.HomeAddressOptionHeaderLength;
 
@@ -61,7 +61,7 @@ public sealed class RawBatchLabTests : IAsyncLifetime
         var sent = new List<byte[]>();
         for (int i = 0; i < count; i++)
         {
-            var source = Ipv6Address.Parse($"fd00:9::{i + 1:x}");
+            var source = Ipv6Address.Parse($"2001:db8:f9::{i + 1:x}");
             var datagram = TestDatagrams.HomeAddressEsp(source, ReceiverAddress, HomeAddress, spi: 0x3000 + (uint)i, sequence: (uint)i + 1, payloadLength: 16 + i);
             sent.Add(datagram);
             send.Add(datagram);
@@ -76,7 +76,7 @@ public sealed class RawBatchLabTests : IAsyncLifetime
         for (int i = 0; i < count; i++)
         {
             Assert.True(Ipv6Header.TryRead(received[i], out var header).IsOk);
-            Assert.Equal(Ipv6Address.Parse($"fd00:9::{i + 1:x}"), header.Source);
+            Assert.Equal(Ipv6Address.Parse($"2001:db8:f9::{i + 1:x}"), header.Source);
             Assert.Equal(Convert.ToHexString(sent[i]), Convert.ToHexString(received[i]));
         }
     }

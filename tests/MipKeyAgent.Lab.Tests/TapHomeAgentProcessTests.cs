@@ -9,15 +9,15 @@ namespace MipKeyAgent.Lab.Tests;
 /// No kernel owns the HA's address, so the node's kernel finds the HA's MAC only if the HA answers
 /// its Neighbor Solicitation itself (and the HA reaches the node's care-of address by its own solicitation).
 /// <code>
-///  ns L: mipkey ha --transport tap -i T --mac M (fd00:1::1) == T -- bridge -- veth == ns N: fd00:1::100 mipkey mn
+///  ns L: mipkey ha --transport tap -i T --mac M (2001:db8:f1::1) == T -- bridge -- veth == ns N: 2001:db8:f1::100 mipkey mn
 /// </code>
 /// Needs root; fails without it.
 /// </summary>
 public sealed class TapHomeAgentProcessTests : IAsyncLifetime
 {
-    private const string HomeAgent = "fd00:1::1";
-    private const string CareOf = "fd00:1::100";
-    private const string HomeAddress = "fd00:3::100";
+    private const string HomeAgent = "2001:db8:f1::1";
+    private const string CareOf = "2001:db8:f1::100";
+    private const string HomeAddress = "2001:db8:f3::100";
     private const string HostMac = "02:00:5e:10:00:01";
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
 
@@ -102,7 +102,7 @@ public sealed class TapHomeAgentProcessTests : IAsyncLifetime
         }
 
         // The node's kernel resolved the HA's address to the MAC the HA process answers with: nobody
-        // but the tap host owns that MAC, and no kernel owns fd00:1::1.
+        // but the tap host owns that MAC, and no kernel owns 2001:db8:f1::1.
         var (_, neighbors) = await Shell.RunAsync("ip", ["-n", node, "-6", "neigh", "show", HomeAgent, "dev", nodeEnd], TimeSpan.FromSeconds(10));
         Assert.Contains($"{HomeAgent} lladdr {HostMac}", neighbors, StringComparison.Ordinal);
         var (_, addresses) = await Shell.RunAsync("ip", ["-n", link, "-6", "addr", "show"], TimeSpan.FromSeconds(10));
