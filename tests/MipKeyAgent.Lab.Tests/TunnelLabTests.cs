@@ -33,8 +33,8 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         // Every echo crosses the tunnel under whichever generations are live. The engines' and the data
         // plane's drop counters (AssertHealthy) must stay at zero: no packet is refused by the key
         // handling. One echo in 60 may still go missing outside them, in the kernel's queues of the
-        // home-link interception under a loaded machine (seen once in CI, never in isolation): that
-        // loss is uncounted by any agent and is the tunnel-at-speed work, not a rekey effect.
+        // home-link interception on a loaded machine: no agent counts that loss, and it is not a rekey
+        // effect.
         Assert.InRange(Received(down), 59, 60);
         Assert.InRange(Received(up), 59, 60);
         Assert.True(rekeyCount >= 4, $"only {rekeyCount} rekeys ran");
