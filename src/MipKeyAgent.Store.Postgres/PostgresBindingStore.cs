@@ -321,14 +321,9 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         {
             return Run("reading the retired SPIs", connection =>
             {
-                var spis = new List<uint>();
                 using var select = new NpgsqlCommand("SELECT spi FROM retired_spis", connection);
                 using var reader = select.ExecuteReader();
-                while (reader.Read())
-                {
-                    spis.Add((uint)reader.GetInt64(0));
-                }
-                return spis;
+                return BindingRows.ReadRetiredSpis(reader);
             });
         }
     }

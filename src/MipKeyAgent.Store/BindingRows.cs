@@ -11,6 +11,17 @@ namespace MipKeyAgent.Store;
 /// </summary>
 internal static class BindingRows
 {
+    /// <summary>The SPIs of a <c>SELECT spi FROM retired_spis</c> (either store's).</summary>
+    public static List<uint> ReadRetiredSpis(DbDataReader reader)
+    {
+        var spis = new List<uint>();
+        while (reader.Read())
+        {
+            spis.Add((uint)reader.GetInt64(0));
+        }
+        return spis;
+    }
+
     public static readonly ColumnMap Bindings = new("home_address", "care_of", "expires_at", "last_sequence", "init_epoch", "epoch_generation",
         "highest_issued", "rekey_due_at", "rekey_pending", "ik_control_edge", "ik_data_edge", "seal", "init_sequence");
 

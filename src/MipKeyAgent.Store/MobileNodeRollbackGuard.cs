@@ -122,17 +122,7 @@ internal sealed class MobileNodeRollbackGuard : IDisposable
             keys?.ZeroSecrets();
             var anchored = ReadAnchor(log, ref notice);
             bool wasAnchored = StoreMeta.IsAnchored(db);
-            if (anchored is null && wasAnchored && !acceptRollback)
-            {
-                throw new BindingStoreException(
-                    $"'{db.Path}' was anchored but its rollback anchor '{log.Path}' is missing (deleted, or the master key's directory replaced): " +
-                    "an older copy of the database would go unnoticed. Put the anchor back, or, if this database is the latest, " +
-                    "start once with --accept-store-rollback to anchor it again");
-            }
-            if (anchored is null && !wasAnchored && !database.IsEmpty)
-            {
-                notice = $"'{db.Path}' had no rollback anchor (written before anchors existed): its current state is now anchored in '{log.Path}'";
-            }
+            notice = RollbackGuard.CheckAnchorPresent(db, log, anchored is not null, database.IsEmpty, acceptRollback) ?? notice;
             if (anchored is { } a && a.FirstRollback(database) is { } what)
             {
                 if (!acceptRollback)

@@ -40,6 +40,28 @@ internal sealed class RollbackGuard : IDisposable
     internal long LogRecords => _log.Records;
 
     /// <summary>
+    /// The part of an open's check shared by the HA and the MN store: a store that was anchored but whose anchor
+    /// is gone is refused (unless <paramref name="acceptRollback"/>); a non-empty store that never had one is
+    /// anchored now, and the notice saying so is returned for the log (else null).
+    /// </summary>
+    internal static string? CheckAnchorPresent(StoreConnection db, AnchorLog log, bool hasAnchor, bool databaseEmpty, bool acceptRollback)
+    {
+        if (hasAnchor)
+        {
+            return null;
+        }
+        if (StoreMeta.IsAnchored(db))
+        {
+            return acceptRollback ? null : throw new BindingStoreException(
+                $"'{db.Path}' was anchored but its rollback anchor '{log.Path}' is missing (deleted, or the master key's directory replaced): " +
+                "an older copy of the database would go unnoticed. Put the anchor back, or, if this database is the latest, " +
+                "start once with --accept-store-rollback to anchor it again");
+        }
+        return databaseEmpty ? null
+            : $"'{db.Path}' had no rollback anchor (written before anchors existed): its current state is now anchored in '{log.Path}'";
+    }
+
+    /// <summary>
     /// Refuses a database older than the anchor, or one that was anchored and lost its anchor, unless
     /// <paramref name="acceptRollback"/>: then the database's reservations and highest generations are first raised
     /// to the anchored ones through <paramref name="store"/> (which keeps no guard yet, so those writes move no anchor).
@@ -54,17 +76,7 @@ internal sealed class RollbackGuard : IDisposable
             var database = ReadMarks(db);
             var anchored = ReadAnchor(log, db, ref notice);
             bool wasAnchored = StoreMeta.IsAnchored(db);
-            if (anchored is null && wasAnchored && !acceptRollback)
-            {
-                throw new BindingStoreException(
-                    $"'{db.Path}' was anchored but its rollback anchor '{log.Path}' is missing (deleted, or the master key's directory replaced): " +
-                    "an older copy of the database would go unnoticed. Put the anchor back, or, if this database is the latest, " +
-                    "start once with --accept-store-rollback to anchor it again");
-            }
-            if (anchored is null && !wasAnchored && !database.IsEmpty)
-            {
-                notice = $"'{db.Path}' had no rollback anchor (written before anchors existed): its current state is now anchored in '{log.Path}'";
-            }
+            notice = RollbackGuard.CheckAnchorPresent(db, log, anchored is not null, database.IsEmpty, acceptRollback) ?? notice;
             if (anchored is not null && anchored.FirstRollback(database) is { } what)
             {
                 if (!acceptRollback)

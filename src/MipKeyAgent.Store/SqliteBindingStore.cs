@@ -325,14 +325,9 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            var spis = new List<uint>();
             using var command = _db.Command("SELECT spi FROM retired_spis", _group);
             using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                spis.Add((uint)reader.GetInt64(0));
-            }
-            return spis;
+            return BindingRows.ReadRetiredSpis(reader);
         }
     }
 
