@@ -1,9 +1,6 @@
 using System.Globalization;
 using System.Text;
 using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
-using MipKeyAgent.Transport;
 
 namespace MipKeyAgent.Tools.Bench;
 

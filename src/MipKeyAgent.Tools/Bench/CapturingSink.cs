@@ -1,7 +1,5 @@
 using MipKeyAgent.Protocol;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>

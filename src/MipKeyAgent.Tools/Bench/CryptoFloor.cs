@@ -2,8 +2,6 @@ using System.Security.Cryptography;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>

@@ -1,8 +1,6 @@
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>

@@ -6,8 +6,6 @@ using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Wire;
-
 using MipKeyAgent.Transport;
 
 namespace MipKeyAgent.Tools.Bench;

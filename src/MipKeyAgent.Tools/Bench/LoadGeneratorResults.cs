@@ -1,10 +1,5 @@
 using System.Diagnostics;
-using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Wire;
-
-using MipKeyAgent.Transport;
 
 namespace MipKeyAgent.Tools.Bench;
 

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>

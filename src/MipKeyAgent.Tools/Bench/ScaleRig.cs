@@ -7,8 +7,6 @@ using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>What <see cref="ScaleRig.Run"/> measured for one binding count.</summary>
