@@ -7,7 +7,7 @@ namespace MipKeyAgent.Tools.Bench;
 /// A binding store that keeps nothing: the scale benchmark measures what the engine itself holds
 /// per binding (a durable store keeps its copy on disk, not in the engine's heap).
 /// </summary>
-public sealed class DiscardingBindingStore : IBindingStore
+internal sealed class DiscardingBindingStore : IBindingStore
 {
     public BindingRecord? Load(Ipv6Address homeAddress) => null;
 
