@@ -244,66 +244,26 @@ public sealed partial class SecurityAssociation : IDisposable
     {
         payloadLength = 0;
         nextHeader = 0;
-        if (esp.Length < EspSuites.HeaderLength)
+        var header = CheckInbound(esp, out uint sequence);
+        if (!header.IsOk)
         {
-            return new WireError(WireErrorKind.Truncated, esp.Length, "ESP header is 8 octets");
+            return header;
         }
 
-        uint spi = BinaryPrimitives.ReadUInt32BigEndian(esp[SpiOffset..]);
-        uint sequence = BinaryPrimitives.ReadUInt32BigEndian(esp[SequenceOffset..]);
-        if (spi != Spi)
-        {
-            return new WireError(WireErrorKind.UnknownSpi, SpiOffset, "SPI of another SA");
-        }
-
-        int minimum = EspSuites.HeaderLength + IvLength + Alignment + EspSuites.IcvLength;
         int ciphertextOffset = EspSuites.HeaderLength + IvLength;
         int ciphertextLength = esp.Length - ciphertextOffset - EspSuites.IcvLength;
-        int icvOffset = esp.Length - EspSuites.IcvLength;
-
-        ThrowIfDisposed();
-
-        // RFC 4303 section 3.4.3: the replay check precedes the (costly) integrity check.
-        if (!Window.IsAcceptable(sequence))
-        {
-            return new WireError(WireErrorKind.Replay, SequenceOffset, "sequence number replayed or left of window");
-        }
-
-        if (esp.Length < minimum)
-        {
-            return new WireError(WireErrorKind.Truncated, esp.Length, "shorter than header, IV, one block and ICV");
-        }
-
-        if (ciphertextLength % Alignment != 0)
-        {
-            return new WireError(WireErrorKind.BadLength, ciphertextOffset, "ciphertext not aligned for the suite");
-        }
-
         EnsureCipher();
         int scratchLength = ciphertextLength + (Suite == EspSuite.AesGcm256 ? 0 : AesBlock);
         byte[] scratch = Scratch(scratchLength);
         try
         {
-            Span<byte> plaintext;
-            if (Suite == EspSuite.AesGcm256)
+            var icv = Authenticate(esp, ciphertextLength, scratch, out int plaintextOffset);
+            if (!icv.IsOk)
             {
-                if (!OpenGcm(esp, ciphertextLength, scratch))
-                {
-                    return new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "GCM tag does not verify");
-                }
-
-                plaintext = scratch.AsSpan(0, ciphertextLength);
-            }
-            else
-            {
-                if (!OpenCbc(esp, ciphertextLength, scratch))
-                {
-                    return new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "HMAC-SHA-256-128 does not verify");
-                }
-
-                plaintext = scratch.AsSpan(AesBlock, ciphertextLength);
+                return icv;
             }
 
+            var plaintext = scratch.AsSpan(plaintextOffset, ciphertextLength);
             var padding = CheckPadding(plaintext, ciphertextOffset, out int length);
             if (!padding.IsOk)
             {
@@ -325,6 +285,68 @@ public sealed partial class SecurityAssociation : IDisposable
         {
             CryptographicOperations.ZeroMemory(scratch.AsSpan(0, scratchLength));
         }
+    }
+
+    /// <summary>The checks before any cryptography: header, SPI, replay window, length and alignment.</summary>
+    private WireError CheckInbound(ReadOnlySpan<byte> esp, out uint sequence)
+    {
+        sequence = 0;
+        if (esp.Length < EspSuites.HeaderLength)
+        {
+            return new WireError(WireErrorKind.Truncated, esp.Length, "ESP header is 8 octets");
+        }
+
+        uint spi = BinaryPrimitives.ReadUInt32BigEndian(esp[SpiOffset..]);
+        sequence = BinaryPrimitives.ReadUInt32BigEndian(esp[SequenceOffset..]);
+        if (spi != Spi)
+        {
+            return new WireError(WireErrorKind.UnknownSpi, SpiOffset, "SPI of another SA");
+        }
+
+        int minimum = EspSuites.HeaderLength + IvLength + Alignment + EspSuites.IcvLength;
+        int ciphertextOffset = EspSuites.HeaderLength + IvLength;
+        int ciphertextLength = esp.Length - ciphertextOffset - EspSuites.IcvLength;
+
+        ThrowIfDisposed();
+
+        // RFC 4303 section 3.4.3: the replay check precedes the (costly) integrity check.
+        if (!Window.IsAcceptable(sequence))
+        {
+            return new WireError(WireErrorKind.Replay, SequenceOffset, "sequence number replayed or left of window");
+        }
+
+        if (esp.Length < minimum)
+        {
+            return new WireError(WireErrorKind.Truncated, esp.Length, "shorter than header, IV, one block and ICV");
+        }
+
+        if (ciphertextLength % Alignment != 0)
+        {
+            return new WireError(WireErrorKind.BadLength, ciphertextOffset, "ciphertext not aligned for the suite");
+        }
+
+        return WireError.None;
+    }
+
+    /// <summary>
+    /// Verifies the ICV (GCM tag, or HMAC before any decryption) and decrypts into
+    /// <paramref name="scratch"/>; the plaintext starts at <paramref name="plaintextOffset"/> there.
+    /// </summary>
+    private WireError Authenticate(ReadOnlySpan<byte> esp, int ciphertextLength, byte[] scratch, out int plaintextOffset)
+    {
+        int icvOffset = esp.Length - EspSuites.IcvLength;
+        if (Suite == EspSuite.AesGcm256)
+        {
+            plaintextOffset = 0;
+            return OpenGcm(esp, ciphertextLength, scratch)
+                ? WireError.None
+                : new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "GCM tag does not verify");
+        }
+
+        plaintextOffset = AesBlock;
+        return OpenCbc(esp, ciphertextLength, scratch)
+            ? WireError.None
+            : new WireError(WireErrorKind.AuthenticationFailed, icvOffset, "HMAC-SHA-256-128 does not verify");
     }
 
     // RFC 4303 section 2.4: padding octets are 1, 2, 3, ...; a receiver should check them. The

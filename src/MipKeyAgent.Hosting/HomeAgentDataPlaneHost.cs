@@ -83,7 +83,7 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
             return;
         }
 
-        Count(_openedByGeneration, result.Generation.Value);
+        PacketFeed.Count(_openedByGeneration, result.Generation.Value);
         var action = _plane.FromTunnel(result, inner, _output);
         switch (action.Verdict)
         {
@@ -98,31 +98,8 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
     }
 
     /// <summary>Pumps intercepted packets from the home link onto the loop until cancelled.</summary>
-    internal async Task RunAsync(CancellationToken cancellationToken)
-    {
-        var buffer = new byte[65_535 + 40];
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                int length = await _proxy.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
-                if (length == 0)
-                {
-                    return;
-                }
-
-                var packet = buffer.AsSpan(0, length).ToArray();
-                _loop?.Post(() => FromHomeLink(packet));
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            AgentLog.TransportFailed(_logger, _proxy.Name, e);
-        }
-    }
+    internal Task RunAsync(CancellationToken cancellationToken) =>
+        PacketFeed.RunAsync(_proxy.Name, _proxy.ReceiveAsync, packet => _loop?.Post(() => FromHomeLink(packet)), _logger, cancellationToken);
 
     private void FromHomeLink(byte[] packet)
     {
@@ -149,12 +126,9 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
         var destination = Ipv6Address.Read(inner.Slice(DestinationOffset, Ipv6Address.Length));
         if (_engine?.GetNode(destination) is { } view)
         {
-            Count(_tunnelledByGeneration, view.Transmit.Value);
+            PacketFeed.Count(_tunnelledByGeneration, view.Transmit.Value);
         }
     }
-
-    private static void Count(SortedDictionary<uint, long> counters, uint generation) =>
-        counters[generation] = counters.GetValueOrDefault(generation) + 1;
 
     /// <summary>Counters for the status endpoint (call on the loop): plane verdicts, drops, proxy, data per generation.</summary>
     internal void AddCounters(IDictionary<string, long> counters)

@@ -88,36 +88,9 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
     }
 
     /// <summary>Pumps packets the node's stack wrote to the tun onto the loop until cancelled.</summary>
-    internal async Task RunAsync(CancellationToken cancellationToken)
-    {
-        if (_tun is null)
-        {
-            return;
-        }
-
-        var buffer = new byte[65_535 + 40];
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                int length = await _tun.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
-                if (length == 0)
-                {
-                    return;
-                }
-
-                var packet = buffer.AsSpan(0, length).ToArray();
-                _loop?.Post(() => FromTun(packet));
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            AgentLog.TransportFailed(_logger, _tun.Name, e);
-        }
-    }
+    internal Task RunAsync(CancellationToken cancellationToken) => _tun is null
+        ? Task.CompletedTask
+        : PacketFeed.RunAsync(_tun.Name, _tun.ReceiveAsync, packet => _loop?.Post(() => FromTun(packet)), _logger, cancellationToken);
 
     /// <summary>Tunnelled data the engine opened: written to the tun when it is for the home address.</summary>
     internal void FromTunnel(in ReceiveResult result, ReadOnlySpan<byte> inner)
@@ -127,7 +100,7 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
             return;
         }
 
-        Count(_openedByGeneration, result.Generation.Value);
+        PacketFeed.Count(_openedByGeneration, result.Generation.Value);
         var action = _plane.FromTunnel(result, inner);
         if (action.Verdict == DataPlaneVerdict.Deliver)
         {
@@ -146,7 +119,7 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
         switch (action.Verdict)
         {
             case DataPlaneVerdict.Tunnel:
-                Count(_sealedByGeneration, _engine.View.Transmit.Value);
+                PacketFeed.Count(_sealedByGeneration, _engine.View.Transmit.Value);
                 _loop.Send(_output.AsSpan(0, action.Length));
                 break;
             case DataPlaneVerdict.PacketTooBig:
@@ -167,9 +140,6 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
             AgentLog.SendFailed(_logger, _tun!.Name, e);
         }
     }
-
-    private static void Count(SortedDictionary<uint, long> counters, uint generation) =>
-        counters[generation] = counters.GetValueOrDefault(generation) + 1;
 
     /// <summary>Counters for the status endpoint (call on the loop).</summary>
     internal void AddCounters(IDictionary<string, long> counters)

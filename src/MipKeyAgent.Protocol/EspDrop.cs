@@ -1,3 +1,6 @@
+using MipKeyAgent.Esp;
+using MipKeyAgent.Wire;
+
 namespace MipKeyAgent.Protocol;
 
 /// <summary>Maps ESP open failures to drop reasons (PROTOCOL.md section 2: dropped, counted, never answered).</summary>
@@ -10,4 +13,24 @@ internal static class EspDrop
         MipKeyAgent.Wire.WireErrorKind.UnknownSpi => DropReason.UnknownSpi,
         _ => DropReason.Malformed,
     };
+
+    /// <summary>
+    /// The first checks of a received datagram, the same for both engines: an unfragmented IPv6
+    /// datagram whose upper layer is ESP with a readable SPI. <see cref="DropReason.None"/> when it is one.
+    /// </summary>
+    public static DropReason Peek(ReadOnlySpan<byte> datagram, out Ipv6Datagram parsed, out ReadOnlySpan<byte> esp, out uint spi)
+    {
+        esp = default;
+        spi = 0;
+        if (!Ipv6Datagram.TryParse(datagram, out parsed).IsOk)
+        {
+            return DropReason.Malformed;
+        }
+        if (parsed.IsFragment || parsed.UpperProtocol != IpProtocol.Esp)
+        {
+            return DropReason.NotHandled;
+        }
+        esp = parsed.GetUpper(datagram);
+        return SecurityAssociation.TryPeekSpi(esp, out spi, out _).IsOk ? DropReason.None : DropReason.Malformed;
+    }
 }

@@ -1,7 +1,7 @@
 namespace MipKeyAgent.Protocol;
 
 /// <summary>Binding Update sequence numbers compare modulo 2^16 (RFC 6275 section 9.5.1).</summary>
-public static class SequenceNumber
+internal static class SequenceNumber
 {
     /// <summary>
     /// True when <paramref name="candidate"/> is newer than <paramref name="last"/>: it lies in the

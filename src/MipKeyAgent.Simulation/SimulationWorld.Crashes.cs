@@ -1,8 +1,6 @@
-using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Simulation;
 

@@ -290,19 +290,8 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
     private static Task<(int ExitCode, string Output)> Exec(string ns, TimeSpan timeout, params string[] command) =>
         Shell.RunAsync("ip", ["netns", "exec", ns, .. command], timeout, check: false);
 
-    private async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}; logs:\n{_logs}");
-            }
-
-            await Task.Delay(100);
-        }
-    }
+    private Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string what) =>
+        LabScratch.WaitAsync(condition, timeout, () => $"{what}; logs:\n{_logs}");
 
     /// <summary>GET /status on an agent's Unix socket; null while it does not answer.</summary>
     private static async Task<JsonElement?> StatusAsync(string socketPath)

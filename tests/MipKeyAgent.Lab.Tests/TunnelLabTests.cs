@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol.DataPlane;
 
 namespace MipKeyAgent.Lab.Tests;
@@ -19,7 +19,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
     [Fact]
     public async Task Ping_CorrespondentToHomeAddressAndBack_NoLossAcrossRekeys()
     {
-        var start = lab.Node.Engine.View.Newest;
+        uint start = TunnelTopology.Newest(await lab.Node.GetStatusAsync());
         using var rekeys = new CancellationTokenSource();
         var rekeying = RekeyEveryAsync(TimeSpan.FromMilliseconds(400), rekeys.Token);
 
@@ -38,8 +38,9 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         Assert.InRange(Received(down), 59, 60);
         Assert.InRange(Received(up), 59, 60);
         Assert.True(rekeyCount >= 4, $"only {rekeyCount} rekeys ran");
-        Assert.True(lab.Node.Engine.View.Newest.Value >= start.Value + 4, $"generation {lab.Node.Engine.View.Newest} after starting at {start}");
-        AssertHealthy();
+        uint newest = TunnelTopology.Newest(await lab.Node.GetStatusAsync());
+        Assert.True(newest >= start + 4, $"generation {newest} after starting at {start}");
+        await AssertHealthyAsync();
     }
 
     // 4 MiB with a rekey every 100 ms: an idle CI machine moved 1 MiB through the tunnel in
@@ -57,7 +58,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         var (_, client) = await lab.ExecAsync(lab.NodeNs, Timeout, Shell.Python, Script("tcp_echo.py"), "client",
             TunnelTopology.Correspondent.ToString(), "5001", TransferLength);
         var match = ClientLine().Match(client);
-        Assert.True(match.Success, $"client: {client} home agent: {lab.HomeAgent.Plane.Counters} node: {lab.Node.Plane.Counters}");
+        Assert.True(match.Success, $"client: {client} home agent: {await CountersAsync(lab.HomeAgent.GetStatusAsync())} node: {await CountersAsync(lab.Node.GetStatusAsync())}");
         var (_, served) = await server;
         await rekeys.CancelAsync();
         int rekeyCount = await rekeying;
@@ -66,7 +67,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         Assert.Equal(TransferLength, match.Groups["count"].Value);
         Assert.Contains($"server sha256 {match.Groups["sent"].Value} {TransferLength}", served);
         Assert.True(rekeyCount >= 1, "no rekey happened during the transfer");
-        AssertHealthy();
+        await AssertHealthyAsync();
     }
 
     [Fact]
@@ -77,7 +78,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
             TunnelTopology.HomeAddress.ToString(), "1", "0", "1452", "dontfrag");
 
         Assert.Contains($"packet-too-big {TunnelMtu.MaxInnerLength(Esp.EspSuite.AesGcm256, 1500)}", first);
-        Assert.True(lab.HomeAgent.Plane.Counters.PacketTooBigSent >= 1);
+        Assert.True((await lab.HomeAgent.GetStatusAsync()).Counters["dp_packet_too_big"] >= 1);
 
         // The correspondent's kernel learned the path MTU and now fragments to fit: the echo gets through.
         var (_, second) = await lab.ExecAsync(lab.CorrespondentNs, Timeout, Shell.Python, Script("pinger.py"),
@@ -85,7 +86,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         Assert.Contains("sent 3 received 3", second);
         var (_, route) = await lab.ExecAsync(lab.CorrespondentNs, Timeout, "ip", "-6", "route", "get", TunnelTopology.HomeAddress.ToString());
         Assert.Contains("mtu 1426", route);
-        AssertHealthy();
+        await AssertHealthyAsync();
     }
 
     [Fact]
@@ -94,7 +95,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         var output = Shell.Run("ip", "-n", lab.NodeNs, "link", "show", lab.TunName);
 
         Assert.Contains("mtu 1426", output);
-        Assert.Equal(1426, lab.Node.Plane.TunnelMtu);
+        Assert.Equal(1426, lab.TunnelMtu);
     }
 
     private async Task<int> RekeyEveryAsync(TimeSpan interval, CancellationToken cancellationToken)
@@ -109,11 +110,11 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
                 // Alternate the node's request (KEY-UPDATE-REQ) and the home agent's timer path (flag + BRR).
                 if (count % 2 == 0)
                 {
-                    lab.Node.Run(lab.Node.Engine.RequestUpdate);
+                    await lab.Node.RequestUpdateAsync();
                 }
                 else
                 {
-                    lab.HomeAgent.Run(() => lab.HomeAgent.Engine.RequestRekey(TunnelTopology.HomeAddress));
+                    await lab.HomeAgent.RequestRekeyAsync(TunnelTopology.HomeAddress);
                 }
 
                 count++;
@@ -133,15 +134,21 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         return int.Parse(match.Groups["received"].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private void AssertHealthy()
+    private async Task AssertHealthyAsync()
     {
-        Assert.Empty(lab.HomeAgent.Failures);
-        Assert.Empty(lab.Node.Failures);
-        lab.HomeAgent.Run(() => Assert.Equal(0, lab.HomeAgent.Engine.Counters.DroppedTotal));
-        lab.Node.Run(() => Assert.Equal(0, lab.Node.Engine.Counters.DroppedTotal));
-        Assert.Equal(0, lab.HomeAgent.Plane.Counters.Dropped(DataPlaneDrop.InnerSourceMismatch));
-        Assert.Equal(0, lab.HomeAgent.Plane.Counters.Dropped(DataPlaneDrop.SealFailed));
+        lab.AssertRunning();
+        var homeAgent = (await lab.HomeAgent.GetStatusAsync()).Counters;
+        Assert.Equal(0, homeAgent["dropped"]);
+        Assert.Equal(0, (await lab.Node.GetStatusAsync()).Counters["dropped"]);
+        Assert.Equal(0, homeAgent[DropCounter(DataPlaneDrop.InnerSourceMismatch)]);
+        Assert.Equal(0, homeAgent[DropCounter(DataPlaneDrop.SealFailed)]);
     }
+
+    private static string DropCounter(DataPlaneDrop reason) => "dp_dropped_" + StatusSnapshot.SnakeCase(reason.ToString());
+
+    /// <summary>The data plane's counters of a status snapshot, for a failure message.</summary>
+    private static async Task<string> CountersAsync(Task<AgentStatus> status) =>
+        string.Join(' ', (await status).Counters.Where(c => c.Key.StartsWith("dp_", StringComparison.Ordinal)).Select(c => $"{c.Key}={c.Value}"));
 
     [GeneratedRegex(@"client sent (?<sent>[0-9a-f]{64}) received (?<received>[0-9a-f]{64}) (?<count>\d+)")]
     private static partial Regex ClientLine();

@@ -140,6 +140,14 @@ internal sealed class Testbed : IDisposable
         },
         Clock, Driver, node.Store, new SeededKeySource(Settings.Seed + 99), Events.Add, Settings.KeyResolver?.Invoke(node.Provisioning));
 
+    /// <summary>A bed whose nodes have started and registered (<see cref="Start"/>).</summary>
+    public static Testbed Started(TestbedSettings? settings = null)
+    {
+        var bed = new Testbed(settings);
+        bed.Start();
+        return bed;
+    }
+
     /// <summary>Starts every node and delivers until the link is quiet.</summary>
     public void Start()
     {
@@ -185,6 +193,13 @@ internal sealed class Testbed : IDisposable
 
     /// <summary>Runs the host loop: deliver, advance the clock to the next deadline, tick everyone; until <paramref name="duration"/> passed.</summary>
     public void Run(TimeSpan duration) => Driver.Run(duration);
+
+    /// <summary>The first node asks for a new generation (KEY-UPDATE-REQ) and the link runs until quiet.</summary>
+    public void Update()
+    {
+        Node.Engine.RequestUpdate();
+        Driver.Pump();
+    }
 
     /// <summary>A small inner IPv6 packet (HoA to a correspondent), unique per call.</summary>
     public byte[] InnerPacket(TestNode node)

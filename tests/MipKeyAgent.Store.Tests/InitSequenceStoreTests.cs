@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Wire;
 
@@ -82,23 +81,9 @@ public sealed class InitSequenceStoreTests : IDisposable
         Assert.Contains($"bindings(home_address={home})", error.Message, StringComparison.Ordinal);
     }
 
-    private void Execute(string sql)
-    {
-        using var connection = new SqliteConnection($"Data Source={_directory.DatabasePath};Pooling=False");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
+    private void Execute(string sql) => _directory.Execute(sql);
 
-    private object? Scalar(string sql)
-    {
-        using var connection = new SqliteConnection($"Data Source={_directory.DatabasePath};Pooling=False");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return command.ExecuteScalar();
-    }
+    private object? Scalar(string sql) => _directory.Scalar(sql);
 
     public void Dispose() => _directory.Dispose();
 }

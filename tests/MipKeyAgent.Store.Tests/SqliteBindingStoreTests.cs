@@ -17,14 +17,7 @@ public sealed class SqliteBindingStoreTests : BindingStoreContract<SqliteBinding
 
     protected override void DropPreloaded(SqliteBindingStore store) => store.DropPreloaded();
 
-    protected override void Sql(string sql)
-    {
-        using var connection = new SqliteConnection($"Data Source={_directory.DatabasePath};Pooling=False");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
+    protected override void Sql(string sql) => _directory.Execute(sql);
 
     internal static byte[] Secret(byte seed)
     {

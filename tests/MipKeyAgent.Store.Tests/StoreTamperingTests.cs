@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;
@@ -21,14 +20,7 @@ public sealed class StoreTamperingTests : IDisposable
         store.SaveInitializationSequenceReserved(Home, 4096);
     }
 
-    private void Sql(string sql)
-    {
-        using var connection = new SqliteConnection($"Data Source={_directory.DatabasePath};Pooling=False");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
+    private void Sql(string sql) => _directory.Execute(sql);
 
     private BindingStoreException OpenFails() => Assert.Throws<BindingStoreException>(() => _directory.Open().Dispose());
 

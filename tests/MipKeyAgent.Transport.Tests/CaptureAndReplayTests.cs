@@ -11,7 +11,7 @@ public sealed class CaptureAndReplayTests
     private static readonly Ipv6Address HomeAgent = Ipv6Address.Parse("2001:db8:1::1");
     private static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("2001:db8:1::100");
     private static readonly Ipv6Address CareOf = Ipv6Address.Parse("2001:db8:2::100");
-    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestTime.Start;
 
     [Fact]
     public async Task Capturing_SendAndReceive_RecordsBothWithInjectedTimestamps()

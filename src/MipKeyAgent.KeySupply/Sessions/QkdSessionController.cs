@@ -1,5 +1,4 @@
 using System.Net;
-using MipKeyAgent.KeySupply.Etsi014;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Wire;
 

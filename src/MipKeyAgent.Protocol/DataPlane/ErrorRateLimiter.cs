@@ -5,7 +5,7 @@ namespace MipKeyAgent.Protocol.DataPlane;
 /// token bucket (section 2.4 (f) names it as a suitable method): <see cref="Burst"/> errors at
 /// once, then <see cref="PerSecond"/> a second. Time comes from the injected provider.
 /// </summary>
-public sealed class ErrorRateLimiter
+internal sealed class ErrorRateLimiter
 {
     private readonly TimeProvider _time;
     private TokenBucket _bucket;

@@ -210,19 +210,10 @@ public sealed partial class HomeAgentEngine : IDisposable
     public ReceiveResult Receive(ReadOnlySpan<byte> datagram, Span<byte> innerDestination)
     {
         Counters.Received++;
-        var error = Ipv6Datagram.TryParse(datagram, out var parsed);
-        if (!error.IsOk)
+        var drop = EspDrop.Peek(datagram, out var parsed, out var esp, out uint spi);
+        if (drop != DropReason.None)
         {
-            return Dropped(DropReason.Malformed);
-        }
-        if (parsed.IsFragment || parsed.UpperProtocol != IpProtocol.Esp)
-        {
-            return Dropped(DropReason.NotHandled);
-        }
-        var esp = parsed.GetUpper(datagram);
-        if (!SecurityAssociation.TryPeekSpi(esp, out uint spi, out _).IsOk)
-        {
-            return Dropped(DropReason.Malformed);
+            return Dropped(drop);
         }
         if (!_spis.TryGet(spi, out var entry) || entry.Direction != KeyDirection.MnToHa)
         {

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.HomeAgent;
 

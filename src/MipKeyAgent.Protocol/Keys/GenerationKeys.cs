@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Keys;
 

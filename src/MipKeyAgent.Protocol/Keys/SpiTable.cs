@@ -1,5 +1,4 @@
 using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Keys;
 

@@ -15,18 +15,10 @@ public sealed partial class MobileNodeEngine
     public ReceiveResult Receive(ReadOnlySpan<byte> datagram, Span<byte> innerDestination)
     {
         Counters.Received++;
-        if (!Ipv6Datagram.TryParse(datagram, out var parsed).IsOk)
+        var drop = EspDrop.Peek(datagram, out var parsed, out var esp, out uint spi);
+        if (drop != DropReason.None)
         {
-            return Dropped(DropReason.Malformed);
-        }
-        if (parsed.IsFragment || parsed.UpperProtocol != IpProtocol.Esp)
-        {
-            return Dropped(DropReason.NotHandled);
-        }
-        var esp = parsed.GetUpper(datagram);
-        if (!SecurityAssociation.TryPeekSpi(esp, out uint spi, out _).IsOk)
-        {
-            return Dropped(DropReason.Malformed);
+            return Dropped(drop);
         }
         if (!_spis.TryGet(spi, out var entry) || entry.Direction != KeyDirection.HaToMn)
         {

@@ -1,14 +1,11 @@
 using System.Globalization;
 using System.Text;
 using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
-using MipKeyAgent.Transport;
 
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>What <see cref="BenchRunner"/> runs.</summary>
-public sealed record BenchOptions
+internal sealed record BenchOptions
 {
     /// <summary>ESP suites of the floor/engine comparison.</summary>
     public IReadOnlyList<EspSuite> Suites { get; init; } = [EspSuite.AesGcm256, EspSuite.AesCbc128HmacSha256];
@@ -33,7 +30,7 @@ public sealed record BenchOptions
 /// <see cref="GC.GetAllocatedBytesForCurrentThread"/>): no BenchmarkDotNet at run time, so the
 /// product binary can carry it. The BenchmarkDotNet suite in bench/ measures the same rigs.
 /// </summary>
-public static class BenchRunner
+internal static class BenchRunner
 {
     public static string Run(BenchOptions options, TextWriter output)
     {

@@ -1,7 +1,5 @@
 using MipKeyAgent.Protocol;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>
@@ -9,7 +7,7 @@ namespace MipKeyAgent.Tools.Bench;
 /// reuse their buffers), so a benchmark can hand it to the peer engine without a queue, a task
 /// or an allocation.
 /// </summary>
-public sealed class CapturingSink : IDatagramSink
+internal sealed class CapturingSink : IDatagramSink
 {
     private readonly byte[] _buffer = new byte[ushort.MaxValue + 40];
 

@@ -2,8 +2,6 @@ using System.Security.Cryptography;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>
@@ -20,7 +18,7 @@ namespace MipKeyAgent.Tools.Bench;
 /// Cipher key schedules (constructing the SAs of a new generation) are deliberately not part of
 /// the floor: they are a cost of the engine's SA representation, measured as the gap.
 /// </summary>
-public sealed class CryptoFloor : IDisposable
+internal sealed class CryptoFloor : IDisposable
 {
     private readonly SecurityAssociation _buSeal;
     private readonly SecurityAssociation _buOpen;

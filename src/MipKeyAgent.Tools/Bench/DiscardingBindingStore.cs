@@ -1,15 +1,13 @@
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>
 /// A binding store that keeps nothing: the scale benchmark measures what the engine itself holds
 /// per binding (a durable store keeps its copy on disk, not in the engine's heap).
 /// </summary>
-public sealed class DiscardingBindingStore : IBindingStore
+internal sealed class DiscardingBindingStore : IBindingStore
 {
     public BindingRecord? Load(Ipv6Address homeAddress) => null;
 

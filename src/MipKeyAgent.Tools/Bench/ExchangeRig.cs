@@ -6,8 +6,6 @@ using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>
@@ -16,7 +14,7 @@ namespace MipKeyAgent.Tools.Bench;
 /// queue, no task, no clock movement. After construction the init exchange and one plain
 /// exchange have run, so N is confirmed on the HA and both sides are in the steady state.
 /// </summary>
-public sealed class ExchangeRig : IDisposable
+internal sealed class ExchangeRig : IDisposable
 {
     public static readonly Ipv6Address HomeAgentAddress = Ipv6Address.Parse("2001:db8:1::1");
     public static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("2001:db8:2::1");

@@ -1,16 +1,13 @@
 using System.Diagnostics;
 using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Wire;
-
 using MipKeyAgent.Transport;
 
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>The load generator's I/O: BUs collected into one sendmmsg per batch, BAs received in
 /// recvmmsg batches and handed to the engine of the care-of address they are sent to.</summary>
-public sealed partial class LoadGenerator
+internal sealed partial class LoadGenerator
 {
     // From here the driver thread's sends are collected and go out with FlushBatch (one sendmmsg).
     private void BeginBatching()

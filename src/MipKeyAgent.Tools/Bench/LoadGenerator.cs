@@ -19,7 +19,7 @@ namespace MipKeyAgent.Tools.Bench;
 /// <see cref="LoadGeneratorOptions.RekeyInterval"/>, a plain BU otherwise. Latency is from just
 /// before the engine builds the BU to the BA's arrival from the socket (before the engine opens it).
 /// </summary>
-public sealed partial class LoadGenerator : IDatagramSink, IAsyncDisposable
+internal sealed partial class LoadGenerator : IDatagramSink, IAsyncDisposable
 {
     private const int MaxDatagram = 65_535 + 40;
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(50);

@@ -1,15 +1,10 @@
 using System.Diagnostics;
-using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Wire;
-
-using MipKeyAgent.Transport;
 
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>How the simulated mobile nodes of a <see cref="LoadGenerator"/> behave.</summary>
-public sealed record LoadGeneratorOptions
+internal sealed record LoadGeneratorOptions
 {
     public required Ipv6Address HomeAgentAddress { get; init; }
 
@@ -21,7 +16,7 @@ public sealed record LoadGeneratorOptions
 }
 
 /// <summary>BU-to-BA latencies of one phase, in microseconds.</summary>
-public sealed record LatencySummary(long Samples, double P50, double P90, double P99, double Max)
+internal sealed record LatencySummary(long Samples, double P50, double P90, double P99, double Max)
 {
     public static LatencySummary From(List<long> ticks)
     {
@@ -38,7 +33,7 @@ public sealed record LatencySummary(long Samples, double P50, double P90, double
 }
 
 /// <summary>What one phase of a <see cref="LoadGenerator"/> did.</summary>
-public sealed record LoadPhaseResult(
+internal sealed record LoadPhaseResult(
     string Phase,
     double Seconds,
     long Sent,

@@ -1,14 +1,12 @@
 using System.Diagnostics;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>
 /// One timed operation: thread CPU time per call (<see cref="NanosecondsPerOp"/>), wall time per
 /// call, and heap bytes allocated per call (this thread).
 /// </summary>
-public readonly record struct Measurement(string Name, double NanosecondsPerOp, double WallNanosecondsPerOp, double AllocatedBytesPerOp,
+internal readonly record struct Measurement(string Name, double NanosecondsPerOp, double WallNanosecondsPerOp, double AllocatedBytesPerOp,
     long Operations)
 {
     public double OpsPerSecond => 1e9 / NanosecondsPerOp;

@@ -7,12 +7,10 @@ using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>What <see cref="ScaleRig.Run"/> measured for one binding count.</summary>
-public sealed record ScaleResult(
+internal sealed record ScaleResult(
     int Bindings,
     double ManagedBytesPerBinding,
     double WorkingSetBytesPerBinding,
@@ -31,7 +29,7 @@ public sealed record ScaleResult(
 /// (<see cref="HomeAgentEngine.NextDeadline"/> + <see cref="HomeAgentEngine.Tick"/>), and the
 /// cost per timer when about a thousand binding expiries come due at once.
 /// </summary>
-public sealed class ScaleRig : IDisposable
+internal sealed class ScaleRig : IDisposable
 {
     private static readonly UInt128 HomePrefix = Ipv6Address.Parse("2001:db8:2::").Value;
     private static readonly TimeSpan Spacing = TimeSpan.FromTicks(1000); // 100 us between inits: 1M nodes fit in 100 s < 420 s lifetime

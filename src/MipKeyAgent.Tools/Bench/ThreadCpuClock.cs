@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
-using MipKeyAgent.Transport;
-
 namespace MipKeyAgent.Tools.Bench;
 
 /// <summary>
@@ -10,7 +8,7 @@ namespace MipKeyAgent.Tools.Bench;
 /// On a machine shared with other work, wall time measures the scheduler as much as the code;
 /// thread CPU time does not. Falls back to the wall clock where the call is unavailable.
 /// </summary>
-public static partial class ThreadCpuClock
+internal static partial class ThreadCpuClock
 {
     private const int ClockThreadCpuTimeId = 3;
 

@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Protocol;
-
 namespace MipKeyAgent.Tools.Fuzzing;
 
 /// <summary>

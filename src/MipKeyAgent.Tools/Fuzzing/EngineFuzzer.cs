@@ -11,7 +11,7 @@ namespace MipKeyAgent.Tools.Fuzzing;
 /// <param name="Exception">The exception's type and message, when it threw.</param>
 /// <param name="StateChanged">The input changed state although it was not valid and new (or, re-sealed, although it was dropped).</param>
 /// <param name="Invariant">Re-sealed and accepted: the engine invariant it broke (<see cref="EngineInvariants"/>).</param>
-public sealed record FuzzCaseResult(ReceiveResult? Result, string? Exception, bool StateChanged, string? Invariant = null)
+internal sealed record FuzzCaseResult(ReceiveResult? Result, string? Exception, bool StateChanged, string? Invariant = null)
 {
     public bool Passed => Exception is null && !StateChanged && Invariant is null;
 }
@@ -22,7 +22,7 @@ internal sealed record FuzzCase(FuzzTarget Target, byte[] Datagram, bool Reseale
 
 /// <summary>The fuzzer's mutation classes (<c>mipkey fuzz --class</c>).</summary>
 [Flags]
-public enum FuzzClasses
+internal enum FuzzClasses
 {
     /// <summary>Whole recorded datagrams mutated (headers, ESP, ciphertext): exercises everything before and at the ICV check.</summary>
     Mutate = 1,
@@ -51,7 +51,7 @@ public enum FuzzClasses
 /// generation number or SPI naming a second secret, binding view, key ring and SPI table consistent).</para>
 /// The `mipkey fuzz` verb calls <see cref="Run"/>.
 /// </summary>
-public static class EngineFuzzer
+internal static class EngineFuzzer
 {
     internal const string CaseHeader = "# mipkey fuzz case v1";
 

@@ -2,8 +2,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using MipKeyAgent.Protocol.Keys;
 
-using MipKeyAgent.Protocol;
-
 namespace MipKeyAgent.Tools.Fuzzing;
 
 /// <summary>

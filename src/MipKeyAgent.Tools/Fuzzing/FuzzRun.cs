@@ -13,7 +13,7 @@ namespace MipKeyAgent.Tools.Fuzzing;
 /// <param name="StateChanges">Inputs that broke a state check: an invalid or replayed input that changed state, a dropped
 /// re-sealed input that changed more than its window, an accepted re-sealed input that broke an engine invariant (each is a bug).</param>
 /// <param name="Failures">One line per failure; with a crash directory, the file each was saved to.</param>
-public sealed record FuzzRun(
+internal sealed record FuzzRun(
     int Inputs,
     int Accepted,
     IReadOnlyDictionary<DropReason, int> Dropped,
@@ -59,7 +59,7 @@ public sealed record FuzzRun(
 /// <param name="ToHomeAgent">Of those, fed to the HA (the rest to the MN).</param>
 /// <param name="Accepted">Accepted inputs by outcome (Control, Data, SequenceOutOfWindow).</param>
 /// <param name="Dropped">Dropped inputs by reason.</param>
-public sealed record FuzzClassStats(
+internal sealed record FuzzClassStats(
     string Name,
     int Inputs,
     int ToHomeAgent,

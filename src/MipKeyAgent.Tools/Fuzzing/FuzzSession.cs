@@ -10,7 +10,7 @@ using MipKeyAgent.Simulation;
 namespace MipKeyAgent.Tools.Fuzzing;
 
 /// <summary>Which engine a fuzz input is fed to.</summary>
-public enum FuzzTarget : byte
+internal enum FuzzTarget : byte
 {
     HomeAgent,
     MobileNode,

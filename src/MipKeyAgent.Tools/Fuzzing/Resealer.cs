@@ -3,8 +3,6 @@ using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
 
-using MipKeyAgent.Protocol;
-
 namespace MipKeyAgent.Tools.Fuzzing;
 
 /// <summary>A decrypted control datagram of the recorded exchange.</summary>

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace MipKeyAgent.Tools.Lab;
 
 /// <summary>Runs one lab command (iproute2, sysctl) to its end and fails loudly with its output.</summary>
-public static class LabProcess
+internal static class LabProcess
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 

@@ -2,12 +2,13 @@ using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
+using MipKeyAgent.TestSupport;
 
 namespace MipKeyAgent.Protocol.Tests.HomeAgent;
 
 public sealed class NodeDeadlinesTests
 {
-    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestTime.Start;
 
     private static List<HomeAgentNode> Nodes(int count, SpiTable table)
     {

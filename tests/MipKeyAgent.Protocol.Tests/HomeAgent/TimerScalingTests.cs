@@ -12,7 +12,7 @@ namespace MipKeyAgent.Protocol.Tests.HomeAgent;
 /// </summary>
 public sealed class TimerScalingTests
 {
-    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestTime.Start;
 
     private sealed class NullSink : IDatagramSink
     {

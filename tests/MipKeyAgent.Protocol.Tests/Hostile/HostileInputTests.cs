@@ -26,12 +26,10 @@ public sealed class HostileInputTests
 
     private static Testbed Rekeyed(int updates, int nodes = 1)
     {
-        var bed = new Testbed(new TestbedSettings { Nodes = nodes });
-        bed.Start();
+        var bed = Testbed.Started(new TestbedSettings { Nodes = nodes });
         for (int i = 0; i < updates; i++)
         {
-            bed.Node.Engine.RequestUpdate();
-            bed.Driver.Pump();
+            bed.Update();
             bed.AssertDataFlows();
         }
         return bed;
@@ -53,16 +51,13 @@ public sealed class HostileInputTests
     [Fact]
     public void ReplayedBindingUpdate_OlderGenerationDropped_UnknownSpiDropNoAnswer()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         bed.AssertDataFlows();
         var underG1 = LastBindingUpdate(bed); // the update request, sent under g1
         for (int i = 0; i < 2; i++)
         {
-            bed.Node.Engine.RequestUpdate();
-            bed.Driver.Pump();
+            bed.Update();
             bed.AssertDataFlows();
         }
         Assert.Equal(new Generation(4), bed.HomeAgentView().Newest);
@@ -79,8 +74,7 @@ public sealed class HostileInputTests
     {
         using var bed = Rekeyed(1);
         var underG1 = LastBindingUpdate(bed);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         bed.AssertDataFlows();
         // g1 is N-1 now; a replayed BU under it must not trigger rule 3.
         Assert.Equal(new Generation(2), bed.HomeAgentView().Previous);
@@ -97,8 +91,7 @@ public sealed class HostileInputTests
     [Fact]
     public void BindingUpdate_OfAnotherNodeReplayedUnderItsOwnSa_ReplayDropBothNodesUnchanged()
     {
-        using var bed = new Testbed(new TestbedSettings { Nodes = 2 });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { Nodes = 2 });
         var fromSecond = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress
             && bed.HomeAgent.Spis.TryGet(BinaryPrimitives.ReadUInt32BigEndian(d.AsSpan(EspOffsetInBindingUpdate)), out var e)
             && e.Ring.HomeAddress == bed.Nodes[1].HomeAddress);
@@ -285,8 +278,7 @@ public sealed class HostileInputTests
     [Fact]
     public void ReplayedInitFlood_FromNodesCareOfAndElsewhere_AllCountedAsReplay()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var init = FirstBindingUpdate(bed);
         var before = HomeAgentSnapshot.Take(bed);
         int burst = new HomeAgentOptions { Address = Testbed.HomeAgentAddress }.InitRateLimit!.Burst;
@@ -303,8 +295,7 @@ public sealed class HostileInputTests
     [Fact]
     public void JunkFloodAtIkSpi_FromNodesCareOf_ValidInitAnsweredAtOnce()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var init = FirstBindingUpdate(bed);
         Assert.Equal(bed.Node.CareOf, Ipv6Address.Read(init.AsSpan(8, 16)));
         int burst = new HomeAgentOptions { Address = Testbed.HomeAgentAddress }.InitRateLimit!.Burst;
@@ -340,8 +331,7 @@ public sealed class HostileInputTests
     [Fact]
     public void InitLoop_NodeItself_RateLimitedAfterBurstThenRefilled()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         int burst = new HomeAgentOptions { Address = Testbed.HomeAgentAddress }.InitRateLimit!.Burst;
 
         // A node restarting its keys in a loop (authenticated inits, each a fresh epoch) spends its

@@ -54,17 +54,14 @@ public sealed class KeyHygieneTests
     [Fact]
     public void Rekey_DroppedGeneration_SecretAndDerivedKeysZeroedOnBothSides()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         bed.AssertDataFlows();
         var haG1 = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Find(new Generation(1))!;
         var mnG1 = bed.Node.Engine.KeyRing.Find(new Generation(1))!;
         Assert.False(haG1.SecretIsZeroed());
 
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         bed.AssertDataFlows();
 
         Assert.Null(bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Find(new Generation(1)));
@@ -75,10 +72,8 @@ public sealed class KeyHygieneTests
     [Fact]
     public void Reinitialize_BothDynamicGenerationsDropped_AllZeroed()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         var held = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.All().Where(k => !k.Generation.IsInitialization).ToList();
         Assert.Equal(2, held.Count);
 
@@ -91,8 +86,7 @@ public sealed class KeyHygieneTests
     [Fact]
     public void Deregistration_DynamicGenerationsDropped_Zeroed()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var g1 = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
 
         bed.Node.Engine.Deregister();
@@ -104,8 +98,7 @@ public sealed class KeyHygieneTests
     [Fact]
     public void EngineDispose_InitializationKeyAndKek_Zeroed()
     {
-        var bed = new Testbed();
-        bed.Start();
+        var bed = Testbed.Started();
         var haRing = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;
         var nodes = (System.Collections.IDictionary)typeof(HomeAgentEngine).GetField("_nodes", BindingFlags.NonPublic | BindingFlags.Instance)!
             .GetValue(bed.HomeAgent)!;
@@ -124,10 +117,8 @@ public sealed class KeyHygieneTests
     [Fact]
     public void RestoreFromStore_LoadedRecordCopies_Zeroed()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         var store = new LoadCapturingStore(bed.HomeAgentStore);
         var time = bed.Clock;
 

@@ -14,9 +14,7 @@ public sealed class CipherCacheInjectionTests
     public void FortyNodes_InjectedCacheOfSixteen_EveryExchangeSucceedsWithinTheBound()
     {
         var ciphers = new CipherCache(16);
-        using var bed = new Testbed(new TestbedSettings { Nodes = 40, Ciphers = ciphers });
-
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { Nodes = 40, Ciphers = ciphers });
         foreach (var node in bed.Nodes)
         {
             Assert.Equal(new Generation(1), node.View.Newest);

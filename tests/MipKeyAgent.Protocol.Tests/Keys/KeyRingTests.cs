@@ -1,13 +1,14 @@
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
+using MipKeyAgent.TestSupport;
 
 namespace MipKeyAgent.Protocol.Tests.Keys;
 
 public sealed class KeyRingTests
 {
     private static readonly Ipv6Address HomeAddress = Ipv6Address.Parse("2001:db8:2::1");
-    private static readonly DateTimeOffset Now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Now = TestTime.Start;
 
     private static GenerationKeys Keys(uint generation, uint spiMnToHa, uint spiHaToMn)
     {

@@ -2,6 +2,7 @@ using System.Reflection;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Esp;
 using MipKeyAgent.Wire;
+using MipKeyAgent.TestSupport;
 
 namespace MipKeyAgent.Protocol.Tests.Keys;
 
@@ -12,7 +13,7 @@ namespace MipKeyAgent.Protocol.Tests.Keys;
 /// </summary>
 public sealed class ReleasedSaTests
 {
-    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestTime.Start;
     private static readonly byte[] Secret = [.. Enumerable.Range(1, 32).Select(i => (byte)i)];
 
     private static GenerationKeys Keys() =>

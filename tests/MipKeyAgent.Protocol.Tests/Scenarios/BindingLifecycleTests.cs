@@ -11,8 +11,7 @@ public sealed class BindingLifecycleTests
     [Fact]
     public void NewGeneration_StoreWrittenBeforeTheAnnouncingBaLeaves()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         int sentAtSave = -1;
         var store = new ObservingStore(bed.HomeAgentStore, record =>
         {
@@ -29,8 +28,7 @@ public sealed class BindingLifecycleTests
         bed.Driver.Attach(Testbed.HomeAgentAddress, d => ha.Receive(d, inner));
         Assert.Equal(new Generation(1), ha.GetNode(bed.Node.HomeAddress)!.Newest);
 
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
 
         Assert.True(sentAtSave > 0);
         Assert.Equal(bed.Node.CareOf, EngineDriver.DestinationOf(bed.Driver.Sent[sentAtSave]));
@@ -41,10 +39,8 @@ public sealed class BindingLifecycleTests
     [Fact]
     public void Deregister_LifetimeZero_BothSidesDropDynamicKeysAndReregistrationInitializes()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         var dropped = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
 
         bed.Node.Engine.Deregister();
@@ -75,8 +71,7 @@ public sealed class BindingLifecycleTests
     [Fact]
     public void BindingRegistered_FirstRegistrationAndMoveOnly_NotOnRefreshOrRekey()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         Assert.Single(bed.Events, e => e.Kind == ProtocolEventKind.BindingRegistered && e.HomeAddress == bed.Node.HomeAddress);
         var seen = bed.HomeAgent.GetNode(bed.Node.HomeAddress)!.CareOfAddress;
         Assert.Equal(bed.Node.CareOf, seen);
@@ -99,8 +94,7 @@ public sealed class BindingLifecycleTests
     [Fact]
     public void BindingLifetime_NodeRefreshesBeforeExpiry_BindingNeverLapses()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
 
         bed.Run(TimeSpan.FromSeconds(2000));
 
@@ -112,8 +106,7 @@ public sealed class BindingLifecycleTests
     [Fact]
     public void BindingLifetime_NodeSilent_HomeAgentExpiresBindingButKeepsKeys()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.Driver.DropWhen = _ => true;
 
         bed.Run(TimeSpan.FromSeconds(421));
@@ -126,8 +119,7 @@ public sealed class BindingLifecycleTests
     [Fact]
     public void DataPath_SteadyState_NoHeapAllocationPerPacket()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var inner = bed.InnerPacket(bed.Node);
         var datagram = new byte[2048];
         var opened = new byte[2048];

@@ -8,10 +8,8 @@ public sealed class HomeAgentKeyLossTests
     [Fact]
     public void HomeAgentLosesAllKeys_NodeReinitializesAfterThreeUnansweredRetransmissions()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         bed.AssertDataFlows();
 
         bed.RestartHomeAgent(keepState: false);
@@ -34,8 +32,7 @@ public sealed class HomeAgentKeyLossTests
     [Fact]
     public void HomeAgentLosesAllKeys_DataBeforeReinit_IsTheOnlyLoss()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         bed.RestartHomeAgent(keepState: false);
 
@@ -51,10 +48,8 @@ public sealed class HomeAgentKeyLossTests
     [Fact]
     public void HomeAgentRestartsWithStoredState_KeysBindingAndDataContinue()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         bed.AssertDataFlows();
         var before = bed.HomeAgentView();
 
@@ -67,8 +62,7 @@ public sealed class HomeAgentKeyLossTests
         Assert.Equal(before.LastSequence, after.LastSequence);
         Assert.Equal(bed.Node.CareOf, after.CareOfAddress);
         bed.AssertDataFlows();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Equal(new Generation(3), bed.Node.View.Newest);
         Assert.Equal(0, bed.Node.Engine.Counters.DroppedTotal);
         bed.AssertDataFlows();

@@ -8,8 +8,7 @@ public sealed class HomeAgentTimerRekeyTests
     [Fact]
     public void HomeAgentTimer_WithoutRefreshRequest_FlagWaitsForTheNextBindingUpdate()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
         bed.AssertDataFlows();
 
         bed.Run(TimeSpan.FromSeconds(101));
@@ -32,8 +31,7 @@ public sealed class HomeAgentTimerRekeyTests
     [Fact]
     public void HomeAgentTimer_WithRefreshRequest_RekeysAtOnce()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
         bed.AssertDataFlows();
         bed.QueueData();
 
@@ -51,8 +49,7 @@ public sealed class HomeAgentTimerRekeyTests
     [Fact]
     public void HomeAgentTimer_RefreshRequestLost_SentAgainAfterOneSecondAndRekeys()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
         // g1 confirmed now: the HA's timer counts from here (PROTOCOL.md 8.4).
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(99));
@@ -75,8 +72,7 @@ public sealed class HomeAgentTimerRekeyTests
     [Fact]
     public void HomeAgentTimer_FlagPendingWhenNodeReinitializes_TimerFiresAgainAfterInit()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(101));
         Assert.True(bed.HomeAgentView().RekeyPending);
@@ -97,8 +93,7 @@ public sealed class HomeAgentTimerRekeyTests
     [Fact]
     public void HomeAgentTimer_FiresAgainWhileNewestUnconfirmed_ResendsNeverIssuesNext()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(101));
         bed.Driver.DropNext(bed.Node.CareOf);

@@ -13,10 +13,8 @@ public sealed class HostileTests
     [Fact]
     public void ReplayedBindingUpdate_UpdateRequest_CountedDropAndNoNewGeneration()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         var update = LastBindingUpdate(bed);
         var before = bed.HomeAgentView();
         int sent = bed.Driver.Sent.Count;
@@ -32,8 +30,7 @@ public sealed class HostileTests
     [Fact]
     public void StaleInitEpoch_FromAnotherInstanceOfTheNode_SilentlyDroppedKeysKept()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.Node.Engine.Reinitialize();
         bed.Driver.Pump();
         Assert.Equal(2UL, bed.HomeAgentView().InitEpoch);
@@ -59,8 +56,7 @@ public sealed class HostileTests
     [Fact]
     public void UnknownSpi_DataPacket_CountedDropNeverAnswered()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var packet = bed.SealFromNode(bed.Node, bed.InnerPacket(bed.Node));
         // The ESP header follows the 40-octet IPv6 header in tunnel mode; SPI 0x7777 is nobody's.
         packet[40] = 0x80;
@@ -79,11 +75,9 @@ public sealed class HostileTests
     [Fact]
     public void BadIcv_BindingUpdate_CountedDropAndWindowNotAdvanced()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.Driver.DropNext(Testbed.HomeAgentAddress);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         var genuine = LastBindingUpdate(bed);
         var forged = (byte[])genuine.Clone();
         forged[^1] ^= 0x01;

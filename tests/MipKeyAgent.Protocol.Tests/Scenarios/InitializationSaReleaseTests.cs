@@ -15,8 +15,7 @@ public sealed class InitializationSaReleaseTests
     [Fact]
     public void ConfirmedGeneration_IkReceiveSaReleased_ReplayedInitDroppedAndReinitAnswered()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var init = bed.Driver.Sent.First(d => EngineDriver.DestinationOf(d) == Testbed.HomeAgentAddress);
         bed.AssertDataFlows();
         var ring = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;

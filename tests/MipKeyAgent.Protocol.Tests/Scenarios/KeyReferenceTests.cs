@@ -84,8 +84,7 @@ public sealed class KeyReferenceTests
 
         for (int i = 2; i <= 4; i++)
         {
-            bed.Node.Engine.RequestUpdate();
-            bed.Driver.Pump();
+            bed.Update();
             Assert.Equal(new Generation((uint)i - 1), bed.Node.View.Newest);
             bed.AssertDataFlows();
             Answer(bed, kme, resolver);
@@ -121,8 +120,7 @@ public sealed class KeyReferenceTests
     {
         // The exposure check of the test above can fail: in wrapped mode the plaintext MH holds AES-KWP(secret).
         var kme = new FakeKmePair(5);
-        using var bed = new Testbed(new TestbedSettings { KeySource = kme });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { KeySource = kme });
         var ik = bed.Node.Provisioning;
         var plaintexts = ControlPlaintext.Open(bed.Driver.Sent, [new KnownGeneration(ik.InitializationKey.ToArray(), ik.SpiMnToHa, ik.SpiHaToMn)]);
         var kek = new byte[32];
@@ -140,8 +138,7 @@ public sealed class KeyReferenceTests
         using var _ = bed;
         bed.Start();
         Answer(bed, kme, resolver);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Equal(2, resolver.Requests.Count);
 
         // A refresh under g1 (the HA's N-1) makes the HA resend KEY-DIST(2) (rule 3): no second fetch.
@@ -166,8 +163,7 @@ public sealed class KeyReferenceTests
         using var _ = bed;
         bed.Start();
         Answer(bed, kme, resolver);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         var reference = resolver.Requests[^1];
 
         bed.Node.Engine.KeyFetchFailed(reference.KeyId);
@@ -217,8 +213,7 @@ public sealed class KeyReferenceTests
         using var _ = bed;
         bed.Start();
         Answer(bed, kme, resolver);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         var reference = resolver.Requests[^1];
         for (int i = 0; i < 9 && resolver.Requests[^1] == reference; i++)
         {
@@ -236,8 +231,7 @@ public sealed class KeyReferenceTests
     public void Reference_NoResolver_KeyDistributionRejected()
     {
         var kme = new FakeKmePair(5);
-        using var bed = new Testbed(new TestbedSettings { KeySource = kme, KeyDelivery = KeyDelivery.Reference });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { KeySource = kme, KeyDelivery = KeyDelivery.Reference });
         Assert.Equal(1, bed.Node.Engine.Counters.Dropped(DropReason.KeyDistributionRejected));
         Assert.True(bed.Node.View.AwaitingInit);
     }
@@ -260,8 +254,7 @@ public sealed class KeyReferenceTests
         bed.Start();
         Answer(bed, kme, resolver);
         kme.Empty = true;
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Single(resolver.Requests);
         Assert.Equal(new Generation(2), bed.Node.View.Newest);
         Assert.Equal(1, bed.HomeAgent.Counters.KeyFallbacks);

@@ -12,13 +12,11 @@ public sealed class KeySourceUnavailableTests
     public void SourceUnavailable_Update_NodeKeepsKeysDataFlowsThenRekeysAfterRetryAfter()
     {
         var source = new SeededKeySource(3) { RetryAfter = TimeSpan.FromSeconds(7) };
-        using var bed = new Testbed(new TestbedSettings { KeySource = source });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { KeySource = source });
         Assert.Equal(new Generation(1), bed.Node.View.Newest);
 
         source.UnavailableFor = 1;
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
 
         Assert.Equal(1, bed.HomeAgent.Counters.KeySourceUnavailable);
         Assert.Equal(1, bed.Node.Engine.Counters.KeySourceUnavailable);
@@ -38,11 +36,9 @@ public sealed class KeySourceUnavailableTests
     public void SourceUnavailable_ThenDeregistered_NoKeyRetryIsSent()
     {
         var source = new SeededKeySource(3) { RetryAfter = TimeSpan.FromSeconds(7) };
-        using var bed = new Testbed(new TestbedSettings { KeySource = source });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { KeySource = source });
         source.UnavailableFor = 1;
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Equal(bed.Now + TimeSpan.FromSeconds(7), bed.Node.Engine.NextDeadline);
 
         bed.Node.Engine.Deregister();
@@ -61,13 +57,11 @@ public sealed class KeySourceUnavailableTests
     {
         var source = new SeededKeySource(3);
         var fallback = new SeededKeySource(44);
-        using var bed = new Testbed(new TestbedSettings { KeySource = source, FallbackKeySource = fallback });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { KeySource = source, FallbackKeySource = fallback });
         Assert.Equal(0, fallback.Delivered);
 
         source.UnavailableFor = 1;
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
 
         Assert.Equal(1, fallback.Delivered);
         Assert.Equal(1, bed.HomeAgent.Counters.KeyFallbacks);
@@ -83,12 +77,10 @@ public sealed class KeySourceUnavailableTests
     {
         var source = new SeededKeySource(3);
         var fallback = new SeededKeySource(44);
-        using var bed = new Testbed(new TestbedSettings { KeySource = source, FallbackKeySource = fallback });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { KeySource = source, FallbackKeySource = fallback });
         source.UnavailableFor = 1;
         fallback.UnavailableFor = 1;
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
 
         Assert.Equal(1, bed.Node.Engine.Counters.KeySourceUnavailable);
         Assert.Equal(0, bed.HomeAgent.Counters.KeyFallbacks);

@@ -8,13 +8,11 @@ public sealed class LostKeyDistributionTests
     [Fact]
     public void UpdateAnswerLost_ExplicitResendRequest_SameSecretAndSpisResent()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         bed.Driver.DropNext(bed.Node.CareOf);
 
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         var issued = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
         Assert.Equal(new Generation(2), issued.Generation);
         Assert.False(issued.Confirmed);
@@ -41,8 +39,7 @@ public sealed class LostKeyDistributionTests
     [Fact]
     public void UpdateRequestLost_ResendRequestReachesHomeAgent_GenerationTwoIssuedOnce()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.Driver.DropNext(Testbed.HomeAgentAddress);
 
         bed.Node.Engine.RequestUpdate();
@@ -57,8 +54,7 @@ public sealed class LostKeyDistributionTests
     public void HomeAgentRekeyAnswerLost_ImplicitMode_SpiAloneTriggersResend()
     {
         var settings = new TestbedSettings { Mode = KeyExchangeMode.Implicit, HomeAgentRekey = TimeSpan.FromSeconds(100) };
-        using var bed = new Testbed(settings);
-        bed.Start();
+        using var bed = Testbed.Started(settings);
         Assert.Equal(new Generation(1), bed.Node.View.Newest);
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(101));

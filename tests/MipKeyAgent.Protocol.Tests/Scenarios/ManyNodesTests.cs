@@ -15,8 +15,7 @@ public sealed class ManyNodesTests
             HomeAgentRekey = TimeSpan.FromSeconds(90),
             BindingRefreshRequest = true,
         };
-        using var bed = new Testbed(settings);
-        bed.Start();
+        using var bed = Testbed.Started(settings);
         foreach (var node in bed.Nodes)
         {
             Assert.Equal(new Generation(1), node.View.Newest);

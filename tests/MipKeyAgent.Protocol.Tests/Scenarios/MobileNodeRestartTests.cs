@@ -18,12 +18,10 @@ public sealed class MobileNodeRestartTests
     [Fact]
     public void Restart_WithStoredKeys_ContinuesUnderThemWithoutInit()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         for (int i = 0; i < 3; i++)
         {
-            bed.Node.Engine.RequestUpdate();
-            bed.Driver.Pump();
+            bed.Update();
         }
         bed.AssertDataFlows();
         Assert.Equal(new Generation(4), bed.Node.View.Newest);
@@ -42,8 +40,7 @@ public sealed class MobileNodeRestartTests
         Assert.True(bed.Node.View.Registered);
         Assert.Contains(bed.Events, e => e.Kind == ProtocolEventKind.StateRestored && e.Generation == new Generation(4));
         bed.AssertDataFlows();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Equal(new Generation(5), bed.Node.View.Newest);
         bed.AssertDataFlows();
         Assert.Equal(0, bed.HomeAgent.Counters.Dropped(DropReason.Replay));
@@ -53,8 +50,7 @@ public sealed class MobileNodeRestartTests
     [Fact]
     public void RepeatedRestarts_MidTraffic_NoSequenceNumberSentTwiceUnderOneKey()
     {
-        using var bed = new Testbed(new TestbedSettings { NodeRekey = TimeSpan.FromSeconds(3) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { NodeRekey = TimeSpan.FromSeconds(3) });
         for (int restart = 0; restart < 6; restart++)
         {
             for (int packet = 0; packet < 20; packet++)
@@ -88,14 +84,11 @@ public sealed class MobileNodeRestartTests
     [Fact]
     public void ReplayedBindingAck_AfterRestart_DroppedAsReplay()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         // The init's BA (KEY-DIST of generation 1, under IK, which both sides keep for good).
         var captured = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
+        bed.Update();
         // The last BA (KEY-DIST of generation 3, under generation 2, which the node still holds).
         var capturedUnderNewest = bed.Driver.Sent.Last(d => EngineDriver.DestinationOf(d) == bed.Node.CareOf);
 
@@ -111,8 +104,7 @@ public sealed class MobileNodeRestartTests
     [Fact]
     public void Restart_WhileInitUnanswered_StartsANewInitWithAHigherEpoch()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.Driver.DropNext(bed.Node.CareOf, 1);
         bed.Node.Engine.Reinitialize();
         bed.Driver.Pump();
@@ -133,10 +125,8 @@ public sealed class MobileNodeRestartTests
     [Fact]
     public void Restart_HomeAgentLostTheKeys_NodeFallsBackToInit()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         bed.RestartHomeAgent(keepState: false);
 
         bed.RestartNode(bed.Node);
@@ -193,8 +183,7 @@ public sealed class MobileNodeRestartTests
         bed.Start();
         for (int i = 0; i < 4; i++)
         {
-            bed.Node.Engine.RequestUpdate();
-            bed.Driver.Pump();
+            bed.Update();
             for (int packet = 0; packet < 10; packet++)
             {
                 var buffer = new byte[2048];

@@ -10,8 +10,7 @@ public sealed class NodeTimerUpdateTests
     [Fact]
     public void NodeRekeyTimer_Fires_GenerationTwoIssuedAndHomeAgentTransmitsWithOne()
     {
-        using var bed = new Testbed(Settings);
-        bed.Start();
+        using var bed = Testbed.Started(Settings);
         bed.AssertDataFlows();
 
         bed.Run(TimeSpan.FromSeconds(61));
@@ -29,8 +28,7 @@ public sealed class NodeTimerUpdateTests
     [Fact]
     public void NodeRekeyTimer_PacketsQueuedAcrossTwoRekeys_AllDecrypt()
     {
-        using var bed = new Testbed(Settings);
-        bed.Start();
+        using var bed = Testbed.Started(Settings);
         bed.QueueData();
 
         // The update BU and its BA share the link with queued data in both directions.
@@ -53,8 +51,7 @@ public sealed class NodeTimerUpdateTests
     [Fact]
     public void NodeRekeyTimer_ManyPeriods_NeverMoreThanIkPlusTwoGenerations()
     {
-        using var bed = new Testbed(Settings);
-        bed.Start();
+        using var bed = Testbed.Started(Settings);
 
         for (int i = 0; i < 5; i++)
         {

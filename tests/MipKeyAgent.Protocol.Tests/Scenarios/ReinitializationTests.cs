@@ -9,10 +9,8 @@ public sealed class ReinitializationTests
     [Fact]
     public void Reinitialize_NodeHoldsTwoGenerations_NewGenerationWithIkAndOldSecretsZeroed()
     {
-        using var bed = new Testbed();
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started();
+        bed.Update();
         bed.AssertDataFlows();
         var haRing = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;
         var oldNewest = haRing.Newest;
@@ -38,12 +36,10 @@ public sealed class ReinitializationTests
     [Fact]
     public void Restart_NodeRebootsWithStoredEpoch_SequenceResyncedThenNewInit()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         for (int i = 0; i < 5; i++)
         {
-            bed.Node.Engine.RequestUpdate();
-            bed.Driver.Pump();
+            bed.Update();
         }
         bed.AssertDataFlows();
 
@@ -68,8 +64,7 @@ public sealed class ReinitializationTests
     [Fact]
     public void Restart_NodeReboots_IkSequenceResumesAboveReservation()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         uint reserved = bed.Node.Store.Load().InitializationSequenceReserved;
         Assert.True(reserved > 0);
 

@@ -15,10 +15,8 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_2_BindingRefreshRequest_Rh2WithHomeAddressAndEspUnderTheTransmitKey()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
-        bed.Start();
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100), BindingRefreshRequest = true });
+        bed.Update();
         bed.AssertDataFlows();
         var ring = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!;
         var transmit = ring.Transmit;
@@ -46,8 +44,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_3_KeyLifetimePassed_NodeKeepsAndUsesTheKey()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(30) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(30) });
         var keyDistribution = KeyDistributionsSentTo(bed).Single();
         Assert.Equal(30u, keyDistribution.KeyLifetimeSeconds);
         bed.AssertDataFlows();
@@ -67,8 +64,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_4_HomeAgentRekeyTimer_CountsFromConfirmationNotIssuance()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
         Assert.False(bed.HomeAgentView().NewestConfirmed);
         Assert.Null(bed.HomeAgentView().RekeyDueAt);
 
@@ -86,12 +82,10 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_4_HomeAgentRekeyTimer_AfterUpdate_WaitsForTheNewGenerationsConfirmation()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
         bed.AssertDataFlows();
         bed.Run(TimeSpan.FromSeconds(10));
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Equal(new Generation(2), bed.HomeAgentView().Newest);
         Assert.Null(bed.HomeAgentView().RekeyDueAt);
 
@@ -104,12 +98,10 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_5_NewInitEpochWhileNewestUnconfirmed_NewGenerationNotAResend()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         bed.Driver.DropNext(bed.Node.CareOf);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         Assert.Equal(new Generation(2), bed.HomeAgentView().Newest);
         Assert.False(bed.HomeAgentView().NewestConfirmed);
 
@@ -129,8 +121,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_6_ResendRequestNamingConfirmedNewest_AnsweredAsUpdate()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         // The update BU itself is lost: the HA never issued g2.
         bed.Driver.DropNext(Testbed.HomeAgentAddress);
@@ -155,12 +146,10 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_6_ResendRequestNamingPreviousWhileNewestUnconfirmed_IsRuleThree()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         bed.Driver.DropNext(bed.Node.CareOf);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         var issued = bed.HomeAgent.GetKeyRing(bed.Node.HomeAddress)!.Newest;
 
         bed.Run(TimeSpan.FromSeconds(1.5));
@@ -204,8 +193,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_7_ImplicitBuUnderIkNotNewerThanTheInitsSequence_DroppedSilently()
     {
-        using var bed = new Testbed(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
         bed.AssertDataFlows();
         ushort initSequence = bed.HomeAgentView().LastSequence!.Value;
         var ik = bed.Node.Engine.KeyRing.Initialization;
@@ -231,8 +219,7 @@ public sealed class RevisionElevenDecisionTests
     [InlineData(1000)]
     public void Rule8_7_ImplicitHomeAgentRestartedFromItsStore_BuUnderIkNotNewerThanTheInitsSequence_StillDroppedSilently(int older)
     {
-        using var bed = new Testbed(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
         bed.AssertDataFlows();
         ushort initSequence = bed.HomeAgentView().LastSequence!.Value;
         Assert.Equal(initSequence, bed.HomeAgentStore.Load(bed.Node.HomeAddress)!.InitSequence);
@@ -255,8 +242,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_7_ImplicitHomeAgentRestartedFromItsStore_BuUnderIkNewerThanTheInitsSequence_StartsANewInit()
     {
-        using var bed = new Testbed(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { Mode = KeyExchangeMode.Implicit });
         bed.AssertDataFlows();
         ushort initSequence = bed.HomeAgentView().LastSequence!.Value;
         var ik = bed.Node.Engine.KeyRing.Initialization;
@@ -278,8 +264,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_8_DataPacketUnderNewGeneration_ConfirmsItAsABindingUpdateDoes()
     {
-        using var bed = new Testbed(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
-        bed.Start();
+        using var bed = Testbed.Started(new TestbedSettings { HomeAgentRekey = TimeSpan.FromSeconds(100) });
         Assert.False(bed.HomeAgentView().NewestConfirmed);
         long confirmations = bed.HomeAgent.Counters.Confirmations;
 
@@ -297,8 +282,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_8_EspDummyPacketUnderNewGeneration_Confirms()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         var newest = bed.Node.Engine.KeyRing.Newest;
         var datagram = new byte[200];
         var sa = newest.DataMnToHa;
@@ -315,8 +299,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_9_MisplacedAndMalformedKeyOptionsInBindingUpdate_IgnoredRestProcessed()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         var node = bed.Node.Engine.KeyRing.Newest;
         ushort sequence = bed.Node.View.NextSequence;
@@ -344,8 +327,7 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_9_MalformedRequestBeforeAWellFormedOne_TheWellFormedOneCounts()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         var newest = bed.Node.Engine.KeyRing.Newest;
         int sent = bed.Driver.Sent.Count;
@@ -365,13 +347,11 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_9_MisplacedRequestAndMalformedKeyDistInBindingAck_IgnoredBindingAccepted()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         // The node's update BU is lost; a BA answering it carries a request (only ever in a BU) and a KEY-DIST of the wrong length.
         bed.Driver.DropNext(Testbed.HomeAgentAddress);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         ushort sequence = unchecked((ushort)(bed.Node.View.NextSequence - 1));
 
         var ba = SealBindingAck(bed, sequence, (ref MobilityHeaderWriter w) =>
@@ -394,12 +374,10 @@ public sealed class RevisionElevenDecisionTests
     [Fact]
     public void Rule8_9_MisplacedRequestBesideAValidKeyDist_KeyInstalled()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         bed.AssertDataFlows();
         bed.Driver.DropNext(Testbed.HomeAgentAddress);
-        bed.Node.Engine.RequestUpdate();
-        bed.Driver.Pump();
+        bed.Update();
         ushort sequence = unchecked((ushort)(bed.Node.View.NextSequence - 1));
         var kek = new byte[KeyLengths.Kek];
         KeyDerivation.DeriveKek(bed.Node.Provisioning.InitializationKey, bed.Node.HomeAddress, kek);

@@ -8,9 +8,7 @@ public sealed class StartupInitTests
     [Fact]
     public void Start_FreshNode_BothSidesHoldGenerationOneAndIk()
     {
-        using var bed = new Testbed();
-
-        bed.Start();
+        using var bed = Testbed.Started();
 
         var mn = bed.Node.View;
         Assert.Equal(new Generation(1), mn.Newest);
@@ -33,8 +31,7 @@ public sealed class StartupInitTests
     [Fact]
     public void Start_FreshNode_DataFlowsBothWaysAndConfirmsGenerationOne()
     {
-        using var bed = new Testbed();
-        bed.Start();
+        using var bed = Testbed.Started();
         Assert.False(bed.HomeAgentView().NewestConfirmed);
 
         bed.AssertDataFlows();

@@ -1,11 +1,12 @@
 using MipKeyAgent.Simulation;
 using MipKeyAgent.Wire;
+using MipKeyAgent.TestSupport;
 
 namespace MipKeyAgent.Transport.Tests.Simulation;
 
 public sealed class SimulatedLinkTests
 {
-    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = TestTime.Start;
 
     private static readonly LinkFaults Faulty = new()
     {
