@@ -41,6 +41,7 @@ internal static class HaCommand
 
     private static async Task<int> RunAsync(ParseResult parse, HaOptions o, CancellationToken cancellation)
     {
+        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var file = HomeAgentConfig.Load(parse.GetRequiredValue(o.Config).FullName);
         var options = EngineOptions(parse, o, file);
         // Every mistake of the command line and the host is found before a key is drawn or a KME

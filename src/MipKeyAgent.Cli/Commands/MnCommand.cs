@@ -34,6 +34,7 @@ internal static class MnCommand
 
     private static async Task<int> RunAsync(ParseResult parse, MnOptions o, CancellationToken cancellation)
     {
+        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var file = MobileNodeConfig.Load(parse.GetRequiredValue(o.Config).FullName);
         var options = file.ToOptions(parse.GetValue(o.Rekey));
         // Every mistake of the command line and the host is found before anything is opened; the KME comes last.
