@@ -86,8 +86,9 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
         }
         var wire = Start("wire", Ns("w"), Shell.Python, Script("lossy_wire.py"), _lab.Name("wr"), _lab.Name("wm"), "0.2", "7");
         var ha = StartHomeAgent(mipkey, "ha1", unprivileged);
-        Start("mn", Ns("m"), Unprivileged.As(unprivileged, "dotnet", mipkey, "mn", "-c", Path.Combine(_lab.Directory, "mn.conf"), "-i", _lab.Name("m"),
-            "--tun", TunName, "--store", Path.Combine(_lab.Directory, "mn.db"), "--rekey-interval", "1s", "--status-socket", MnSocket));
+        string[] mn = ["dotnet", mipkey, "mn", "-c", Path.Combine(_lab.Directory, "mn.conf"), "-i", _lab.Name("m"),
+            "--tun", TunName, "--store", Path.Combine(_lab.Directory, "mn.db"), "--rekey-interval", "1s", "--status-socket", MnSocket];
+        Start("mn", Ns("m"), unprivileged ? Unprivileged.WithOpenTunDevice(_lab.Directory, Unprivileged.WithNetCapabilities(mn)) : mn);
         await WaitAsync(async () => (await StatusAsync(HaSocket)) is { } s && s.GetProperty("bindings")[0].GetProperty("careOfAddress").ValueKind == JsonValueKind.String,
             TimeSpan.FromSeconds(30), "the node never registered");
         var firstGeneration = Newest(await StatusAsync(MnSocket));

@@ -21,6 +21,14 @@ internal static class Unprivileged
     public static string[] WithoutCapabilities(params string[] command) =>
         ["setpriv", $"--reuid={User}", $"--regid={Group}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", .. command];
 
+    /// <summary>
+    /// <paramref name="command"/> with a /dev/net/tun that every user may open, as udev makes it (mode 0666): where the
+    /// host's is root's alone (containers), a 0666 node made in <paramref name="directory"/> is bound over it, in the
+    /// private mount namespace <c>ip netns exec</c> runs the command in (the host's node is untouched).
+    /// </summary>
+    public static string[] WithOpenTunDevice(string directory, params string[] command) =>
+        ["sh", "-c", """n="$0/dev-net-tun"; mknod "$n" c 10 200 && chmod 0666 "$n" && mount --bind "$n" /dev/net/tun && exec "$@" """, directory, .. command];
+
     /// <summary><paramref name="command"/> unchanged (root), or <see cref="WithNetCapabilities"/>.</summary>
     public static string[] As(bool unprivileged, params string[] command) => unprivileged ? WithNetCapabilities(command) : command;
 

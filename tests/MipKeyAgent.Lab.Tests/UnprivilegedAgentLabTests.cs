@@ -68,6 +68,21 @@ public sealed class UnprivilegedAgentLabTests : IDisposable
         Assert.StartsWith("mipkey: missing capability: --transport raw needs CAP_NET_RAW,", line, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("mn", "--tun")]
+    [InlineData("ha", "--transport tap")]
+    public async Task TunDeviceRootsOnly_BothCapabilities_NamesTheDevice(string verb, string option)
+    {
+        // A /dev/net/tun of mode 0600 (as in some containers) bound over the host's in a private mount namespace.
+        string[] link = verb == "mn" ? ["-i", "lo", "--tun", "mknocap1"] : ["--transport", "tap", "-i", "mknocap0"];
+        string[] command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            """n="$0/../mipkey-tun-0600-$$"; mknod "$n" c 10 200 && chmod 0600 "$n" && mount --bind "$n" /dev/net/tun && rm "$n" && exec "$@" """,
+            _dir, .. Unprivileged.WithNetCapabilities(Agent(verb, link))];
+        var line = await Refused(command);
+        Assert.StartsWith($"mipkey: {option}: cannot open /dev/net/tun (", line, StringComparison.Ordinal);
+        Assert.Contains("read and write access", line, StringComparison.Ordinal);
+    }
+
     private string[] Agent(string verb, string[] link) =>
         [AgentProcess.Dotnet, AgentProcess.MipkeyDll, verb, "-c", Path.Combine(_dir, verb == "ha" ? "ha.conf" : "mn1.conf"), .. link,
             "--store", Path.Combine(_dir, $"{verb}.db"), "--status-socket", Path.Combine(_dir, $"{verb}.sock"), "--capture", Path.Combine(_dir, $"{verb}.pcap")];

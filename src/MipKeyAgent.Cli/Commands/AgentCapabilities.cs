@@ -46,6 +46,30 @@ internal static class AgentCapabilities
             needs.Add(("--tun", NetAdmin));
         }
         Require(needs, Effective(), Environment.ProcessPath);
+        if (needs.FirstOrDefault(n => n.Capability == NetAdmin) is { Option: { } device })
+        {
+            TunDeviceOpenable(device);
+        }
+    }
+
+    /// <summary>The tun/tap clone device tap and tun open (opening it alone creates no interface).</summary>
+    public const string TunDevice = "/dev/net/tun";
+
+    /// <summary>
+    /// CAP_NET_ADMIN is not enough where <see cref="TunDevice"/> is root's alone (mode 0600, as in some containers;
+    /// udev makes it 0666): named here, before anything is opened, rather than as a bare "access denied" later.
+    /// </summary>
+    private static void TunDeviceOpenable(string option)
+    {
+        try
+        {
+            using var device = new FileStream(TunDevice, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(option, 0, null,
+                $"cannot open {TunDevice} ({e.Message}); this user needs read and write access to it (mode 0666, as udev sets it, and DeviceAllow={TunDevice} rw in a systemd unit)");
+        }
     }
 
     /// <summary>
