@@ -56,7 +56,7 @@ if [ -z "$from" ]; then
   trap 'rm -rf "$(dirname "$from")"' EXIT
   echo "==> dotnet publish ($rid, framework-dependent) to $from"
   dotnet publish src/MipKeyAgent.Cli/MipKeyAgent.Cli.csproj -c Release -r "$rid" --self-contained false \
-    --nologo -v q -o "$from" >/dev/null
+    -p:SatelliteResourceLanguages=en --nologo -v q -o "$from" >/dev/null
 fi
 [ -x "$from/mipkey" ] || { echo "install.sh: $from has no mipkey executable" >&2; exit 1; }
 
