@@ -41,7 +41,6 @@ internal static class HaCommand
 
     private static async Task<int> RunAsync(ParseResult parse, HaOptions o, CancellationToken cancellation)
     {
-        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var file = HomeAgentConfig.Load(parse.GetRequiredValue(o.Config).FullName);
         var options = EngineOptions(parse, o, file);
         // Every mistake of the command line and the host is found before a key is drawn or a KME
@@ -106,6 +105,7 @@ internal static class HaCommand
     {
         o.Transport.Check(parse);
         o.DataPlane.Check(parse);
+        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var socketPath = Path.GetFullPath(parse.GetValue(o.Socket) ?? DefaultSocket);
         StartChecks.CreatablePath("--status-socket", socketPath);
         StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(o.MetricsPort));

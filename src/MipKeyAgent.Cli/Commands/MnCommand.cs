@@ -34,7 +34,6 @@ internal static class MnCommand
 
     private static async Task<int> RunAsync(ParseResult parse, MnOptions o, CancellationToken cancellation)
     {
-        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var file = MobileNodeConfig.Load(parse.GetRequiredValue(o.Config).FullName);
         var options = file.ToOptions(parse.GetValue(o.Rekey));
         // Every mistake of the command line and the host is found before anything is opened; the KME comes last.
@@ -70,6 +69,7 @@ internal static class MnCommand
     {
         o.Transport.Check(parse);
         o.DataPlane.Check(parse);
+        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var socketPath = parse.GetValue(o.Socket) is { } s ? Path.GetFullPath(s) : null;
         StartChecks.CreatablePath("--status-socket", socketPath);
         StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(o.MetricsPort));
