@@ -5,11 +5,11 @@ using MipKeyAgent.Cli.Config;
 namespace MipKeyAgent.Cli.Commands;
 
 /// <summary>
-/// The Linux capabilities the links of <c>ha</c> and <c>mn</c> need, checked with the verb's other host checks,
-/// before the store is opened, a key drawn or a socket bound: a missing one is one <see cref="ConfigException"/> naming the option that
-/// needs it, the capability and how to grant it. Root is not asked for: a process holding only CAP_NET_RAW
-/// and CAP_NET_ADMIN (capabilities(7)) runs every transport and data plane, and root without them (a
-/// container) fails the same way.
+/// The Linux capabilities the links of <c>ha</c> and <c>mn</c> need, checked with the verb's other host
+/// checks, before the store is opened, a key drawn or a socket bound: a missing one is one
+/// <see cref="ConfigException"/> naming the option that needs it, the capability and how to grant it.
+/// Root is not asked for: a process holding only CAP_NET_RAW and CAP_NET_ADMIN (capabilities(7)) runs
+/// every transport and data plane, and root without them (a container) fails the same way.
 /// </summary>
 internal static class AgentCapabilities
 {
