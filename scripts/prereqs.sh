@@ -26,6 +26,9 @@ ensure_test_prereqs() {
   [ -x /usr/bin/openssl ] || missing+=(openssl)
   # A throwaway PostgreSQL cluster for the PostgreSQL store's tests (TestSupport/PostgresCluster) and lab/pg.sh.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  # systemd-analyze verify/security on the units (Cli.Tests SystemdUnitTests; no running systemd needed), man for the man page.
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  command -v man >/dev/null 2>&1 || missing+=(man-db)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true

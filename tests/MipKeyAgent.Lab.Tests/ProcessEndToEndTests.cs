@@ -28,8 +28,14 @@ public sealed class ProcessEndToEndTests(ITestOutputHelper output)
 
     private const string InitializationKey = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-    [Fact]
-    public async Task LossyLinkAndHomeAgentKill_HaAndMnProcessesInNamespaces_KeysRotateWithoutDecryptFailuresOrReinit()
+    /// <summary>
+    /// As root, and as the unprivileged user of the systemd units holding only CAP_NET_RAW and CAP_NET_ADMIN
+    /// (<see cref="Unprivileged"/>), which then owns every file the agents create, each 0600.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LossyLinkAndHomeAgentKill_HaAndMnProcessesInNamespaces_KeysRotateWithoutDecryptFailuresOrReinit(bool unprivileged)
     {
         if (!Environment.IsPrivilegedProcess)
         {
@@ -73,16 +79,21 @@ public sealed class ProcessEndToEndTests(ITestOutputHelper output)
                 """);
             var haSocket = Path.Combine(dir, "ha.sock");
             var mnSocket = Path.Combine(dir, "mn1.sock");
-            string[] ha = [AgentProcess.Dotnet, AgentProcess.MipkeyDll, "ha", "-c", haConf, "-i", $"{prefix}h0", "--store", Path.Combine(dir, "ha.db"),
-                "--status-socket", haSocket];
+            if (unprivileged)
+            {
+                Unprivileged.GiveDirectory(dir);
+            }
+            var written = Directory.EnumerateFileSystemEntries(dir).ToHashSet();
+            string[] ha = Unprivileged.As(unprivileged, AgentProcess.Dotnet, AgentProcess.MipkeyDll, "ha", "-c", haConf, "-i", $"{prefix}h0", "--store", Path.Combine(dir, "ha.db"),
+                "--status-socket", haSocket);
 
             var router = Track(AgentProcess.Start($"{prefix}rtr", Shell.Python, Path.Combine(here, "lab", "lossy-router.py"), $"{prefix}r0", "0.2", "7",
                 $"{prefix}r0", $"{prefix}r1"));
             var homeAgent = Track(AgentProcess.Start($"{prefix}home", ha));
             await AgentProcess.StatusAsync(haSocket);
             var mnCapture = Path.Combine(dir, "mn1.pcap");
-            var node = Track(AgentProcess.Start($"{prefix}fl1", AgentProcess.Dotnet, AgentProcess.MipkeyDll, "mn", "-c", mnConf, "-i", $"{prefix}f1",
-                "--store", Path.Combine(dir, "mn1.db"), "--ping-interval", "200ms", "--status-socket", mnSocket, "--capture", mnCapture));
+            var node = Track(AgentProcess.Start($"{prefix}fl1", Unprivileged.As(unprivileged, AgentProcess.Dotnet, AgentProcess.MipkeyDll, "mn", "-c", mnConf,
+                "-i", $"{prefix}f1", "--store", Path.Combine(dir, "mn1.db"), "--ping-interval", "200ms", "--status-socket", mnSocket, "--capture", mnCapture)));
             var clock = Stopwatch.StartNew();
 
             await Task.Delay(BeforeKill);
@@ -174,6 +185,12 @@ public sealed class ProcessEndToEndTests(ITestOutputHelper output)
             Assert.True(Counter(haAfter, "data_delivered") > 0, "no data reached the restarted HA" + logs);
             Assert.True(Counter(mnAfter, "echo_replies") > Counter(mnBefore, "echo_replies"), "no echo replies after the restart" + logs);
             Assert.True(Counter(mnBefore, "echo_replies") > Counter(mnBefore, "pings_sent") / 2, "fewer than half the pings answered" + logs);
+
+            if (unprivileged)
+            {
+                // Stores, master keys, anchors, journals, sockets and the capture: the agents' user's alone.
+                Unprivileged.AssertPrivate(dir, written);
+            }
         }
         finally
         {

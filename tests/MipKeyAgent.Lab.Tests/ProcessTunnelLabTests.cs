@@ -71,16 +71,24 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
         await _lab.DisposeAsync();
     }
 
-    [Fact]
-    public async Task Processes_RekeysBaLossAndHomeAgentKill_NoKeyMismatchLossTcpIntact()
+    /// <summary>As root, and as the systemd units' unprivileged user holding only CAP_NET_RAW and CAP_NET_ADMIN (<see cref="Unprivileged"/>).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Processes_RekeysBaLossAndHomeAgentKill_NoKeyMismatchLossTcpIntact(bool unprivileged)
     {
         var mipkey = MipkeyDll();
         Build();
         WriteConfigs();
+        if (unprivileged)
+        {
+            Unprivileged.GiveDirectory(_lab.Directory);
+        }
         var wire = Start("wire", Ns("w"), Shell.Python, Script("lossy_wire.py"), _lab.Name("wr"), _lab.Name("wm"), "0.2", "7");
-        var ha = StartHomeAgent(mipkey, "ha1");
-        Start("mn", Ns("m"), "dotnet", mipkey, "mn", "-c", Path.Combine(_lab.Directory, "mn.conf"), "-i", _lab.Name("m"), "--tun", TunName,
-            "--store", Path.Combine(_lab.Directory, "mn.db"), "--rekey-interval", "1s", "--status-socket", MnSocket);
+        var ha = StartHomeAgent(mipkey, "ha1", unprivileged);
+        string[] mn = ["dotnet", mipkey, "mn", "-c", Path.Combine(_lab.Directory, "mn.conf"), "-i", _lab.Name("m"),
+            "--tun", TunName, "--store", Path.Combine(_lab.Directory, "mn.db"), "--rekey-interval", "1s", "--status-socket", MnSocket];
+        Start("mn", Ns("m"), unprivileged ? Unprivileged.WithOpenTunDevice(_lab.Directory, Unprivileged.WithNetCapabilities(mn)) : mn);
         await WaitAsync(async () => (await StatusAsync(HaSocket)) is { } s && s.GetProperty("bindings")[0].GetProperty("careOfAddress").ValueKind == JsonValueKind.String,
             TimeSpan.FromSeconds(30), "the node never registered");
         var firstGeneration = Newest(await StatusAsync(MnSocket));
@@ -104,7 +112,7 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
         var killed = Stopwatch.StartNew();
         ha.Kill();
         await ha.WaitForExitAsync();
-        StartHomeAgent(mipkey, "ha2");
+        StartHomeAgent(mipkey, "ha2", unprivileged);
         await WaitAsync(async () => await StatusAsync(HaSocket) is not null, TimeSpan.FromSeconds(30), "the home agent did not come back");
         var window = killed.Elapsed;
 
@@ -255,9 +263,9 @@ public sealed partial class ProcessTunnelLabTests(ITestOutputHelper output) : IA
 
     private void Write(string name, string text) => _lab.PrivateFile(name, text);
 
-    private Process StartHomeAgent(string mipkey, string label) =>
-        Start(label, Ns("h"), "dotnet", mipkey, "ha", "-c", Path.Combine(_lab.Directory, "ha.conf"), "-i", _lab.Name("h"), "--home-link", _lab.Name("h"),
-            "--store", Path.Combine(_lab.Directory, "ha.db"), "--rekey-interval", "1s", "--status-socket", HaSocket);
+    private Process StartHomeAgent(string mipkey, string label, bool unprivileged) =>
+        Start(label, Ns("h"), Unprivileged.As(unprivileged, "dotnet", mipkey, "ha", "-c", Path.Combine(_lab.Directory, "ha.conf"), "-i", _lab.Name("h"),
+            "--home-link", _lab.Name("h"), "--store", Path.Combine(_lab.Directory, "ha.db"), "--rekey-interval", "1s", "--status-socket", HaSocket));
 
     private Process Start(string label, string ns, params string[] command)
     {

@@ -27,8 +27,11 @@ public sealed class TapHomeAgentProcessTests : IAsyncLifetime
 
     public Task DisposeAsync() => _lab.DisposeAsync();
 
-    [Fact]
-    public async Task HomeAgentOnTap_NodeOnBridgedVeth_InitializesRekeysAndHaAnswersSolicitationsItself()
+    /// <summary>As root, and as the systemd units' unprivileged user holding only CAP_NET_RAW and CAP_NET_ADMIN (<see cref="Unprivileged"/>).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task HomeAgentOnTap_NodeOnBridgedVeth_InitializesRekeysAndHaAnswersSolicitationsItself(bool unprivileged)
     {
         var link = _lab.Namespace("l");
         var node = _lab.Namespace("n");
@@ -64,19 +67,26 @@ public sealed class TapHomeAgentProcessTests : IAsyncLifetime
             spi-ha-to-mn = 1001
             rekey-interval = 1s
             """);
+        if (unprivileged)
+        {
+            Unprivileged.GiveDirectory(_lab.Directory);
+        }
+        var written = Directory.EnumerateFileSystemEntries(_lab.Directory).ToHashSet();
         var haSocket = _lab.File("ha.sock");
         var mnSocket = _lab.File("mn.sock");
 
         // The HA creates the tap in its namespace; the test enslaves it to the bridge once it exists.
-        var ha = _lab.Track(AgentProcess.Start(link, AgentProcess.Dotnet, AgentProcess.MipkeyDll, "ha", "-c", haConf, "--transport", "tap",
-            "-i", tap, "--mac", HostMac, "--volatile", "--status-socket", haSocket));
+        string[] haCommand = [AgentProcess.Dotnet, AgentProcess.MipkeyDll, "ha", "-c", haConf, "--transport", "tap",
+            "-i", tap, "--mac", HostMac, "--volatile", "--status-socket", haSocket];
+        var ha = _lab.Track(AgentProcess.Start(link,
+            unprivileged ? Unprivileged.WithOpenTunDevice(_lab.Directory, Unprivileged.WithNetCapabilities(haCommand)) : haCommand));
         await LabScratch.WaitAsync(async () => (await Shell.RunAsync("ip", ["-n", link, "link", "show", tap], TimeSpan.FromSeconds(10), check: false)).ExitCode == 0,
             Deadline, () => "the HA never created its tap\n" + ha.Output);
         Shell.Run("ip", "-n", link, "link", "set", tap, "master", bridge, "up");
         await AgentProcess.StatusAsync(haSocket);
 
-        var mn = _lab.Track(AgentProcess.Start(node, AgentProcess.Dotnet, AgentProcess.MipkeyDll, "mn", "-c", mnConf, "-i", nodeEnd,
-            "--store", _lab.File("mn.db"), "--status-socket", mnSocket));
+        var mn = _lab.Track(AgentProcess.Start(node, Unprivileged.As(unprivileged, AgentProcess.Dotnet, AgentProcess.MipkeyDll, "mn", "-c", mnConf,
+            "-i", nodeEnd, "--store", _lab.File("mn.db"), "--status-socket", mnSocket)));
 
         // Init (g1) and at least three rekeys on the node's 1 s timer, each answered through the tap.
         JsonElement mnStatus = default;
@@ -110,6 +120,12 @@ public sealed class TapHomeAgentProcessTests : IAsyncLifetime
 
         await mn.StopAsync(TimeSpan.FromSeconds(10));
         await ha.StopAsync(TimeSpan.FromSeconds(10));
+        if (unprivileged)
+        {
+            // The volatile HA's IK counter reservations, the node's store, key and anchor: that user's, 0600.
+            File.Delete(_lab.File("dev-net-tun"));
+            Unprivileged.AssertPrivate(_lab.Directory, written);
+        }
     }
 
     private static uint Newest(JsonElement status) =>

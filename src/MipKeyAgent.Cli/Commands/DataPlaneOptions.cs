@@ -79,6 +79,12 @@ internal sealed class DataPlaneOptions
         command.Options.Add(LinkMtu);
     }
 
+    /// <summary>Whether <c>ha --home-link</c> is given (a packet socket: CAP_NET_RAW).</summary>
+    public bool HasHomeLink(ParseResult parse) => _homeAgent && parse.GetValue(HomeLink) is { Length: > 0 };
+
+    /// <summary>Whether <c>mn --tun</c> is given (a tun device, its address and routes: CAP_NET_ADMIN).</summary>
+    public bool HasTun(ParseResult parse) => !_homeAgent && parse.GetValue(Tun) is { Length: > 0 };
+
     /// <summary><c>ha</c>: the home-link data plane, or null without <c>--home-link</c>.</summary>
     /// <summary>Checks the interfaces and addresses the data plane will use, opening nothing.</summary>
     public void Check(ParseResult parse)

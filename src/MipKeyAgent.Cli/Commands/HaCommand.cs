@@ -105,6 +105,7 @@ internal static class HaCommand
     {
         o.Transport.Check(parse);
         o.DataPlane.Check(parse);
+        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var socketPath = Path.GetFullPath(parse.GetValue(o.Socket) ?? DefaultSocket);
         StartChecks.CreatablePath("--status-socket", socketPath);
         StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(o.MetricsPort));

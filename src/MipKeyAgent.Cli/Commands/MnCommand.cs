@@ -69,6 +69,7 @@ internal static class MnCommand
     {
         o.Transport.Check(parse);
         o.DataPlane.Check(parse);
+        AgentCapabilities.Require(parse, o.Transport, o.DataPlane);
         var socketPath = parse.GetValue(o.Socket) is { } s ? Path.GetFullPath(s) : null;
         StartChecks.CreatablePath("--status-socket", socketPath);
         StartChecks.FreeLoopbackPort("--metrics-port", parse.GetValue(o.MetricsPort));

@@ -110,7 +110,14 @@ internal sealed class TransportOptions
             : RawSocketTransport.Open(new RawSocketTransportOptions { InterfaceName = name, LocalAddresses = [localAddress] });
         if (parse.GetValue(Capture) is { } path)
         {
-            var writer = new PcapWriter(File.Create(path), PcapLinkType.Ipv6);
+            // A capture holds every KEY-DIST (wrapped under keys the capture itself reveals to an IK holder): owner-only, as the store.
+            var create = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.ReadWrite };
+            if (!OperatingSystem.IsWindows())
+            {
+                create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+            var file = new FileStream(path, create);
+            var writer = new PcapWriter(file, PcapLinkType.Ipv6);
             transport = new CapturingTransport(transport, writer, TimeProvider.System);
         }
         return transport;
