@@ -52,6 +52,7 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
     {
         var random = new Random(15);
         var disagreements = new List<string>();
+        var limits = new List<string>();
         var counts = new int[Kinds];
         using var channels = new EspChannels();
         for (int i = 0; i < Generated; i++)
@@ -62,8 +63,11 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
             switch (kind)
             {
                 case 0:
-                    Compare(name, NeighborSolicitation(random), disagreements);
+                {
+                    byte[] datagram = NeighborSolicitation(random);
+                    Compare($"{name} {Convert.ToHexStringLower(datagram)}", datagram, disagreements);
                     break;
+                }
                 case 1:
                     Compare(name, NeighborAdvertisement(random), disagreements);
                     break;
@@ -85,12 +89,21 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
                 }
 
                 default:
-                    Compare(name, ExtensionChain(random), disagreements);
+                {
+                    byte[] datagram = ExtensionChain(random);
+                    Compare($"{name} {Convert.ToHexStringLower(datagram)}", datagram, disagreements, limits);
                     break;
+                }
             }
         }
 
-        output.WriteLine($"{Generated} datagrams ({string.Join(", ", KindNames.Select((n, k) => $"{n} {counts[k]}"))}), {disagreements.Count} disagreements");
+        output.WriteLine($"{Generated} datagrams ({string.Join(", ", KindNames.Select((n, k) => $"{n} {counts[k]}"))}), {disagreements.Count} disagreements, " +
+            $"{limits.Count} chains of two or more extension headers compared in the fixed header only");
+        Assert.InRange(limits.Count, 1, Generated / Kinds);
+        foreach (var group in disagreements.GroupBy(d => d[(d.IndexOf(':', StringComparison.Ordinal) + 2)..].Split(':')[0]))
+        {
+            output.WriteLine($"  {group.Count()} x {group.Key}: e.g. {group.First()}");
+        }
         Assert.True(disagreements.Count == 0, string.Join("\n", disagreements.Take(20)));
     }
 
@@ -111,7 +124,7 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
     private static readonly string[] KindNames = ["NS", "NA", "ESP BU", "ESP BA", "ESP tunnel ICMPv6", "extension chain"];
 
     /// <summary>Both decoders over one IPv6 datagram; every field one reads differently from the other is a line in <paramref name="disagreements"/>.</summary>
-    private static void Compare(string name, byte[] datagram, List<string> disagreements)
+    private static void Compare(string name, byte[] datagram, List<string> disagreements, List<string>? limits = null)
     {
         void Differ(string field, object? ours, object? theirs)
         {
@@ -128,7 +141,52 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
             return;
         }
 
-        var theirs = new IPv6Packet(new ByteArraySegment(datagram));
+        if (Chain(datagram).Count(c => c == '>') >= 2 && limits is not null)
+        {
+            // PacketDotNet 1.4.8 reads the Next Header and Hdr Ext Len of every extension header from the
+            // first one's octets (docs/wire.md, "A second decoder"): only the fixed header is compared.
+            var fixedOnly = new IPv6Packet(new ByteArraySegment(datagram));
+            Differ("traffic class", (int)parsed.Header.TrafficClass, fixedOnly.TrafficClass);
+            Differ("flow label", (int)parsed.Header.FlowLabel, fixedOnly.FlowLabel);
+            Differ("payload length", parsed.Header.PayloadLength, fixedOnly.PayloadLength);
+            Differ("next header", (int)parsed.Header.NextHeader, (int)fixedOnly.NextHeader);
+            Differ("source", parsed.Header.Source.ToIPAddress(), fixedOnly.SourceAddress);
+            Differ("destination", parsed.Header.Destination.ToIPAddress(), fixedOnly.DestinationAddress);
+            limits.Add(name);
+            return;
+        }
+
+        try
+        {
+            CompareWith(name, datagram, parsed, new IPv6Packet(new ByteArraySegment(datagram)), Differ, disagreements);
+        }
+        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or InvalidOperationException)
+        {
+            disagreements.Add($"{name}: PacketDotNet threw {e.GetType().Name} ({e.Message}); chain {Chain(datagram)}, ours: upper {parsed.UpperProtocol} at {parsed.UpperOffset}");
+        }
+    }
+
+    /// <summary>The Next Header values of the chain as laid out (for messages only).</summary>
+    private static string Chain(byte[] datagram)
+    {
+        var types = new List<int> { datagram[6] };
+        int at = Ipv6Header.Length;
+        while (types[^1] is 0 or 43 or 60 && at + 2 <= datagram.Length)
+        {
+            types.Add(datagram[at]);
+            at += (datagram[at + 1] + 1) * 8;
+        }
+
+        if (types[^1] == 44 && at + 1 <= datagram.Length)
+        {
+            types.Add(datagram[at]);
+        }
+
+        return string.Join(">", types);
+    }
+
+    private static void CompareWith(string name, byte[] datagram, Ipv6Datagram parsed, IPv6Packet theirs, Action<string, object?, object?> Differ, List<string> disagreements)
+    {
         var header = parsed.Header;
         Differ("version", 6, (int)theirs.Version);
         Differ("traffic class", (int)header.TrafficClass, theirs.TrafficClass);
@@ -141,10 +199,10 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
 
         // The chain: where the upper layer starts and which protocol it is; the home address in the
         // Home Address option and the type 2 routing header, which our layout puts in the header's last 16 octets.
-        Differ("upper protocol", (int)parsed.UpperProtocol, (int)theirs.Protocol);
+        // Our walk stops at a fragment header and names the fragment's Next Header apart; PacketDotNet's goes on.
+        Differ("upper protocol", (int)(parsed.IsFragment ? parsed.FragmentNextHeader : parsed.UpperProtocol), (int)theirs.Protocol);
         if (parsed.IsFragment)
         {
-            // Our walk stops at a fragment header (docs/wire.md); PacketDotNet's steps over it.
             var fragment = theirs.ExtensionHeaders.OfType<IPv6FragmentationExtensionHeader>().FirstOrDefault();
             Differ("fragment header present", true, fragment is not null);
             Differ("fragment offset", parsed.FragmentOffset / 8, (int?)fragment?.FragmentOffset);
@@ -158,6 +216,12 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
         int offset = Ipv6Header.Length;
         foreach (var extension in theirs.ExtensionHeaders)
         {
+            if (extension.Length > datagram.Length - offset)
+            {
+                disagreements.Add($"{name}: PacketDotNet's {extension.Header} header at {offset} claims {extension.Length} octets, past the datagram's end ({datagram.Length})");
+                break;
+            }
+
             var bytes = datagram.AsSpan(offset, extension.Length);
             if (extension.Header == ProtocolType.IPv6DestinationOptions && parsed.HomeAddress is { } home)
             {
@@ -212,7 +276,7 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
             {
                 var error = NeighborDiscovery.TryReadNeighborSolicitation(datagram, out var ours);
                 var ns = theirs.PayloadPacket as NdpNeighborSolicitationPacket;
-                differ("NS read", true, error.IsOk && ns is not null);
+                differ("NS read (ours, PacketDotNet)", error.ToString(), ns is null ? "not an NS" : "ok");
                 if (error.IsOk && ns is not null)
                 {
                     differ("NS target", ours.TargetAddress.ToIPAddress(), ns.TargetAddress);
@@ -226,7 +290,7 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
             {
                 var error = NeighborDiscovery.TryReadNeighborAdvertisement(datagram, out var ours);
                 var na = theirs.PayloadPacket as NdpNeighborAdvertisementPacket;
-                differ("NA read", true, error.IsOk && na is not null);
+                differ("NA read (ours, PacketDotNet)", error.ToString(), na is null ? "not an NA" : "ok");
                 if (error.IsOk && na is not null)
                 {
                     differ("NA target", ours.TargetAddress.ToIPAddress(), na.TargetAddress);
@@ -283,7 +347,7 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
         bool unspecified = random.Next(4) == 0;
         var buffer = new byte[128];
         int length = NeighborDiscovery.WriteNeighborSolicitation(buffer, unspecified ? default : RandomUnicast(random),
-            random.Next(2) == 0 ? NeighborDiscovery.SolicitedNodeAddress(target) : target, target,
+            unspecified || random.Next(2) == 0 ? NeighborDiscovery.SolicitedNodeAddress(target) : target, target,
             unspecified || random.Next(3) == 0 ? [] : RandomMac(random));
         return buffer[..length];
     }
