@@ -6,8 +6,7 @@ using MipKeyAgent.Wire;
 namespace MipKeyAgent.Benchmarks;
 
 /// <summary>
-/// Reading a large capture: <see cref="CaptureFileReader"/> (libpcap through SharpPcap, by path
-/// and over memory) against a managed span reader of classic pcap doing the least any reader must
+/// Reading a large capture: <see cref="CaptureFileReader"/> (libpcap through SharpPcap, by path) against a managed span reader of classic pcap doing the least any reader must
 /// (a 16-octet record header, one array per record, as <see cref="PcapRecord"/> asks). The file is
 /// the golden <c>many-nodes</c> capture's datagrams repeated to <c>packets</c> records, on
 /// /dev/shm; each reader runs three rounds in alternation and the best round counts.
@@ -25,7 +24,6 @@ internal static class CaptureReadBenchmark
             {
                 ("managed span reader (classic pcap)", SpanReader),
                 ("CaptureFileReader, file (libpcap)", path => ReadWithLibpcap(path, fromMemory: false)),
-                ("CaptureFileReader, memory (libpcap, fmemopen)", path => ReadWithLibpcap(path, fromMemory: true)),
             };
             var best = readers.Select(_ => TimeSpan.MaxValue).ToArray();
             for (int round = 0; round < 3; round++)

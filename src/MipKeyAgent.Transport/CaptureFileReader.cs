@@ -22,7 +22,8 @@ namespace MipKeyAgent.Transport;
 public sealed class CaptureFileReader : IDisposable
 {
     private const long TicksPerSecond = TimeSpan.TicksPerSecond;
-    private static readonly decimal MaxSeconds = (DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TicksPerSecond;
+    private const long NanosecondsPerTick = 100;
+    private static readonly long MaxSeconds = ((DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TicksPerSecond) - 1;
 
     private readonly CaptureReaderDevice _device;
     private readonly IntPtr _memory;
@@ -50,12 +51,26 @@ public sealed class CaptureFileReader : IDisposable
 
     /// <summary>
     /// Reads the rest of <paramref name="stream"/> (from its position) into unmanaged memory and
-    /// hands libpcap a <c>FILE*</c> over it (fmemopen(3)). Stream exceptions propagate.
+    /// hands libpcap a <c>FILE*</c> over it (fmemopen(3)); a <see cref="FileStream"/> at its start
+    /// is read by name instead. Meant for captures of test and demo size: large files go by path.
+    /// Stream exceptions propagate.
     /// </summary>
     public static WireError TryOpen(Stream stream, bool leaveOpen, out CaptureFileReader? reader)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Libpcap.EnsureLoaded();
+        if (stream is FileStream { Position: 0 } fileStream && File.Exists(fileStream.Name))
+        {
+            // A whole file: libpcap reads it by name, without a copy in memory.
+            string name = fileStream.Name;
+            if (!leaveOpen)
+            {
+                stream.Dispose();
+            }
+
+            return TryOpenDevice(new CaptureFileReaderDevice(name), IntPtr.Zero, out reader);
+        }
+
         byte[] contents;
         using (var copy = new MemoryStream())
         {
@@ -91,27 +106,37 @@ public sealed class CaptureFileReader : IDisposable
     {
         record = default;
         endOfFile = false;
-        GetPacketStatus status = _device.GetNextPacket(out PacketCapture packet);
+        // pcap_next_ex through SharpPcap's pointer entry point: its GetNextPacket allocates a header and a
+        // timeval object per record, which tripled the cost of reading a large file (benchmarks.md, "Capture files").
+        IntPtr header = IntPtr.Zero;
+        IntPtr data = IntPtr.Zero;
+        int status = _device.GetNextPacketPointers(ref header, ref data);
         switch (status)
         {
-            case GetPacketStatus.PacketRead:
+            case 1:
                 break;
-            case GetPacketStatus.NoRemainingPackets:
+            case -2:
                 endOfFile = true;
                 return WireError.None;
             default:
                 return new WireError(WireErrorKind.Truncated, 0, _device.LastError ?? "libpcap could not read the next record");
         }
 
-        decimal seconds = packet.Header.Timeval.Value;
-        if (seconds > MaxSeconds)
+        // struct pcap_pkthdr on LP64 Linux: struct timeval (tv_sec, tv_usec: 8 octets each; nanoseconds
+        // in tv_usec when opened with nanosecond precision), caplen (4), len (4).
+        long seconds = Marshal.ReadInt64(header);
+        long nanoseconds = Marshal.ReadInt64(header, 8);
+        int captured = Marshal.ReadInt32(header, 16);
+        int original = Marshal.ReadInt32(header, 20);
+        if (seconds < 0 || seconds > MaxSeconds || captured < 0)
         {
             return new WireError(WireErrorKind.BadValue, 0, "timestamp outside the representable range");
         }
 
-        var time = DateTimeOffset.UnixEpoch.AddTicks((long)(seconds * TicksPerSecond));
-        int original = packet.Header is PcapHeader header ? (int)Math.Min(header.PacketLength, int.MaxValue) : packet.Data.Length;
-        record = new PcapRecord(time, LinkType, packet.Data.ToArray(), original);
+        var time = DateTimeOffset.UnixEpoch.AddTicks((seconds * TicksPerSecond) + (nanoseconds / NanosecondsPerTick));
+        var bytes = new byte[captured];
+        Marshal.Copy(data, bytes, 0, captured);
+        record = new PcapRecord(time, LinkType, bytes, original < 0 ? int.MaxValue : original);
         return WireError.None;
     }
 
