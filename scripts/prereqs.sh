@@ -9,6 +9,18 @@ ensure_dotnet() {
   export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 }
 
+# libpcap, which SharpPcap loads at run time for capture files (replay, demo) and live interfaces.
+libpcap_missing() { ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8'; }
+
+# What `mipkey` itself needs beyond .NET (run.sh): installed only when missing.
+ensure_runtime_prereqs() {
+  if libpcap_missing; then
+    echo "==> installing libpcap0.8"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libpcap0.8 >/dev/null
+  fi
+}
+
 # Debian packages the conformance tests use as independent oracles. Never skipped:
 # a test that needs them fails when they are missing.
 ensure_test_prereqs() {
@@ -29,6 +41,8 @@ ensure_test_prereqs() {
   # systemd-analyze verify/security on the units (Cli.Tests SystemdUnitTests; no running systemd needed), man for the man page.
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
   command -v man >/dev/null 2>&1 || missing+=(man-db)
+  # libpcap for SharpPcap (capture files, live capture, injection).
+  libpcap_missing && missing+=(libpcap0.8)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true

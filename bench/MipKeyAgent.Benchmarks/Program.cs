@@ -8,6 +8,7 @@ using MipKeyAgent.Tools.Bench;
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- alloc [steady|rekey] [suite]  (heap bytes per exchange step)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- loop steady|rekey|floor|rekey-floor seconds [suite]  (a hot loop to profile)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-write [bindings] [writes] [dir] [postgresql://...]  (SQLite write path, µs per Save; with a URL PostgreSQL beside it)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- capture-read [packets]  (reading a large capture: libpcap vs a managed span reader)
 // (see docs/benchmarks.md for the recorded runs).
 if (args.Length > 0 && args[0] == "runner")
 {
@@ -20,6 +21,13 @@ if (args.Length > 0 && args[0] == "runner")
         Suites = scaleOnly ? [] : [MipKeyAgent.Esp.EspSuite.AesGcm256, MipKeyAgent.Esp.EspSuite.AesCbc128HmacSha256],
         Command = "bench runner " + string.Join(' ', args.Skip(1)),
     }, Console.Out);
+    return;
+}
+if (args.Length > 0 && args[0] == "capture-read")
+{
+    // capture-read [packets]: CaptureFileReader against a managed span reader, see CaptureReadBenchmark.
+    MipKeyAgent.Benchmarks.CaptureReadBenchmark.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000,
+        Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "captures"), Console.Out);
     return;
 }
 if (args.Length > 0 && args[0] == "restart")

@@ -7,8 +7,8 @@ namespace MipKeyAgent.Transport;
 /// Puts IPv6 datagrams on an Ethernet link as they are, without routing or Neighbor Discovery (the
 /// replayed addresses are usually nobody's on that link): each becomes one frame to a fixed
 /// destination MAC. On an existing interface (a veth end, a NIC, a tap another process serves) it
-/// writes through a packet socket bound to it, so the frames leave that interface towards its peer
-/// (CAP_NET_RAW). When no interface has that name it creates a tap, brings it up and writes into it,
+/// injects through libpcap (SharpPcap's live device, pcap_inject), so the frames leave that
+/// interface towards its peer (CAP_NET_RAW). When no interface has that name it creates a tap, brings it up and writes into it,
 /// so the frames arrive at the kernel's side of the tap (CAP_NET_ADMIN).
 /// </summary>
 public sealed class FrameInjector : IDisposable
@@ -49,8 +49,9 @@ public sealed class FrameInjector : IDisposable
 
         if (LibC.if_nametoindex(interfaceName) != 0)
         {
-            var socket = PacketSocketDevice.Open(interfaceName);
-            return new FrameInjector(socket, socket.MacAddress, destination.Span, createdTap: false);
+            var device = LibpcapInterface.Open(interfaceName);
+            var mac = device.MacAddress;
+            return new FrameInjector(device, mac.Length == Ethernet.MacLength ? mac : new byte[Ethernet.MacLength], destination.Span, createdTap: false);
         }
 
         var tap = TunTapDevice.Open(interfaceName);

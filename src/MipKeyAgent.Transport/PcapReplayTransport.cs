@@ -9,15 +9,15 @@ namespace MipKeyAgent.Transport;
 /// production, with the capture standing in for the link (ARCHITECTURE.md).
 /// </summary>
 /// <remarks>
-/// Ethernet captures (stepping over VLAN tags with <see cref="Ethernet.TryGetIpv6"/>), raw
-/// (101, IPv6 only) and IPv6 (229) link types are read; frames of other EtherTypes, IPv4 and
-/// other link types are skipped and counted in <see cref="Skipped"/>. A malformed capture throws
+/// The link types of <see cref="LinkLayer.TryGetIpv6"/> are read (Ethernet with VLAN tags, raw,
+/// IPv6, Linux cooked v1 and v2, loopback); frames of other protocols, IPv4 and other link types
+/// are skipped and counted in <see cref="Skipped"/>. A malformed capture throws
 /// <see cref="InvalidDataException"/> with the reader's typed error. When the capture ends,
 /// <see cref="ReceiveAsync"/> returns 0.
 /// </remarks>
 public sealed class PcapReplayTransport : IDatagramTransport
 {
-    private readonly PcapReader _reader;
+    private readonly CaptureFileReader _reader;
     private readonly PcapWriter? _sentCapture;
     private readonly TimeProvider? _timeProvider;
     private readonly List<ReadOnlyMemory<byte>> _sent = [];
@@ -30,7 +30,7 @@ public sealed class PcapReplayTransport : IDatagramTransport
     /// <param name="timeProvider">Timestamps for <paramref name="sentCapture"/>; without one, the
     /// timestamp of the last replayed record is used, so a replay writes the same file each run.</param>
     /// <param name="name">The name for logs.</param>
-    public PcapReplayTransport(PcapReader capture, PcapWriter? sentCapture = null, TimeProvider? timeProvider = null, string name = "replay")
+    public PcapReplayTransport(CaptureFileReader capture, PcapWriter? sentCapture = null, TimeProvider? timeProvider = null, string name = "replay")
     {
         ArgumentNullException.ThrowIfNull(capture);
         if (sentCapture is not null && sentCapture.LinkType is not (PcapLinkType.Ipv6 or PcapLinkType.Raw))
@@ -68,11 +68,9 @@ public sealed class PcapReplayTransport : IDatagramTransport
     /// <summary>Opens a capture file (classic pcap or pcapng) and, optionally, a file for what is sent.</summary>
     public static PcapReplayTransport Open(string capturePath, string? sentCapturePath = null, TimeProvider? timeProvider = null)
     {
-        var stream = File.OpenRead(capturePath);
-        var error = PcapReader.TryOpen(stream, out var reader);
+        var error = CaptureFileReader.TryOpen(capturePath, out var reader);
         if (!error.IsOk)
         {
-            stream.Dispose();
             throw new InvalidDataException($"{capturePath}: {error}");
         }
 
@@ -146,45 +144,20 @@ public sealed class PcapReplayTransport : IDatagramTransport
     }
 
     /// <summary>
-    /// The IPv6 datagram of one capture record (link types 229, 101 with version 6, Ethernet with
-    /// EtherType IPv6), without Ethernet minimum-frame padding; false for anything else.
+    /// The IPv6 datagram of one capture record (<see cref="LinkLayer.TryGetIpv6"/>), without
+    /// Ethernet minimum-frame padding; false for anything else.
     /// </summary>
     public static bool TryGetIpv6Datagram(PcapRecord record, out ReadOnlyMemory<byte> datagram)
     {
-        if (!TryGetDatagram(record, out datagram))
+        if (!LinkLayer.TryGetIpv6(record.LinkType, record.Data.Span, out var offset).IsOk)
         {
+            datagram = default;
             return false;
         }
+
+        datagram = record.Data[offset..];
         // Ethernet minimum-frame padding is not part of the datagram.
         datagram = datagram[..Datagram.Length(datagram.Span)];
         return true;
-    }
-
-    private static bool TryGetDatagram(PcapRecord record, out ReadOnlyMemory<byte> datagram)
-    {
-        datagram = default;
-        switch (record.LinkType)
-        {
-            case PcapLinkType.Ipv6:
-                datagram = record.Data;
-                return !datagram.IsEmpty;
-
-            case PcapLinkType.Raw:
-                // LINKTYPE_RAW carries IPv4 or IPv6; the version nibble tells which.
-                datagram = record.Data;
-                return !datagram.IsEmpty && datagram.Span[0] >> 4 == 6;
-
-            case PcapLinkType.Ethernet:
-                if (!Ethernet.TryGetIpv6(record.Data.Span, out var offset).IsOk)
-                {
-                    return false;
-                }
-
-                datagram = record.Data[offset..];
-                return !datagram.IsEmpty;
-
-            default:
-                return false;
-        }
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using MipKeyAgent.Cli.Commands;
 using MipKeyAgent.Cli.Demo;
 using MipKeyAgent.Esp;
+using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Tests;
@@ -23,7 +24,7 @@ public sealed class DemoTests : IDisposable
         var byspi = sas.ToDictionary(s => s.Spi, s => new SecurityAssociation(s.Spi, s.Suite, s.KeyMaterial, replayWindowSize: 1024));
         var types = new Dictionary<MobilityHeaderType, int>();
         using var stream = File.OpenRead(pcap);
-        Assert.True(PcapReader.TryOpen(stream, out var opened).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(stream, out var opened).IsOk);
         using (var reader = opened!)
         {
             var plain = new byte[70_000];

@@ -81,7 +81,7 @@ public sealed class LiveReplayLabTests : IAsyncLifetime
     private static List<PcapRecord> ReadFrames(string path)
     {
         using var stream = File.OpenRead(path);
-        Assert.True(PcapReader.TryOpen(stream, out var reader).IsOk, path);
+        Assert.True(CaptureFileReader.TryOpen(stream, out var reader).IsOk, path);
         using (reader)
         {
             var records = new List<PcapRecord>();

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.TestSupport;
@@ -25,7 +26,7 @@ public static class EspCounterUniqueness
     public static EspCounterReport Check(Stream pcap, string name = "capture")
     {
         ArgumentNullException.ThrowIfNull(pcap);
-        var open = PcapReader.TryOpen(pcap, leaveOpen: true, out var reader);
+        var open = CaptureFileReader.TryOpen(pcap, leaveOpen: true, out var reader);
         if (!open.IsOk || reader is null)
         {
             throw new InvalidDataException($"{name}: not a capture ({open})");

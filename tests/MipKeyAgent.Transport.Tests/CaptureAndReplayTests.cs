@@ -2,6 +2,7 @@ using Microsoft.Extensions.Time.Testing;
 using System.Buffers.Binary;
 using System.Threading.Channels;
 using MipKeyAgent.TestSupport;
+using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Transport.Tests;
@@ -97,7 +98,7 @@ public sealed class CaptureAndReplayTests
         }
 
         stream.Position = 0;
-        Assert.True(PcapReader.TryOpen(stream, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(stream, out var reader).IsOk);
         await using var replay = new PcapReplayTransport(reader!);
         var buffer = new byte[2048];
 
@@ -126,7 +127,7 @@ public sealed class CaptureAndReplayTests
         }
 
         stream.Position = 0;
-        Assert.True(PcapReader.TryOpen(stream, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(stream, out var reader).IsOk);
         await using var replay = new PcapReplayTransport(reader!);
         var buffer = new byte[2048];
 
@@ -143,7 +144,7 @@ public sealed class CaptureAndReplayTests
         var input = CaptureOf(PcapLinkType.Ipv6, (Start.AddSeconds(5), request));
         var sentStream = new MemoryStream();
 
-        Assert.True(PcapReader.TryOpen(input, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(input, out var reader).IsOk);
         await using (var replay = new PcapReplayTransport(reader!, new PcapWriter(sentStream, PcapLinkType.Ipv6, leaveOpen: true)))
         {
             await replay.ReceiveAsync(new byte[2048]);
@@ -163,7 +164,7 @@ public sealed class CaptureAndReplayTests
         var input = CaptureOf(PcapLinkType.Ipv6, (Start, TestDatagrams.Other(CareOf, HomeAgent)));
         var bytes = input.ToArray()[..^5];
 
-        Assert.True(PcapReader.TryOpen(new MemoryStream(bytes), out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(new MemoryStream(bytes), out var reader).IsOk);
         await using var replay = new PcapReplayTransport(reader!);
 
         var e = await Assert.ThrowsAsync<InvalidDataException>(async () => await replay.ReceiveAsync(new byte[2048]));
@@ -174,7 +175,7 @@ public sealed class CaptureAndReplayTests
     public async Task Replay_BufferTooSmall_Throws()
     {
         var input = CaptureOf(PcapLinkType.Ipv6, (Start, TestDatagrams.Other(CareOf, HomeAgent, payloadLength: 100)));
-        Assert.True(PcapReader.TryOpen(input, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(input, out var reader).IsOk);
         await using var replay = new PcapReplayTransport(reader!);
 
         await Assert.ThrowsAsync<ArgumentException>(async () => await replay.ReceiveAsync(new byte[100]));
@@ -196,7 +197,7 @@ public sealed class CaptureAndReplayTests
         }
 
         stream.Position = 0;
-        Assert.True(PcapReader.TryOpen(stream, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(stream, out var reader).IsOk);
         await using var replay = new PcapReplayTransport(reader!);
         var buffer = new byte[2048];
         foreach (var expected in datagrams)
@@ -234,7 +235,7 @@ public sealed class CaptureAndReplayTests
     private static List<PcapRecord> ReadAll(MemoryStream stream)
     {
         stream.Position = 0;
-        Assert.True(PcapReader.TryOpen(stream, leaveOpen: true, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(stream, leaveOpen: true, out var reader).IsOk);
         var records = new List<PcapRecord>();
         using (reader)
         {

@@ -32,6 +32,7 @@ internal static class CliApp
             ProvisionCommand.Create(output),
             FuzzCommand.Create(output),
             ReplayCommand.Create(console),
+            CaptureCommand.Create(console),
             LabCommand.Create(output),
             BenchCommand.Create(output),
         };

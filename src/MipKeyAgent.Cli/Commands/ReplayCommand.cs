@@ -13,7 +13,7 @@ internal static class ReplayCommand
 {
     public static Command Create(Func<IAnsiConsole> console)
     {
-        var capture = new Argument<FileInfo>("capture") { Description = "The capture (pcap or pcapng; Ethernet, raw or IPv6 link type)." };
+        var capture = new Argument<FileInfo>("capture") { Description = "The capture (pcap or pcapng, read through libpcap; Ethernet with VLAN tags, raw, IPv6, Linux cooked v1/v2 or loopback link type)." };
         var config = new Option<FileInfo>("--config", "-c") { Description = "Provisioning file holding the initialization keys (mode 0600).", Required = true };
         var role = new Option<string>("--as")
         {

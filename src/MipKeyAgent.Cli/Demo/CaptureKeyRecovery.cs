@@ -39,7 +39,7 @@ internal static class CaptureKeyRecovery
 
     private static void Observe(Stream pcap, CaptureObserver observer)
     {
-        if (PcapReader.TryOpen(pcap, leaveOpen: true, out var reader).IsOk && reader is not null)
+        if (CaptureFileReader.TryOpen(pcap, leaveOpen: true, out var reader).IsOk && reader is not null)
         {
             using (reader)
             {

@@ -1,6 +1,7 @@
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Simulation;
 using MipKeyAgent.Esp;
+using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 using Spectre.Console;
 
@@ -183,7 +184,7 @@ internal static class DemoRunner
         pcap.Flush();
         pcap.Position = 0;
         int bu = 0, ba = 0, data = 0;
-        if (!PcapReader.TryOpen(pcap, leaveOpen: true, out var reader).IsOk || reader is null)
+        if (!CaptureFileReader.TryOpen(pcap, leaveOpen: true, out var reader).IsOk || reader is null)
         {
             return (0, 0, 0);
         }

@@ -25,8 +25,7 @@ internal static partial class CaptureReplay
 {
     public static IReadOnlyList<CapturedDatagram> Read(string path)
     {
-        using var stream = File.OpenRead(path);
-        var error = PcapReader.TryOpen(stream, leaveOpen: true, out var reader);
+        var error = CaptureFileReader.TryOpen(path, out var reader);
         if (!error.IsOk || reader is null)
         {
             throw new InvalidDataException($"{path}: {error}");

@@ -1,6 +1,7 @@
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Simulation;
+using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Transport.Tests.Simulation;
@@ -120,7 +121,7 @@ public sealed class SimulationWorldTests
         }
 
         stream.Position = 0;
-        Assert.True(PcapReader.TryOpen(stream, out var reader).IsOk);
+        Assert.True(CaptureFileReader.TryOpen(stream, out var reader).IsOk);
         using (reader)
         {
             int records = 0;
