@@ -26,6 +26,9 @@ ensure_test_prereqs() {
   [ -x /usr/bin/openssl ] || missing+=(openssl)
   # A throwaway PostgreSQL cluster for the PostgreSQL store's tests (TestSupport/PostgresCluster) and lab/pg.sh.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  # Headless Chromium and its WebDriver for the HTML report and status page tests (Browser.Tests).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true
