@@ -10,7 +10,7 @@ namespace MipKeyAgent.Cli.Report;
 internal enum LadderFlags
 {
     None = 0,
-    /// <summary>A Binding Update sent while the node's previous one was still unanswered (no BA in between).</summary>
+    /// <summary>A Binding Update repeating the node's previous request while that one was still unanswered (no BA in between).</summary>
     Retransmission = 1,
     /// <summary>KEY-RESEND-REQ, or a KEY-DIST of a generation (same SPIs) the node was sent before.</summary>
     Resend = 2,
@@ -97,7 +97,7 @@ internal sealed class LadderReport
         var verdict = new int[n];
         var eng = new int[n];
         var flags = new int[n];
-        var unanswered = new HashSet<int>();
+        var unanswered = new Dictionary<int, string>();
         var distributed = new HashSet<(int Node, string Generation, string Spis)>();
         var lanes = new List<MutableGeneration>();
         var lastInitSequence = new Dictionary<int, string>();
@@ -138,10 +138,13 @@ internal sealed class LadderReport
             var kindOfRow = (LadderKind)kind[i];
             if (kindOfRow == LadderKind.BindingUpdate && row.Direction == CaptureDirection.MnToHa)
             {
-                if (!unanswered.Add(lane))
+                // The same request again (after "BU seq N") while the last one is unanswered.
+                var request = RequestOf(row.Message);
+                if (unanswered.TryGetValue(lane, out var previous) && previous == request)
                 {
                     f |= LadderFlags.Retransmission;
                 }
+                unanswered[lane] = request;
                 if (row.Message.Contains("KEY-RESEND-REQ", StringComparison.Ordinal))
                 {
                     f |= LadderFlags.Resend;
@@ -250,6 +253,12 @@ internal sealed class LadderReport
             return null;
         }
         return (words[at + 1], words[at + 3]);
+    }
+
+    private static string RequestOf(string message)
+    {
+        var words = message.Split(' ');
+        return words.Length > 2 && words[1] == "seq" ? string.Join(' ', words.Skip(3)) : message;
     }
 
     private static string SequenceOf(string message)
