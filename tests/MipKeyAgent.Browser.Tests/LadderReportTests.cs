@@ -113,6 +113,32 @@ public sealed class LadderReportTests(HeadlessChromium browser, ITestOutputHelpe
     }
 
     [Fact]
+    public void ZoomAndDrag_ManyNodes_ZoomOutDrawsMoreRowsAndDraggingPans()
+    {
+        var (path, model, _) = ReportFiles.WriteReport("many-nodes", _directory);
+        browser.Resize(1400, 600);
+        Open(path);
+        long before = Count("#ladder g.arrow");
+        Assert.True(before < model.Count, "the window should not hold every row at the default zoom");
+
+        Driver.FindElement(By.Id("zoom-out")).Click();
+        Driver.FindElement(By.Id("zoom-out")).Click();
+        long after = Count("#ladder g.arrow");
+        Assert.True(after > before, $"{after} arrows after zooming out, {before} before");
+        Assert.True((long)browser.Script("return window.mipkeyReport.rowHeight()")! < 22);
+
+        Driver.FindElement(By.Id("zoom-in")).Click();
+        Driver.FindElement(By.Id("zoom-in")).Click();
+        Driver.FindElement(By.Id("zoom-in")).Click();
+        browser.Script("document.getElementById('view').scrollTop = 0");
+        new OpenQA.Selenium.Interactions.Actions(Driver)
+            .MoveToElement(Driver.FindElement(By.Id("view"))).ClickAndHold().MoveByOffset(0, -200).Release().Perform();
+        long scrolled = Convert.ToInt64(browser.Script("return document.getElementById('view').scrollTop"), CultureInfo.InvariantCulture);
+        Assert.InRange(scrolled, 150, 250);
+        Assert.True(Count("#ladder g.arrow") < model.Count);
+    }
+
+    [Fact]
     public void ExportSvg_RowsInView_AreAStandaloneSvgWithTheSameArrows()
     {
         var (path, _, _) = ReportFiles.WriteReport("many-nodes", _directory);
