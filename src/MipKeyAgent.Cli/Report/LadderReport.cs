@@ -80,6 +80,9 @@ internal sealed class LadderReport
 
     [JsonIgnore] public int Count => Microseconds.Count;
 
+    // A data SA's SPI is its control SPI + 2^31 (PROTOCOL.md section 3).
+    private const uint DataSpiBit = 0x8000_0000u;
+
     public static LadderReport From(ReplayReport replay, string title)
     {
         ArgumentNullException.ThrowIfNull(replay);
@@ -100,6 +103,8 @@ internal sealed class LadderReport
         var unanswered = new Dictionary<int, string>();
         var distributed = new HashSet<(int Node, string Generation, string Spis)>();
         var lanes = new List<MutableGeneration>();
+        var unconfirmed = new Dictionary<uint, MutableGeneration>();
+        var live = new Dictionary<int, List<MutableGeneration>>();
         var lastInitSequence = new Dictionary<int, string>();
         for (int i = 0; i < n; i++)
         {
@@ -124,16 +129,11 @@ internal sealed class LadderReport
             {
                 f |= LadderFlags.Anomaly;
             }
-            if (row.Verdict == CaptureVerdict.Ok && row.Direction == CaptureDirection.MnToHa)
+            // The node's first valid datagram under a generation (control or data SA) confirms it (PROTOCOL.md section 5).
+            if (row.Verdict == CaptureVerdict.Ok && row.Direction == CaptureDirection.MnToHa
+                && unconfirmed.Remove(row.Spi & ~DataSpiBit, out var confirmed) && confirmed.Node == lane && confirmed.Dropped < 0)
             {
-                // The node's first valid datagram under a generation confirms it (PROTOCOL.md section 5).
-                foreach (var g in lanes)
-                {
-                    if (g.Node == lane && g.Confirmed < 0 && g.Dropped < 0 && (row.Spi == g.SpiMnToHa || row.Spi == g.SpiMnToHa + 0x8000_0000u))
-                    {
-                        g.Confirmed = i;
-                    }
-                }
+                confirmed.Confirmed = i;
             }
             var kindOfRow = (LadderKind)kind[i];
             if (kindOfRow == LadderKind.BindingUpdate && row.Direction == CaptureDirection.MnToHa)
@@ -167,7 +167,12 @@ internal sealed class LadderReport
                     else
                     {
                         bool init = lastInitSequence.TryGetValue(lane, out var s) && s == SequenceOf(row.Message);
-                        Issue(lanes, lane, kd.Generation, kd.Spis, i, init);
+                        if (!live.TryGetValue(lane, out var held))
+                        {
+                            live[lane] = held = [];
+                        }
+                        var issued = Issue(lanes, held, lane, kd.Generation, kd.Spis, i, init);
+                        unconfirmed[issued.SpiMnToHa] = issued;
                     }
                 }
             }
@@ -216,22 +221,23 @@ internal sealed class LadderReport
 
     // The HA keeps two dynamic generations (PROTOCOL.md section 4): issuing g drops g-2; an init's KEY-DIST
     // (section 5 rule 1), or a number not above the ones before (an HA that lost its state), drops all older ones.
-    private static void Issue(List<MutableGeneration> lanes, int node, string generation, string spis, int row, bool init)
+    private static MutableGeneration Issue(List<MutableGeneration> lanes, List<MutableGeneration> live, int node, string generation, string spis, int row,
+        bool init)
     {
         uint number = NumberOf(generation);
-        foreach (var g in lanes)
+        foreach (var g in live)
         {
-            if (g.Node != node || g.Dropped >= 0)
-            {
-                continue;
-            }
             uint older = NumberOf(g.Generation);
             if (init || older >= number || older + 2 <= number)
             {
                 g.Dropped = row;
             }
         }
-        lanes.Add(new MutableGeneration(node, generation, spis, ParseSpi(spis), row));
+        live.RemoveAll(g => g.Dropped >= 0);
+        var issued = new MutableGeneration(node, generation, spis, ParseSpi(spis), row);
+        lanes.Add(issued);
+        live.Add(issued);
+        return issued;
     }
 
     private static uint NumberOf(string generation) =>
