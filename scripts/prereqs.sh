@@ -43,6 +43,9 @@ ensure_test_prereqs() {
   command -v man >/dev/null 2>&1 || missing+=(man-db)
   # libpcap for SharpPcap (capture files, live capture, injection).
   libpcap_missing && missing+=(libpcap0.8)
+  # Headless Chromium and its WebDriver for the HTML report and status page tests (Browser.Tests).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true

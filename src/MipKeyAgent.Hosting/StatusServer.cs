@@ -69,6 +69,8 @@ public sealed class StatusServer : IAsyncDisposable
             context.Response.ContentType = PrometheusText.ContentType;
             await context.Response.WriteAsync(PrometheusText.Render(snapshot), context.RequestAborted).ConfigureAwait(false);
         });
+        // GET / and /ui: the live page over /status.
+        StatusPage.Map(app);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         if (socketPath is not null && !OperatingSystem.IsWindows())
         {

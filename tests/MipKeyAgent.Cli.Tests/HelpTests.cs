@@ -16,7 +16,7 @@ public sealed class HelpTests
 
     public static TheoryData<string, string[]> VerbsAndOptions => new()
     {
-        { "demo", ["--duration", "--nodes", "--ba-loss", "--seed", "--pcap", "--rekey-interval", "--lose-state"] },
+        { "demo", ["--duration", "--nodes", "--ba-loss", "--seed", "--pcap", "--rekey-interval", "--lose-state", "--html"] },
         { "ha", ["--config", "--transport", "--interface", "--address", "--capture", "--store", "--volatile", "--master-key", "--no-rollback-anchor", "--rekey-interval",
             "--accept-store-rollback", "--implicit", "--metrics-port", "--status-socket", "--router", "--mac", "--log-level", "--log-json", "--unix-peer"] },
         { "ha status", ["--status-socket", "--metrics-port", "--json"] },
@@ -24,7 +24,7 @@ public sealed class HelpTests
         { "provision add", ["--config", "--name", "--home-address", "--spi-mn-to-ha", "--spi-ha-to-mn", "--key-file", "--new-key-file", "--audit-log"] },
         { "provision rotate-ik", ["--config", "--name", "--new-key-file", "--store", "--master-key", "--audit-log"] },
         { "provision remove", ["--config", "--name", "--store", "--master-key", "--audit-log"] },
-        { "replay", ["--config", "--as", "--out", "--live", "--live-mac", "--strict"] },
+        { "replay", ["--config", "--as", "--out", "--live", "--live-mac", "--strict", "--html"] },
         { "fuzz", ["--inputs", "--seed", "--crash-dir", "--class"] },
         { "lab", ["up", "down", "status", "run", "tunnel-demo", "record", "--loss"] },
         { "bench", ["engine", "process", "--append"] },

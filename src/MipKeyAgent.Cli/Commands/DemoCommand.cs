@@ -19,6 +19,7 @@ internal static class DemoCommand
         var seed = new Option<int>("--seed") { Description = "Seed of every random choice (keys, SPIs, losses): same seed, same run.", DefaultValueFactory = _ => 1 };
         var pcap = new Option<string>("--pcap") { Description = "Capture file written (IPv6 link type); keys for tshark go next to it.", DefaultValueFactory = _ => "mipkey-demo.pcap" };
         var rekey = CliOptions.Duration("--rekey-interval", "The HA's per-node rekey timer.", TimeSpan.FromSeconds(30));
+        var html = new Option<string?>("--html") { Description = "Also write the capture's timeline as one self-contained HTML ladder report (no key bytes in it)." };
         var loseState = new Option<bool>("--lose-state") { Description = "The HA restart loses its binding state (nodes then re-initialize) instead of keeping it." };
         nodes.Validators.Add(r =>
         {
@@ -41,13 +42,15 @@ internal static class DemoCommand
             "Examples:\n" +
             "  mipkey demo\n" +
             "  mipkey demo --duration 10m --nodes 5 --ba-loss 0.3 --seed 7 --pcap /tmp/run.pcap\n" +
-            "  mipkey demo --lose-state --rekey-interval 20s")
+            "  mipkey demo --lose-state --rekey-interval 20s\n" +
+            "  mipkey demo --html demo.html")
         {
-            duration, nodes, baLoss, seed, pcap, rekey, loseState,
+            duration, nodes, baLoss, seed, pcap, rekey, loseState, html,
         };
         command.SetAction(parse =>
         {
             StartChecks.CreatablePath("--pcap", parse.GetValue(pcap) ?? "mipkey-demo.pcap");
+            StartChecks.CreatablePath("--html", parse.GetValue(html));
             var settings = new DemoSettings
             {
                 Duration = parse.GetValue(duration),
@@ -57,6 +60,7 @@ internal static class DemoCommand
                 PcapPath = parse.GetValue(pcap) ?? "mipkey-demo.pcap",
                 RekeyInterval = parse.GetValue(rekey),
                 RestartLosesState = parse.GetValue(loseState),
+                HtmlPath = parse.GetValue(html),
             };
             var summary = DemoRunner.Run(settings, console());
             return summary.Data.Corrupted == 0 ? 0 : 1;

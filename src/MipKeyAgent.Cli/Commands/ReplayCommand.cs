@@ -1,6 +1,7 @@
 using System.CommandLine;
 using MipKeyAgent.Cli.Config;
 using MipKeyAgent.Cli.Replay;
+using MipKeyAgent.Cli.Report;
 using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Transport;
 using MipKeyAgent.Wire;
@@ -31,6 +32,11 @@ internal static class ReplayCommand
                 "or into a tap created under this name when none exists, towards that tap's kernel side (CAP_NET_ADMIN).",
         };
         var liveMac = new Option<string?>("--live-mac") { Description = "With --live: the frames' destination MAC (default ff:ff:ff:ff:ff:ff, every host on the link)." };
+        var html = new Option<FileInfo?>("--html")
+        {
+            Description = "Also write the timeline as one self-contained HTML file: a ladder diagram (HA and a lane per node), generations as coloured bands, " +
+                "resends, retransmissions and anomalies marked, zoom/pan and SVG export. It holds no key bytes.",
+        };
         var strict = new Option<bool>("--strict") { Description = "Exit 1 when anomalies are found (otherwise they are only reported)." };
         var command = new Command("replay",
             "Replays a capture offline through the protocol engine with the given provisioning: decrypts both directions with the keys learned " +
@@ -41,10 +47,11 @@ internal static class ReplayCommand
             "Examples:\n" +
             "  mipkey replay captures/startup-init.pcap --config captures/startup-init.conf\n" +
             "  mipkey replay ha.pcap -c ha.conf --out answers.pcap --strict\n" +
+            "  mipkey replay captures/lost-ba-explicit.pcap -c captures/lost-ba-explicit.conf --html report.html\n" +
             "  mipkey replay mn1.pcap -c mn1.conf --as mn             (the node's own mn --capture, through its engine)\n" +
             "  mipkey replay captures/many-nodes.pcap -c captures/many-nodes.conf --live veth-ha --live-mac 02:00:5e:10:00:01")
         {
-            capture, config, role, output, live, liveMac, strict,
+            capture, config, role, output, live, liveMac, strict, html,
         };
         command.SetAction(async (parse, cancellation) =>
         {
@@ -54,6 +61,7 @@ internal static class ReplayCommand
             StartChecks.ReadableFile("capture", capturePath);
             StartChecks.ReadableFile("--config", configPath);
             StartChecks.CreatablePath("--out", parse.GetValue(output)?.FullName);
+            StartChecks.CreatablePath("--html", parse.GetValue(html)?.FullName);
             if (parse.GetValue(live) is { } liveTap)
             {
                 StartChecks.InterfaceName("--live", liveTap);
@@ -74,6 +82,12 @@ internal static class ReplayCommand
                 }
             }
             ReplayTable.Write(console(), report, Path.GetFileName(capturePath));
+            if (parse.GetValue(html)?.FullName is { } htmlPath)
+            {
+                var title = $"mipkey replay {Path.GetFileName(capturePath)} as {parse.GetValue(role)}";
+                LadderReportPage.Write(LadderReport.From(report, title), htmlPath);
+                console().MarkupLine(Markup.Escape($"HTML report written to {htmlPath}"));
+            }
             if (outPath is not null)
             {
                 console().MarkupLine(Markup.Escape($"engine answers written to {outPath}"));

@@ -27,6 +27,9 @@ internal sealed record DemoSettings
     public TimeSpan RestartDowntime { get; init; } = TimeSpan.FromSeconds(5);
 
     public string PcapPath { get; init; } = "mipkey-demo.pcap";
+
+    /// <summary>Where the HTML ladder report of the capture goes, if anywhere.</summary>
+    public string? HtmlPath { get; init; }
 }
 
 /// <summary>Per-node tallies of the run, taken from the event log (engines restart, event logs do not).</summary>
@@ -56,6 +59,9 @@ internal sealed record DemoSummary(
 {
     /// <summary>The SAs recovered from the capture (throwaway demo keys; for tests).</summary>
     internal IReadOnlyList<RecoveredSecurityAssociation> SecurityAssociations { get; init; } = [];
+
+    /// <summary>The nodes' provisioning, initialization keys included (throwaway demo keys; for tests).</summary>
+    internal IReadOnlyList<MobileNodeProvisioning> Provisioning { get; init; } = [];
 }
 
 /// <summary>
@@ -89,6 +95,8 @@ internal static class DemoRunner
             $"one data packet per second each way per node, seed {settings.Seed}"));
         console.WriteLine();
 
+        DemoSummary result;
+        IReadOnlyList<MobileNodeProvisioning> nodes;
         using (var pcap = File.Create(pcapPath))
         using (var world = new SimulationWorld(options))
         {
@@ -123,10 +131,20 @@ internal static class DemoRunner
             var summary = new DemoSummary(summaries, world.Data, world.Link.Counters.Lost, bu, ba, data, sas.Count, pcapPath, wiresharkDirectory, scriptPath)
             {
                 SecurityAssociations = sas,
+                Provisioning = provisioning,
             };
             PrintSummary(console, summary, settings);
-            return summary;
+            result = summary;
+            nodes = provisioning;
         }
+        // After the capture is closed: the report reads it back as a replay does.
+        if (settings.HtmlPath is { } html)
+        {
+            Report.DemoReport.Write(html, pcapPath, nodes, MipKey.DefaultVendorId,
+                $"mipkey demo: {settings.Nodes} nodes, seed {settings.Seed}, {settings.Duration.TotalSeconds:0} s");
+            console.MarkupLine(Markup.Escape($"HTML report written to {Path.GetFullPath(html)}"));
+        }
+        return result;
     }
 
     private static void Tally(SimulationEvent e, DemoNodeSummary[] nodes)
