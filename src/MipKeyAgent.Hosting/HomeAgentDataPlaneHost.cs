@@ -112,7 +112,14 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
                 }
 
                 var packet = buffer.AsSpan(0, length).ToArray();
-                _loop?.Post(() => FromHomeLink(packet));
+                _loop?.Post(() =>
+                {
+                    // Without its store the engine is paused: the packet is lost, as on a link without its router.
+                    if (_loop?.StoreDown != true)
+                    {
+                        FromHomeLink(packet);
+                    }
+                });
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

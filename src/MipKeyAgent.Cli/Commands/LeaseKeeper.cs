@@ -21,6 +21,7 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
     private DateTimeOffset _readAt;
     private string? _lastWaitingFor;
     private bool _databaseDown;
+    private int _renewing;
 
     public string Holder { get; } = holder;
 
@@ -75,6 +76,11 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
 
     private void Renew()
     {
+        // The timer does not wait for a slow renewal: one at a time, none once the lease is lost.
+        if (LeaseLost || Interlocked.Exchange(ref _renewing, 1) == 1)
+        {
+            return;
+        }
         var store = _store!;
         try
         {
@@ -88,17 +94,22 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
             if (_databaseDown)
             {
                 _databaseDown = false;
-                Log.DatabaseBack(logger, store.Url.Text);
+                Log.Renewed(logger, Holder);
             }
             Refresh();
         }
         catch (BindingStoreException e)
         {
+            // Once per failure streak: the host's loop logs the outage itself, with what went unanswered.
             if (!_databaseDown)
             {
                 _databaseDown = true;
-                Log.DatabaseDown(logger, e.Message);
+                Log.RenewalFailed(logger, Holder, e.Message);
             }
+        }
+        finally
+        {
+            Volatile.Write(ref _renewing, 0);
         }
     }
 
@@ -130,11 +141,11 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
             Message = "{Holder}: lost the lease (token {Token}): another HA is active; this one answers nothing more and stops")]
         public static partial void LeaseLost(ILogger logger, string holder, long token);
 
-        [LoggerMessage(EventId = 63, Level = LogLevel.Error,
-            Message = "the store's database is unreachable: {Error}; Binding Updates go unanswered (nothing can be made durable) until it returns")]
-        public static partial void DatabaseDown(ILogger logger, string error);
+        [LoggerMessage(EventId = 63, Level = LogLevel.Warning,
+            Message = "{Holder}: could not renew the lease ({Error}); it expires unless a renewal succeeds before")]
+        public static partial void RenewalFailed(ILogger logger, string holder, string error);
 
-        [LoggerMessage(EventId = 64, Level = LogLevel.Warning, Message = "the store's database {Store} is reachable again; answering resumes")]
-        public static partial void DatabaseBack(ILogger logger, string store);
+        [LoggerMessage(EventId = 64, Level = LogLevel.Information, Message = "{Holder}: the lease is renewed again")]
+        public static partial void Renewed(ILogger logger, string holder);
     }
 }
