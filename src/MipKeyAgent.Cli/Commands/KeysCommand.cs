@@ -56,11 +56,8 @@ internal static class KeysCommand
         var file = new Argument<string>("FILE") { Description = "The key file to create (mode 0600); an existing file is never overwritten." };
         var command = new Command("master-key",
             "Creates a store master key: 32 random octets, hex, in a new file readable only by its owner. Every HA of a pair on a shared " +
-            "PostgreSQL store (docs/cluster.md) is started with the same one (--master-key).
-
-" +
-            "Examples:
-" +
+            "PostgreSQL store (docs/cluster.md) is started with the same one (--master-key).\n\n" +
+            "Examples:\n" +
             "  mipkey keys master-key /etc/mipkey/pair.key")
         {
             file,
