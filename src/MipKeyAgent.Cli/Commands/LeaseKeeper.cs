@@ -7,7 +7,7 @@ namespace MipKeyAgent.Cli.Commands;
 
 /// <summary>
 /// An HA's side of the hot-standby pair (docs/cluster.md): while it waits it reports the lease's holder; once it
-/// holds the lease it renews it every third of its duration on a timer. A renewal that finds the lease lost
+/// holds the lease it renews it every third of its duration on a thread of its own. A renewal that finds the lease lost
 /// (expired and taken, e.g. after a pause or a database outage longer than the lease) fences this HA: its store
 /// refuses every write already, and <see cref="Lost"/> is cancelled so the process stops. <see cref="Status"/> is
 /// what <c>mipkey ha status</c> and /metrics show; it never blocks on the database.
@@ -15,13 +15,13 @@ namespace MipKeyAgent.Cli.Commands;
 internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, TimeProvider time, ILogger logger) : IDisposable
 {
     private readonly CancellationTokenSource _lost = new();
-    private ITimer? _timer;
+    private readonly CancellationTokenSource _stopRenewing = new();
+    private Thread? _renewer;
     private PostgresBindingStore? _store;
     private LeaseState? _lease;
     private DateTimeOffset _readAt;
     private string? _lastWaitingFor;
     private bool _databaseDown;
-    private int _renewing;
 
     public string Holder { get; } = holder;
 
@@ -71,23 +71,30 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
         Log.Active(logger, Holder, store.Lease!.Token, store.Url.Text);
         Refresh();
         var period = Duration / 3;
-        _timer = time.CreateTimer(_ => Renew(), null, period, period);
+        // A thread of its own, not a thread-pool timer: a busy or starved pool (a loaded machine, the host starting) must not
+        // delay the renewal past the lease.
+        _renewer = new Thread(() =>
+        {
+            while (!_stopRenewing.Token.WaitHandle.WaitOne(period) && !LeaseLost)
+            {
+                Renew();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "lease renewal",
+        };
+        _renewer.Start();
     }
 
     private void Renew()
     {
-        // The timer does not wait for a slow renewal: one at a time, none once the lease is lost.
-        if (LeaseLost || Interlocked.Exchange(ref _renewing, 1) == 1)
-        {
-            return;
-        }
         var store = _store!;
         try
         {
             if (!store.RenewLease())
             {
                 Log.LeaseLost(logger, Holder, store.Lease!.Token);
-                _timer?.Dispose();
                 _lost.Cancel();
                 return;
             }
@@ -107,10 +114,6 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
                 Log.RenewalFailed(logger, Holder, e.Message);
             }
         }
-        finally
-        {
-            Volatile.Write(ref _renewing, 0);
-        }
     }
 
     private void Refresh()
@@ -120,11 +123,19 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
     }
 
     /// <summary>Stops renewing (before the lease is released and the store closed).</summary>
-    public void StopRenewing() => _timer?.Dispose();
+    public void StopRenewing()
+    {
+        _stopRenewing.Cancel();
+        if (_renewer is { } renewer && renewer != Thread.CurrentThread)
+        {
+            renewer.Join();
+        }
+    }
 
     public void Dispose()
     {
-        _timer?.Dispose();
+        StopRenewing();
+        _stopRenewing.Dispose();
         _lost.Dispose();
     }
 
