@@ -56,11 +56,11 @@ internal sealed partial class AgentLoop
             while (!cancellationToken.IsCancellationRequested)
             {
                 committed = false;
-                BeginGroup();
+                bool grouped = BeginGroup();
                 Handle(received, count, onDatagram);
                 // A full batch means more may be waiting (they queue while a group's commit syncs): taken into
                 // the same group, so one commit covers what arrived during the last one.
-                for (int handled = count; _store is not null && count == received.Capacity && handled < MaxGroup; handled += count)
+                for (int handled = count; _store is not null && grouped && count == received.Capacity && handled < MaxGroup; handled += count)
                 {
                     count = ReceiveWaiting(direct, received);
                     Handle(received, count, onDatagram);
@@ -72,16 +72,16 @@ internal sealed partial class AgentLoop
                 }
                 var now = _time.GetUtcNow();
                 var breathe = false;
-                if (nextDeadline() is { } due && due <= now)
+                if (grouped && nextDeadline() is { } due && due <= now)
                 {
                     Run(tick);
                     // An engine whose deadline does not move after Tick would spin; breathe instead.
                     breathe = nextDeadline() is { } again && again <= now;
                 }
-                CommitGroup();
+                EndGroup(grouped);
                 committed = true;
                 count = 0;
-                int timeout = breathe ? 10 : WaitMilliseconds(nextDeadline(), _time.GetUtcNow());
+                int timeout = breathe ? 10 : WaitMilliseconds(Deadline(nextDeadline), _time.GetUtcNow());
                 try
                 {
                     count = direct.ReceiveBatch(received, timeout, _wakeup);
@@ -101,13 +101,13 @@ internal sealed partial class AgentLoop
             // Datagrams already received and answers already produced still go out (not after a failed commit).
             if (committed)
             {
-                BeginGroup();
+                bool grouped = BeginGroup();
                 Handle(received, count, onDatagram);
                 while (_inbox.Reader.TryRead(out var work))
                 {
                     Run(work);
                 }
-                CommitGroup();
+                EndGroup(grouped);
             }
             _loopThread = 0;
         }
@@ -136,7 +136,7 @@ internal sealed partial class AgentLoop
             }
             catch (Exception e)
             {
-                AgentLog.LoopError(_logger, e);
+                LoopError(e);
             }
         }
     }

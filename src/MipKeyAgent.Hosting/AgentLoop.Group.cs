@@ -29,13 +29,21 @@ internal sealed partial class AgentLoop
         }
     }
 
-    private void BeginGroup()
+    /// <summary>Opens a group; false when the store is down (<see cref="StoreOutage"/>): no group, and no engine work this turn.</summary>
+    private bool BeginGroup()
     {
         if (_store is null)
         {
-            return;
+            return true;
         }
-        _store.BeginGroup();
+        if (_outage is not null && !TryBeginGroup(_outage))
+        {
+            return false;
+        }
+        if (_outage is null)
+        {
+            _store.BeginGroup();
+        }
         if (_batch is null)
         {
             lock (_held)
@@ -47,6 +55,7 @@ internal sealed partial class AgentLoop
         {
             _grouping = true;
         }
+        return true;
     }
 
     /// <summary>
@@ -77,9 +86,18 @@ internal sealed partial class AgentLoop
                 _batch?.Clear();
                 _grouping = false;
             }
+            if (_outage is not null)
+            {
+                // The engine's state is ahead of the store now: it is reloaded from the store once a group begins again.
+                // The errors of the group's work were the store's: this one line says so.
+                _groupErrors.Clear();
+                _outage.Failed(e, held, engineAhead: true);
+                return;
+            }
             AgentLog.GroupCommitFailed(_logger, held, e);
             throw;
         }
+        ReportGroupErrors();
         if (_batch is not null)
         {
             _grouping = false;

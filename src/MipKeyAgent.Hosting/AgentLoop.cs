@@ -41,6 +41,7 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
     private readonly RawSendBatch? _batch;
     private readonly TransportWakeup? _wakeup;
     private readonly IBindingStore? _store;
+    private readonly StoreOutage? _outage;
 
     /// <summary>Sends held back until the open group commits (all of them unbatched; on the batched loop those the send batch cannot take).</summary>
     private readonly List<byte[]> _held = [];
@@ -48,11 +49,14 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
     private int _loopThread;
 
     /// <param name="store">The store whose writes each turn of the loop groups (the HA's); null: no groups.</param>
-    public AgentLoop(IDatagramTransport transport, TimeProvider time, ILogger logger, IBindingStore? store = null)
+    /// <param name="outage">With a store whose database can go away and return (PostgreSQL): a group that cannot begin or
+    /// commit pauses the engine until one can (<see cref="StoreOutage"/>) instead of ending the loop.</param>
+    public AgentLoop(IDatagramTransport transport, TimeProvider time, ILogger logger, IBindingStore? store = null, StoreOutage? outage = null)
     {
         ArgumentNullException.ThrowIfNull(transport);
         _transport = transport;
         _store = store;
+        _outage = store is null ? null : outage;
         _direct = transport.Batching;
         if (_direct is not null && _direct.BatchesSupported)
         {
@@ -158,7 +162,7 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
             while (!stop.IsCancellationRequested)
             {
                 // One group: the inbox items at hand (up to MaxGroup), then a due tick.
-                BeginGroup();
+                bool grouped = BeginGroup();
                 int handled = 0;
                 while (handled < MaxGroup && _inbox.Reader.TryRead(out var work))
                 {
@@ -166,13 +170,13 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
                     handled++;
                 }
                 var now = _time.GetUtcNow();
-                var deadline = nextDeadline();
-                bool due = deadline is { } d0 && d0 <= now;
+                var deadline = Deadline(nextDeadline);
+                bool due = grouped && deadline is { } d0 && d0 <= now;
                 if (due)
                 {
                     Run(tick);
                 }
-                CommitGroup();
+                EndGroup(grouped);
                 if (due)
                 {
                     if (nextDeadline() is { } again && again <= now)
@@ -187,7 +191,8 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
                     continue;
                 }
                 using var wake = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
-                var wait = deadline is { } d ? d - now : Timeout.InfiniteTimeSpan;
+                // Past already when the store is down and its retry fell due during this turn.
+                var wait = deadline is { } d ? (d > now ? d - now : TimeSpan.Zero) : Timeout.InfiniteTimeSpan;
                 var readable = _inbox.Reader.WaitToReadAsync(wake.Token).AsTask();
                 var timer = Task.Delay(wait, _time, wake.Token);
                 await Task.WhenAny(readable, timer).ConfigureAwait(false);
@@ -217,7 +222,7 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
         }
         catch (Exception e)
         {
-            AgentLog.LoopError(_logger, e);
+            LoopError(e);
         }
     }
 

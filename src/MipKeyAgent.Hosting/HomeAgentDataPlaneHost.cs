@@ -99,7 +99,14 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
 
     /// <summary>Pumps intercepted packets from the home link onto the loop until cancelled.</summary>
     internal Task RunAsync(CancellationToken cancellationToken) =>
-        PacketFeed.RunAsync(_proxy.Name, _proxy.ReceiveAsync, packet => _loop?.Post(() => FromHomeLink(packet)), _logger, cancellationToken);
+        PacketFeed.RunAsync(_proxy.Name, _proxy.ReceiveAsync, packet => _loop?.Post(() =>
+        {
+            // Without its store the engine is paused: the packet is lost, as on a link without its router.
+            if (_loop?.StoreDown != true)
+            {
+                FromHomeLink(packet);
+            }
+        }), _logger, cancellationToken);
 
     private void FromHomeLink(byte[] packet)
     {

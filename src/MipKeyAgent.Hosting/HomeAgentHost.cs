@@ -8,6 +8,9 @@ using Microsoft.Extensions.Logging;
 namespace MipKeyAgent.Hosting;
 
 /// <summary>What a home agent host runs with (built from the provisioning file and the command line).</summary>
+/// <param name="ResumeAfterStoreOutage">A store whose database may go away and return (PostgreSQL): without it the host answers
+/// nothing, counts what it drops, and resumes (reloading the engine from the store when needed) once it returns
+/// (<see cref="StoreOutage"/>). Otherwise a failed group commit stops the host.</param>
 public sealed record HomeAgentHostSettings(
     HomeAgentOptions Options,
     IReadOnlyList<ProvisionedNode> Nodes,
@@ -15,7 +18,8 @@ public sealed record HomeAgentHostSettings(
     IKeySource KeySource,
     ISpiSource SpiSource,
     bool AnswerEcho = true,
-    Action<ProtocolEvent>? Events = null);
+    Action<ProtocolEvent>? Events = null,
+    bool ResumeAfterStoreOutage = false);
 
 /// <summary>
 /// The home agent process around <see cref="HomeAgentEngine"/>: one <see cref="AgentLoop"/> over
@@ -29,7 +33,8 @@ public sealed class HomeAgentHost : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly AgentLoop _loop;
-    private readonly HomeAgentEngine _engine;
+    private readonly StoreOutage? _outage;
+    private HomeAgentEngine _engine;
     private readonly Dictionary<Ipv6Address, string> _names = [];
     private readonly byte[] _inner = new byte[65_535 + 40];
     private readonly byte[] _reply = new byte[65_535 + 40];
@@ -48,16 +53,48 @@ public sealed class HomeAgentHost : IDisposable
         _transport = transport;
         _time = time;
         _logger = loggers.CreateLogger("mipkey.ha");
-        _loop = new AgentLoop(transport, time, _logger, settings.Store);
+        _outage = settings.ResumeAfterStoreOutage ? new StoreOutage(_logger, time, ReloadEngine) : null;
+        _loop = new AgentLoop(transport, time, _logger, settings.Store, _outage);
         _drops = new DropLog(_logger, time);
         _started = time.GetUtcNow();
-        _engine = new HomeAgentEngine(settings.Options, time, settings.KeySource, settings.SpiSource, _loop, settings.Store, OnEvent);
         foreach (var node in settings.Nodes)
         {
             _names[node.Provisioning.HomeAddress] = node.Name;
-            _engine.Provision(node.Provisioning);
         }
+        _engine = CreateEngine();
         _dataPlane = dataPlane;
+        _dataPlane?.Attach(_engine, _loop, _names.Keys);
+    }
+
+    /// <summary>An engine with every node provisioned from the store.</summary>
+    private HomeAgentEngine CreateEngine()
+    {
+        var engine = new HomeAgentEngine(_settings.Options, _time, _settings.KeySource, _settings.SpiSource, _loop, _settings.Store, OnEvent);
+        try
+        {
+            foreach (var node in _settings.Nodes)
+            {
+                engine.Provision(node.Provisioning);
+            }
+            return engine;
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// After a failed commit the engine's state is ahead of the store: a new engine reads every node from the store (as a
+    /// restart would) and the old one, with its keys, is dropped. Its counters start again from zero.
+    /// </summary>
+    private void ReloadEngine()
+    {
+        var engine = CreateEngine();
+        var old = _engine;
+        _engine = engine;
+        old.Dispose();
         _dataPlane?.Attach(_engine, _loop, _names.Keys);
     }
 
@@ -113,6 +150,12 @@ public sealed class HomeAgentHost : IDisposable
         }
         var counters = new SortedDictionary<string, long>(StatusSnapshot.Counters(_engine.Counters).ToDictionary(), StringComparer.Ordinal);
         _dataPlane?.AddCounters(counters);
+        if (_outage is not null)
+        {
+            counters["store_down"] = _outage.Down ? 1 : 0;
+            counters["store_outages"] = _outage.Outages;
+            counters["store_down_unanswered"] = _outage.DroppedTotal;
+        }
         return new AgentStatus("ha", now, (now - _started).TotalSeconds, _transport.Name, counters,
             StatusSnapshot.Drops(_engine.Counters), bindings);
     }
@@ -131,6 +174,12 @@ public sealed class HomeAgentHost : IDisposable
 
     private void OnDatagram(ReadOnlyMemory<byte> datagram)
     {
+        if (_outage is { Down: true })
+        {
+            // Nothing received can be answered durably: the node retransmits (docs/cluster.md).
+            _outage.Dropped();
+            return;
+        }
         var result = _engine.Receive(datagram.Span, _inner);
         switch (result.Outcome)
         {

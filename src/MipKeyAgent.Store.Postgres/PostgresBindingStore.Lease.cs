@@ -38,13 +38,14 @@ public sealed partial class PostgresBindingStore
     }
 
     /// <summary>Renews the lease (the host, at a third of its duration); false when it is lost: the HA must stop answering.</summary>
+    /// <remarks>
+    /// Not under the store's lock: the renewal's UPDATE waits for the open group's transaction, which holds the lease row
+    /// FOR SHARE, and that group's next write needs the lock. It runs on a connection of its own.
+    /// </remarks>
     public bool RenewLease()
     {
         var lease = Lease ?? throw new InvalidOperationException("this store holds no lease");
-        lock (_lock)
-        {
-            return Run("renewing the lease", lease.TryRenew);
-        }
+        return Run("renewing the lease", lease.TryRenew);
     }
 
     /// <summary>The lease row as the database has it now (status), or null without a lease.</summary>
@@ -54,10 +55,8 @@ public sealed partial class PostgresBindingStore
         {
             return null;
         }
-        lock (_lock)
-        {
-            return Run("reading the lease", c => PostgresLease.Read(c, lease.Name));
-        }
+        // A connection of its own, as the renewal's (no lock: status never waits for a group).
+        return Run("reading the lease", c => PostgresLease.Read(c, lease.Name));
     }
 
     /// <summary>Ends the lease (a standby takes over without waiting for its expiry); the store stays usable for reads.</summary>

@@ -60,7 +60,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(url);
         ArgumentNullException.ThrowIfNull(masterKey);
-        var store = new PostgresBindingStore(url, NpgsqlDataSource.Create(url.Settings), masterKey, ownsMasterKey, time ?? TimeProvider.System);
+        var store = new PostgresBindingStore(url, NpgsqlDataSource.Create(SessionSettings(url, lease)), masterKey, ownsMasterKey, time ?? TimeProvider.System);
         try
         {
             store.Run("opening", connection => PostgresSchema.Apply(connection, store._seal, url.Text));
@@ -76,6 +76,24 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             store.Release(disposeMasterKey: false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The connection settings; with a lease, the server ends a session left idle inside a transaction after as long as the
+    /// lease lasts (at least 2 s). A write transaction holds the lease row FOR SHARE: an HA paused in the middle of one (SIGSTOP, a frozen
+    /// VM) would otherwise block the takeover that fences it for as long as it stays paused.
+    /// </summary>
+    private static NpgsqlConnectionStringBuilder SessionSettings(PostgresUrl url, LeaseOptions? lease)
+    {
+        if (lease is null)
+        {
+            return url.Settings;
+        }
+        long milliseconds = (long)Math.Max(2000, lease.Duration.TotalMilliseconds);
+        var settings = new NpgsqlConnectionStringBuilder(url.Settings.ConnectionString);
+        string option = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"-c idle_in_transaction_session_timeout={milliseconds}");
+        settings.Options = string.IsNullOrEmpty(settings.Options) ? option : settings.Options + " " + option;
+        return settings;
     }
 
     private void Preload()

@@ -74,6 +74,21 @@ public sealed class CommandLineMistakeTests : IDisposable
     }
 
     [Fact]
+    public async Task KeysMasterKey_NewFileThenExistingFile_CreatedOwnerOnlyThenNeverOverwritten()
+    {
+        var path = Path.Combine(_dir, "pair.key");
+        Assert.Equal(0, await CliApp.RunAsync(["keys", "master-key", path], new StringWriter(), new StringWriter()));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        string key = File.ReadAllText(path);
+        Assert.Matches("^[0-9a-f]{64}\n$", key);
+
+        var line = await Mistake("keys", "master-key", path);
+
+        Assert.Contains("pair.key", line, StringComparison.Ordinal);
+        Assert.Equal(key, File.ReadAllText(path));
+    }
+
+    [Fact]
     public async Task Ha_MissingInterface_NamedExit2()
     {
         var line = await Mistake("ha", "-c", HaConfig(), "-i", "nosuchif0", "--volatile", "--status-socket", Path.Combine(_dir, "ha.sock"));

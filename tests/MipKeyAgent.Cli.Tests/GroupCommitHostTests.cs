@@ -16,13 +16,15 @@ public sealed class GroupCommitHostTests
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
 
-    private static (HomeAgentHost Ha, MobileNodeHost Mn, InMemoryTransportPair Link) Build(IBindingStore store, ILoggerFactory loggers)
+    private static (HomeAgentHost Ha, MobileNodeHost Mn, InMemoryTransportPair Link) Build(IBindingStore store, ILoggerFactory loggers,
+        bool resumeAfterOutage = false)
     {
         var ha = HomeAgentConfig.Parse("ha.conf", ConfigText.HomeAgent, Path.GetTempPath());
         var mn = MobileNodeConfig.Parse("mn1.conf", ConfigText.MobileNode, Path.GetTempPath());
         var link = new InMemoryTransportPair();
         var haOptions = new HomeAgentOptions { Address = ha.Address!.Value, RekeyInterval = TimeSpan.FromHours(1) };
-        var haHost = new HomeAgentHost(new HomeAgentHostSettings(haOptions, ha.Nodes, store, new LocalRandomKeySource(), new RandomSpiSource()),
+        var haHost = new HomeAgentHost(new HomeAgentHostSettings(haOptions, ha.Nodes, store, new LocalRandomKeySource(), new RandomSpiSource(),
+                ResumeAfterStoreOutage: resumeAfterOutage),
             link.A, TimeProvider.System, loggers);
         var mnHost = new MobileNodeHost(new MobileNodeHostSettings("mn1", mn.ToOptions(null), new InMemoryMobileNodeStateStore(),
             new LocalRandomKeySource(), TimeSpan.FromMilliseconds(50)), link.B, TimeProvider.System, loggers);
@@ -91,6 +93,36 @@ public sealed class GroupCommitHostTests
         }
     }
 
+    [Fact]
+    public async Task CommitFailsOnce_HostThatResumesAfterStoreOutages_NothingOfTheGroupSentThenAnswersFromTheReloadedStore()
+    {
+        var store = new GatedStore { Failure = new IOException("the database is gone"), Failures = 1 };
+        store.Release.Set();
+        using var loggers = new CollectingLoggers();
+        var (ha, mn, link) = Build(store, loggers, resumeAfterOutage: true);
+        store.SentSoFar = () => link.A.Sent;
+        using (ha)
+        using (mn)
+        {
+            using var stop = new CancellationTokenSource();
+            var runs = Task.WhenAll(ha.RunAsync(stop.Token), mn.RunAsync(stop.Token));
+
+            await WaitFor(() => store.FailedCommits == 1, "the failed commit");
+            Assert.Equal(0, store.SentWhenFailed);
+            await WaitFor(() => mn.EchoReplies >= 2, "the BA of the retransmitted BU and echo replies through the tunnel");
+            var status = await ha.GetStatusAsync();
+            await stop.CancelAsync();
+            await runs;
+
+            Assert.Equal(0, status.Counters["store_down"]);
+            Assert.Equal(1, status.Counters["store_outages"]);
+        }
+        Assert.Single(loggers.Lines, l => l.Contains("the store is unavailable (the database is gone)", StringComparison.Ordinal));
+        Assert.Single(loggers.Lines, l => l.Contains("the store is available again", StringComparison.Ordinal)
+            && l.Contains("the bindings were reloaded from the store", StringComparison.Ordinal));
+        Assert.DoesNotContain(loggers.Lines, l => l.Contains("failed to commit a group of writes", StringComparison.Ordinal));
+    }
+
     /// <summary>
     /// An in-memory store that counts the writes of each group; the first commit of a group with writes waits for
     /// <see cref="Release"/> (noting what the HA had sent by then), or throws <see cref="Failure"/>.
@@ -109,6 +141,13 @@ public sealed class GroupCommitHostTests
         public ManualResetEventSlim Release { get; } = new();
 
         public Exception? Failure { get; init; }
+
+        /// <summary>How many commits with writes throw <see cref="Failure"/> (then they succeed).</summary>
+        public int Failures { get; init; } = int.MaxValue;
+
+        public int FailedCommits { get; private set; }
+
+        public long SentWhenFailed { get; private set; } = -1;
 
         public long SentWhenHeld { get; private set; } = -1;
 
@@ -179,8 +218,10 @@ public sealed class GroupCommitHostTests
             {
                 return;
             }
-            if (Failure is not null)
+            if (Failure is not null && FailedCommits < Failures)
             {
+                SentWhenFailed = SentSoFar();
+                FailedCommits++;
                 throw Failure;
             }
             if (!Held.IsSet)

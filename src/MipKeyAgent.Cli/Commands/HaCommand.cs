@@ -170,7 +170,8 @@ internal static class HaCommand
         await using var keySupply = qkdSettings is null ? null
             : await HomeAgentQkdSupply.StartAsync(qkdSettings, file.Nodes, TimeProvider.System, parts.Loggers, cancellation).ConfigureAwait(false);
         using var host = new HomeAgentHost(new HomeAgentHostSettings(parts.Options, nodes, bindings.Store,
-                keySupply?.KeySource ?? (IKeySource)new LocalRandomKeySource(), new RandomSpiSource(), Events: keySupply is null ? null : keySupply.Observe),
+                keySupply?.KeySource ?? (IKeySource)new LocalRandomKeySource(), new RandomSpiSource(), Events: keySupply is null ? null : keySupply.Observe,
+                ResumeAfterStoreOutage: parts.Keeper is not null),
             parts.Link ?? clusterLink!, TimeProvider.System, parts.Loggers, parts.HomeLink ?? clusterHomeLink);
         running = host;
         LogStart(parts.Loggers.CreateLogger("mipkey.ha"), bindings, lostNodes, status.Addresses);

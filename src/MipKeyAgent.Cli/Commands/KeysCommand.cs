@@ -47,6 +47,28 @@ internal static class KeysCommand
             StatusTables.WriteBindings(console(), bindings);
             return 0;
         });
-        return new Command("keys", "Inspects the home agent's keys (numbers and SPIs only).") { show };
+        return new Command("keys", "Inspects the home agent's keys (numbers and SPIs only).") { show, MasterKeyCommand(console) };
+    }
+
+    /// <summary><c>mipkey keys master-key FILE</c>: a new store master key, e.g. the one every HA of a PostgreSQL pair shares.</summary>
+    private static Command MasterKeyCommand(Func<IAnsiConsole> console)
+    {
+        var file = new Argument<string>("FILE") { Description = "The key file to create (mode 0600); an existing file is never overwritten." };
+        var command = new Command("master-key",
+            "Creates a store master key: 32 random octets, hex, in a new file readable only by its owner. Every HA of a pair on a shared " +
+            "PostgreSQL store (docs/cluster.md) is started with the same one (--master-key).\n\n" +
+            "Examples:\n" +
+            "  mipkey keys master-key /etc/mipkey/pair.key")
+        {
+            file,
+        };
+        command.SetAction(parse =>
+        {
+            string path = parse.GetRequiredValue(file);
+            MipKeyAgent.Store.MasterKey.Create(path);
+            console().WriteLine($"{path}: new master key (mode 0600)");
+            return 0;
+        });
+        return command;
     }
 }

@@ -7,7 +7,7 @@ namespace MipKeyAgent.Cli.Commands;
 
 /// <summary>
 /// An HA's side of the hot-standby pair (docs/cluster.md): while it waits it reports the lease's holder; once it
-/// holds the lease it renews it every third of its duration on a timer. A renewal that finds the lease lost
+/// holds the lease it renews it every third of its duration on a thread of its own. A renewal that finds the lease lost
 /// (expired and taken, e.g. after a pause or a database outage longer than the lease) fences this HA: its store
 /// refuses every write already, and <see cref="Lost"/> is cancelled so the process stops. <see cref="Status"/> is
 /// what <c>mipkey ha status</c> and /metrics show; it never blocks on the database.
@@ -15,7 +15,8 @@ namespace MipKeyAgent.Cli.Commands;
 internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, TimeProvider time, ILogger logger) : IDisposable
 {
     private readonly CancellationTokenSource _lost = new();
-    private ITimer? _timer;
+    private readonly CancellationTokenSource _stopRenewing = new();
+    private Thread? _renewer;
     private PostgresBindingStore? _store;
     private LeaseState? _lease;
     private DateTimeOffset _readAt;
@@ -70,7 +71,20 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
         Log.Active(logger, Holder, store.Lease!.Token, store.Url.Text);
         Refresh();
         var period = Duration / 3;
-        _timer = time.CreateTimer(_ => Renew(), null, period, period);
+        // A thread of its own, not a thread-pool timer: a busy or starved pool (a loaded machine, the host starting) must not
+        // delay the renewal past the lease.
+        _renewer = new Thread(() =>
+        {
+            while (!_stopRenewing.Token.WaitHandle.WaitOne(period) && !LeaseLost)
+            {
+                Renew();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "lease renewal",
+        };
+        _renewer.Start();
     }
 
     private void Renew()
@@ -81,23 +95,23 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
             if (!store.RenewLease())
             {
                 Log.LeaseLost(logger, Holder, store.Lease!.Token);
-                _timer?.Dispose();
                 _lost.Cancel();
                 return;
             }
             if (_databaseDown)
             {
                 _databaseDown = false;
-                Log.DatabaseBack(logger, store.Url.Text);
+                Log.Renewed(logger, Holder);
             }
             Refresh();
         }
         catch (BindingStoreException e)
         {
+            // Once per failure streak: the host's loop logs the outage itself, with what went unanswered.
             if (!_databaseDown)
             {
                 _databaseDown = true;
-                Log.DatabaseDown(logger, e.Message);
+                Log.RenewalFailed(logger, Holder, e.Message);
             }
         }
     }
@@ -109,11 +123,19 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
     }
 
     /// <summary>Stops renewing (before the lease is released and the store closed).</summary>
-    public void StopRenewing() => _timer?.Dispose();
+    public void StopRenewing()
+    {
+        _stopRenewing.Cancel();
+        if (_renewer is { } renewer && renewer != Thread.CurrentThread)
+        {
+            renewer.Join();
+        }
+    }
 
     public void Dispose()
     {
-        _timer?.Dispose();
+        StopRenewing();
+        _stopRenewing.Dispose();
         _lost.Dispose();
     }
 
@@ -130,11 +152,11 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
             Message = "{Holder}: lost the lease (token {Token}): another HA is active; this one answers nothing more and stops")]
         public static partial void LeaseLost(ILogger logger, string holder, long token);
 
-        [LoggerMessage(EventId = 63, Level = LogLevel.Error,
-            Message = "the store's database is unreachable: {Error}; Binding Updates go unanswered (nothing can be made durable) until it returns")]
-        public static partial void DatabaseDown(ILogger logger, string error);
+        [LoggerMessage(EventId = 63, Level = LogLevel.Warning,
+            Message = "{Holder}: could not renew the lease ({Error}); it expires unless a renewal succeeds before")]
+        public static partial void RenewalFailed(ILogger logger, string holder, string error);
 
-        [LoggerMessage(EventId = 64, Level = LogLevel.Warning, Message = "the store's database {Store} is reachable again; answering resumes")]
-        public static partial void DatabaseBack(ILogger logger, string store);
+        [LoggerMessage(EventId = 64, Level = LogLevel.Information, Message = "{Holder}: the lease is renewed again")]
+        public static partial void Renewed(ILogger logger, string holder);
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
@@ -41,7 +42,9 @@ internal sealed class HomeAgentStormLab : IDisposable
 
     private readonly ITestOutputHelper _output;
     private readonly string _directory;
-    private readonly string _haSocket;
+    private readonly Dictionary<string, long> _receivedFrom = [];
+    private string _haSocket;
+    private string? _mirrorSocket;
     private readonly string _labSocket;
     private readonly Socket _socket;
     private readonly List<Node> _nodes = [];
@@ -52,7 +55,7 @@ internal sealed class HomeAgentStormLab : IDisposable
     private readonly StringBuilder _logs = new();
     private readonly object _logLock = new();
     private readonly byte[] _buffer = new byte[65_535 + 40];
-    private readonly string _statusSocket;
+    private string _statusSocket;
     private Process? _ha;
     private volatile bool _started;
     private bool _announcementsChecked = true;
@@ -178,6 +181,62 @@ internal sealed class HomeAgentStormLab : IDisposable
         }
     }
 
+    /// <summary>
+    /// The HA started next binds <paramref name="name"/> (in the lab's directory) and serves its status on <paramref name="statusName"/>;
+    /// the nodes send to it from now on.
+    /// </summary>
+    public void UseHomeAgentSocket(string name, string statusName)
+    {
+        _haSocket = Path.Combine(_directory, name);
+        _statusSocket = Path.Combine(_directory, statusName);
+    }
+
+    /// <summary>The nodes also send a copy of every datagram to <paramref name="name"/> (a former active that still listens), or stop with null.</summary>
+    public void MirrorTo(string? name) => _mirrorSocket = name is null ? null : Path.Combine(_directory, name);
+
+    /// <summary>Datagrams received so far from the HA socket <paramref name="name"/> (default: the first HA's, ha.sock).</summary>
+    public long DatagramsFrom(string name = "ha.sock") => _receivedFrom.GetValueOrDefault(Path.Combine(_directory, name));
+
+    /// <summary>The running HA process, which the lab forgets (the caller pauses, resumes and disposes it); the next start is another HA.</summary>
+    public Process DetachHomeAgent()
+    {
+        var process = _ha ?? throw new InvalidOperationException("no HA is running");
+        _ha = null;
+        return process;
+    }
+
+    /// <summary>Whether the HA process the lab runs has exited (with its code).</summary>
+    public bool HomeAgentExited(out int exitCode)
+    {
+        exitCode = _ha is { HasExited: true } ha ? ha.ExitCode : 0;
+        return _ha?.HasExited ?? true;
+    }
+
+    /// <summary>The running HA's status (its status socket).</summary>
+    public AgentStatus Status() => StatusClient.GetAsync(_statusSocket, null).GetAwaiter().GetResult();
+
+    /// <summary>Every HA's output so far.</summary>
+    public string LogText => Logs();
+
+    /// <summary>Lines of every HA's output that contain <paramref name="text"/>.</summary>
+    public int LogLinesContaining(string text) =>
+        Logs().Split('\n').Count(line => line.Contains(text, StringComparison.Ordinal));
+
+    /// <summary>Runs the nodes until <paramref name="done"/> or <paramref name="limit"/>; false when it timed out.</summary>
+    public bool RunUntil(Func<bool> done, TimeSpan limit)
+    {
+        var until = DateTimeOffset.UtcNow + limit;
+        while (!done())
+        {
+            if (DateTimeOffset.UtcNow >= until)
+            {
+                return false;
+            }
+            Step(TimeSpan.FromMilliseconds(20));
+        }
+        return true;
+    }
+
     /// <summary>Runs the nodes until the HA logged its start line; returns how long that took.</summary>
     public TimeSpan WaitUntilStarted()
     {
@@ -263,8 +322,7 @@ internal sealed class HomeAgentStormLab : IDisposable
         // highest generation counts every announcement the HA made.
         while (_socket.Available > 0)
         {
-            int length = _socket.Receive(_buffer);
-            Deliver(_buffer.AsSpan(0, length));
+            ReceiveOne();
         }
         foreach (var node in _nodes)
         {
@@ -345,8 +403,7 @@ internal sealed class HomeAgentStormLab : IDisposable
         {
             while (_socket.Available > 0)
             {
-                int length = _socket.Receive(_buffer);
-                Deliver(_buffer.AsSpan(0, length));
+                ReceiveOne();
             }
         }
         now = DateTimeOffset.UtcNow;
@@ -358,6 +415,16 @@ internal sealed class HomeAgentStormLab : IDisposable
             }
         }
         Flush();
+    }
+
+    /// <summary>One datagram from an HA, counted by the HA socket it came from, then delivered to its node.</summary>
+    private void ReceiveOne()
+    {
+        EndPoint from = new UnixDomainSocketEndPoint(_labSocket);
+        int length = _socket.ReceiveFrom(_buffer, ref from);
+        string sender = from.ToString() ?? "";
+        _receivedFrom[sender] = _receivedFrom.GetValueOrDefault(sender) + 1;
+        Deliver(_buffer.AsSpan(0, length));
     }
 
     private void Deliver(ReadOnlySpan<byte> datagram)
@@ -379,13 +446,16 @@ internal sealed class HomeAgentStormLab : IDisposable
         {
             foreach (var datagram in node.Outbox)
             {
-                try
+                foreach (var target in _mirrorSocket is null ? [_haSocket] : new[] { _haSocket, _mirrorSocket })
                 {
-                    _socket.SendTo(datagram, new UnixDomainSocketEndPoint(_haSocket));
-                }
-                catch (SocketException)
-                {
-                    // The HA is down or not bound yet: lost, the node retransmits.
+                    try
+                    {
+                        _socket.SendTo(datagram, new UnixDomainSocketEndPoint(target));
+                    }
+                    catch (SocketException)
+                    {
+                        // The HA is down or not bound yet: lost, the node retransmits.
+                    }
                 }
             }
             node.Outbox.Clear();
