@@ -11,7 +11,7 @@
 # Then `mipkey bench process` as the other ARGS say (default: --nodes 2000 --rekey-interval 1ms), SQLite store.
 #
 # Usage (root): lab/strongswan-bench.sh [DURATION=20] [-- extra mipkey bench process args, e.g. --volatile]
-# Env: CONNS (8), CHILDREN (128).
+# Env: CONNS (8), CHILDREN (128), SETUP_SECONDS (120: wait for the CHILD_SAs), LOGLEVEL (0: charon logs in the temporary directory).
 set -euo pipefail
 DURATION=${1:-20}; shift || true
 [ "${1:-}" = "--" ] && shift
