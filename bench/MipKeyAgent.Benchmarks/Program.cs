@@ -9,6 +9,7 @@ using MipKeyAgent.Tools.Bench;
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- loop steady|rekey|floor|rekey-floor seconds [suite]  (a hot loop to profile)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-write [bindings] [writes] [dir] [postgresql://...]  (SQLite write path, µs per Save; with a URL PostgreSQL beside it)
 // dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- capture-read [packets]  (reading a large capture: libpcap vs a managed span reader)
+// dotnet run -c Release --project bench/MipKeyAgent.Benchmarks -- store-group [bindings] [saves] [group] [dir] [loop-seconds]  (grouped Saves as the durable HA makes them, CPU µs per Save)
 // (see docs/benchmarks.md for the recorded runs).
 if (args.Length > 0 && args[0] == "runner")
 {
@@ -42,6 +43,14 @@ if (args.Length > 0 && args[0] == "store-write")
     MipKeyAgent.Benchmarks.StoreWriteBenchmark.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000,
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5_000, args.Length > 3 ? args[3] : "/dev/shm", Console.Out,
         args.Length > 4 ? args[4] : null);
+    return;
+}
+if (args.Length > 0 && args[0] == "store-group")
+{
+    // store-group [bindings] [saves] [group] [directory] [loop-seconds]: CPU per grouped Save, anchor off and on (see StoreGroupBenchmark).
+    int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    MipKeyAgent.Benchmarks.StoreGroupBenchmark.Run(Arg(1, 10_000), Arg(2, 50_000), Arg(3, 32), args.Length > 4 ? args[4] : "/dev/shm", Console.Out,
+        args.Length > 5 ? double.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 0);
     return;
 }
 if (args.Length > 0 && args[0] == "alloc")

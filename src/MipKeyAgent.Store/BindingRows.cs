@@ -79,22 +79,41 @@ internal static class BindingRows
     private static long? NullableInt64(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
 
     /// <summary>Binds <paramref name="record"/>'s binding row (sealed with <paramref name="seal"/>) to the <see cref="Bindings"/> parameters.</summary>
-    public static void BindBinding(DbParameterCollection p, string home, BindingRecord record, byte[] seal)
+    public static void BindBinding(DbParameterCollection p, string home, BindingRecord record, byte[] seal) => BindBinding(p, home, View(record), seal);
+
+    /// <summary>Binds <paramref name="state"/>'s binding row (sealed with <paramref name="seal"/>) to the <see cref="Bindings"/> parameters.</summary>
+    public static void BindBinding(DbParameterCollection p, string home, in BindingState state, byte[] seal)
     {
         p[HomeAddress].Value = home;
-        p[CareOf].Value = (object?)record.CareOfAddress?.ToString() ?? DBNull.Value;
-        p[ExpiresAt].Value = record.BindingExpiresAt.UtcTicks;
-        p[LastSequence].Value = record.LastSequence is { } last ? (long)last : DBNull.Value;
-        p[InitEpoch].Value = record.InitEpoch is { } epoch ? unchecked((long)epoch) : DBNull.Value;
-        p[EpochGeneration].Value = (long)record.EpochGeneration.Value;
-        p[HighestIssued].Value = (long)record.HighestIssued.Value;
-        p[RekeyDueAt].Value = record.RekeyDueAt is { } due ? due.UtcTicks : DBNull.Value;
-        p[RekeyPending].Value = record.RekeyPending ? 1L : 0L;
-        p[IkControlEdge].Value = (long)record.InitializationControlReceiveRightEdge;
-        p[IkDataEdge].Value = (long)record.InitializationDataReceiveRightEdge;
+        p[CareOf].Value = (object?)state.CareOfAddress?.ToString() ?? DBNull.Value;
+        p[ExpiresAt].Value = state.BindingExpiresAt.UtcTicks;
+        p[LastSequence].Value = state.LastSequence is { } last ? (long)last : DBNull.Value;
+        p[InitEpoch].Value = state.InitEpoch is { } epoch ? unchecked((long)epoch) : DBNull.Value;
+        p[EpochGeneration].Value = (long)state.EpochGeneration.Value;
+        p[HighestIssued].Value = (long)state.HighestIssued.Value;
+        p[RekeyDueAt].Value = state.RekeyDueAt is { } due ? due.UtcTicks : DBNull.Value;
+        p[RekeyPending].Value = state.RekeyPending ? 1L : 0L;
+        p[IkControlEdge].Value = (long)state.InitializationControlReceiveRightEdge;
+        p[IkDataEdge].Value = (long)state.InitializationDataReceiveRightEdge;
         p[BindingSeal].Value = seal;
-        p[InitSequence].Value = record.InitSequence is { } started ? (long)started : DBNull.Value;
+        p[InitSequence].Value = state.InitSequence is { } started ? (long)started : DBNull.Value;
     }
+
+    /// <summary>
+    /// <paramref name="record"/> as the view the engine's writes pass (its secret arrays are the view's spans):
+    /// one write path and one associated-data builder serve both forms of <c>Save</c>.
+    /// </summary>
+    public static BindingState View(BindingRecord record) =>
+        new(record.HomeAddress, record.CareOfAddress, record.BindingExpiresAt, record.LastSequence, record.InitEpoch, record.EpochGeneration,
+            record.HighestIssued, View(record.Newest), View(record.Previous), record.RekeyDueAt, record.RekeyPending,
+            record.InitializationControlReceiveRightEdge, record.InitializationDataReceiveRightEdge)
+        {
+            InitSequence = record.InitSequence,
+        };
+
+    private static GenerationState View(GenerationRecord? g) => g is null ? default
+        : new(g.Generation, g.Secret, g.SpiMnToHa, g.SpiHaToMn, g.Suite, g.Confirmed, g.CreatedAt, g.TransmitSequenceReserved,
+            g.ControlReceiveRightEdge, g.DataReceiveRightEdge, g.Reference);
 
     /// <summary>
     /// The binding row's associated data: bindings|home|care-of or -|expiry ticks|last sequence or -|epoch or -|epoch
@@ -103,14 +122,17 @@ internal static class BindingRows
     /// sequence is appended only when present, so a row without one keeps its schema-2 associated data. Built in
     /// place, no strings (restart: one per row).
     /// </summary>
-    public static RowSeal.AssociatedData BindingAssociated(RowSeal.AssociatedData data, BindingRecord r)
+    public static RowSeal.AssociatedData BindingAssociated(RowSeal.AssociatedData data, BindingRecord r) => BindingAssociated(data, View(r));
+
+    /// <inheritdoc cref="BindingAssociated(RowSeal.AssociatedData, BindingRecord)"/>
+    public static RowSeal.AssociatedData BindingAssociated(RowSeal.AssociatedData data, in BindingState r)
     {
         data.Start().Field("bindings").Field(r.HomeAddress);
         _ = r.CareOfAddress is { } careOf ? data.Field(careOf) : data.Field("-");
         data.Field(r.BindingExpiresAt.UtcTicks).FieldOrDash(r.LastSequence).FieldOrDash(r.InitEpoch)
             .Field(r.EpochGeneration.Value).Field(r.HighestIssued.Value).FieldOrDash(r.RekeyDueAt is { } due ? (ulong)due.UtcTicks : null)
             .Field(r.RekeyPending).Field(r.InitializationControlReceiveRightEdge).Field(r.InitializationDataReceiveRightEdge)
-            .FieldOrDash(r.Newest?.Generation.Value).FieldOrDash(r.Previous?.Generation.Value);
+            .FieldOrDash(r.Newest.IsPresent ? r.Newest.Generation.Value : null).FieldOrDash(r.Previous.IsPresent ? r.Previous.Generation.Value : null);
         if (r.InitSequence is { } started)
         {
             data.Field("init_sequence").Field((ulong)started);

@@ -38,6 +38,9 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
     public static GenerationColumns From(GenerationRecord g) => new(g.Generation, g.SpiMnToHa, g.SpiHaToMn, g.Suite, g.Confirmed, g.CreatedAt,
         g.TransmitSequenceReserved, g.ControlReceiveRightEdge, g.DataReceiveRightEdge, g.Reference);
 
+    public static GenerationColumns From(in GenerationState g) => new(g.Generation, g.SpiMnToHa, g.SpiHaToMn, g.Suite, g.Confirmed, g.CreatedAt,
+        g.TransmitSequenceReserved, g.ControlReceiveRightEdge, g.DataReceiveRightEdge, g.Reference);
+
     public static string SlotName(long slot) => slot switch
     {
         NewestSlot => "newest",

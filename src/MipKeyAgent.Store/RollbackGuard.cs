@@ -141,9 +141,8 @@ internal sealed class RollbackGuard : IDisposable
     }
 
     /// <summary>A binding was saved: its highest generation and the reservations of the generations it holds.</summary>
-    public void Saved(Ipv6Address home, BindingRecord record)
+    public void Saved(Ipv6Address home, in BindingMarks marks)
     {
-        var marks = BindingMarks.Of(record);
         if (_marks.Bindings.TryGetValue(home, out var old) && old == marks)
         {
             return;

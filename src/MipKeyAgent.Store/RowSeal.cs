@@ -20,20 +20,41 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
 
     /// <summary>The cipher of every <see cref="Seal"/> (one key schedule per store, not per write); used under <see cref="_sealLock"/>.</summary>
     private AesGcm? _sealCipher;
+
+    /// <summary>
+    /// Random nonces drawn from the CSPRNG in bulk (each draw of OpenSSL's DRBG is a getpid(2) and a few calls,
+    /// per nonce the largest single cost of a small row's seal); each is handed out once. Used under <see cref="_sealLock"/>.
+    /// </summary>
+    private readonly byte[] _nonces = new byte[NonceLength * NoncesPerDraw];
+    private int _nonceOffset = NonceLength * NoncesPerDraw;
+    private const int NoncesPerDraw = 256;
     private bool _disposed;
 
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string associated)
     {
         byte[] sealedRow = new byte[NonceLength + plaintext.Length + TagLength];
-        RandomNumberGenerator.Fill(sealedRow.AsSpan(0, NonceLength));
         byte[] associatedData = Associated(associated);
         lock (_sealLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            NextNonce(sealedRow.AsSpan(0, NonceLength));
             (_sealCipher ??= CreateCipher()).Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
                 sealedRow.AsSpan(NonceLength + plaintext.Length), associatedData);
         }
         return sealedRow;
+    }
+
+    /// <summary>The next unused random nonce of the pool (refilled from the CSPRNG when spent); under <see cref="_sealLock"/>.</summary>
+    private void NextNonce(Span<byte> nonce)
+    {
+        if (_nonceOffset == _nonces.Length)
+        {
+            RandomNumberGenerator.Fill(_nonces);
+            _nonceOffset = 0;
+        }
+        _nonces.AsSpan(_nonceOffset, NonceLength).CopyTo(nonce);
+        _nonces.AsSpan(_nonceOffset, NonceLength).Clear();
+        _nonceOffset += NonceLength;
     }
 
     /// <summary>Releases the sealing cipher (the store's Dispose; the master key itself is the store's or the caller's).</summary>
@@ -82,10 +103,10 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
     public byte[] Seal(ReadOnlySpan<byte> plaintext, AssociatedData associated)
     {
         byte[] sealedRow = new byte[NonceLength + plaintext.Length + TagLength];
-        RandomNumberGenerator.Fill(sealedRow.AsSpan(0, NonceLength));
         lock (_sealLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            NextNonce(sealedRow.AsSpan(0, NonceLength));
             (_sealCipher ??= CreateCipher()).Encrypt(sealedRow.AsSpan(0, NonceLength), plaintext, sealedRow.AsSpan(NonceLength, plaintext.Length),
                 sealedRow.AsSpan(NonceLength + plaintext.Length), associated.Bytes);
         }

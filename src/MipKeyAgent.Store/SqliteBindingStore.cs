@@ -179,30 +179,9 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
     public void Save(BindingRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        string home = record.HomeAddress.ToString();
         try
         {
-            lock (_lock)
-            {
-                _preloaded.ForgetRecord(record.HomeAddress);
-                var transaction = BeginWrite();
-                try
-                {
-                    WriteBinding(transaction, home, record);
-                    EndWrite(transaction);
-                }
-                catch (Exception e)
-                {
-                    FailWrite(transaction, e);
-                    throw;
-                }
-                _rollback?.Saved(record.HomeAddress, record);
-                FlushAnchor();
-            }
-        }
-        catch (SqliteException e)
-        {
-            throw new BindingStoreException($"writing the binding of {home} to '{Path}' failed: {e.Message}", e);
+            Save(BindingRows.View(record));
         }
         finally
         {
@@ -211,24 +190,57 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         }
     }
 
-    private void WriteBinding(SqliteTransaction transaction, string home, BindingRecord record)
+    /// <summary>
+    /// The engine's per-BU write: the rows are bound and sealed straight from the view of the engine's state
+    /// (no record, no copies of the secrets), in the open group's transaction or one of its own.
+    /// </summary>
+    public void Save(in BindingState state)
     {
-        var upsert = _db.Statements.Get(BindingStatements.UpsertBinding, transaction, BindingStatements.UpsertBindingParameters);
-        BindingRows.BindBinding(upsert.Parameters, home, record, _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
-        upsert.ExecuteNonQuery();
-        // The generation rows the record no longer holds go; the held ones are upserted in place.
-        var delete = _db.Statements.Get(BindingStatements.DeleteStaleGenerations, transaction, "$home", "$newest", "$previous");
-        delete.Parameters[0].Value = home;
-        delete.Parameters[1].Value = record.Newest is null ? 0L : 1L;
-        delete.Parameters[2].Value = record.Previous is null ? 0L : 1L;
-        delete.ExecuteNonQuery();
-        UpsertGeneration(transaction, home, GenerationColumns.NewestSlot, record.Newest);
-        UpsertGeneration(transaction, home, GenerationColumns.PreviousSlot, record.Previous);
+        string home = state.HomeAddress.ToString();
+        try
+        {
+            lock (_lock)
+            {
+                _preloaded.ForgetRecord(state.HomeAddress);
+                var transaction = BeginWrite();
+                try
+                {
+                    WriteBinding(transaction, home, state);
+                    EndWrite(transaction);
+                }
+                catch (Exception e)
+                {
+                    FailWrite(transaction, e);
+                    throw;
+                }
+                _rollback?.Saved(state.HomeAddress, BindingMarks.Of(state));
+                FlushAnchor();
+            }
+        }
+        catch (SqliteException e)
+        {
+            throw new BindingStoreException($"writing the binding of {home} to '{Path}' failed: {e.Message}", e);
+        }
     }
 
-    private void UpsertGeneration(SqliteTransaction transaction, string home, int slot, GenerationRecord? generation)
+    private void WriteBinding(SqliteTransaction transaction, string home, in BindingState state)
     {
-        if (generation is null)
+        var upsert = _db.Statements.Get(BindingStatements.UpsertBinding, transaction, BindingStatements.UpsertBindingParameters);
+        BindingRows.BindBinding(upsert.Parameters, home, state, _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, state)));
+        upsert.ExecuteNonQuery();
+        // The generation rows the state no longer holds go; the held ones are upserted in place.
+        var delete = _db.Statements.Get(BindingStatements.DeleteStaleGenerations, transaction, "$home", "$newest", "$previous");
+        delete.Parameters[0].Value = home;
+        delete.Parameters[1].Value = state.Newest.IsPresent ? 1L : 0L;
+        delete.Parameters[2].Value = state.Previous.IsPresent ? 1L : 0L;
+        delete.ExecuteNonQuery();
+        UpsertGeneration(transaction, home, GenerationColumns.NewestSlot, state.Newest);
+        UpsertGeneration(transaction, home, GenerationColumns.PreviousSlot, state.Previous);
+    }
+
+    private void UpsertGeneration(SqliteTransaction transaction, string home, int slot, in GenerationState generation)
+    {
+        if (!generation.IsPresent)
         {
             return;
         }

@@ -7,12 +7,17 @@ namespace MipKeyAgent.Store;
 internal readonly record struct HeldReservation(uint Generation, uint Reserved)
 {
     public static HeldReservation Of(GenerationRecord? g) => g is null ? default : new(g.Generation.Value, g.TransmitSequenceReserved);
+
+    public static HeldReservation Of(in GenerationState g) => g.IsPresent ? new(g.Generation.Value, g.TransmitSequenceReserved) : default;
 }
 
 /// <summary>One binding's marks: the highest generation issued and the reservations of the (up to two) generations held.</summary>
 internal readonly record struct BindingMarks(uint HighestIssued, HeldReservation Newest, HeldReservation Previous)
 {
     public static BindingMarks Of(BindingRecord record) => new(record.HighestIssued.Value, HeldReservation.Of(record.Newest), HeldReservation.Of(record.Previous));
+
+    public static BindingMarks Of(in BindingState state) =>
+        new(state.HighestIssued.Value, HeldReservation.Of(state.Newest), HeldReservation.Of(state.Previous));
 
     /// <summary>The reservation of <paramref name="generation"/> when this binding holds it.</summary>
     public bool TryGetReserved(uint generation, out uint reserved)

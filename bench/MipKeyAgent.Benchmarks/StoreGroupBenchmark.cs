@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Globalization;
+using MipKeyAgent.Protocol.HomeAgent;
+using MipKeyAgent.Protocol.Keys;
+using MipKeyAgent.Store;
+using MipKeyAgent.Tools.Bench;
+using MipKeyAgent.Esp;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Benchmarks;
+
+/// <summary>
+/// The SQLite store as the durable HA drives it under load: <see cref="IBindingStore.Save(in BindingState)"/>
+/// of existing bindings inside groups (<see cref="IBindingStore.BeginGroup"/> ... <see cref="IBindingStore.CommitGroup"/>,
+/// one commit per group), as the agent loop does per batch of received datagrams. Two kinds of write: a steady
+/// BU (new last sequence and expiry, the same generation: no anchor record) and a rekey (a new generation each
+/// save: one anchor record per save). Anchor off and on alternate twice on fresh databases, so the anchor's cost is
+/// read side by side. On tmpfs (<c>/dev/shm</c>) the fsync is free: this is CPU per save, the commit's share included.
+/// <c>loop</c> mode repeats the steady kind for a profiler (<c>perf record</c> with <c>DOTNET_PerfMapEnabled=1</c>).
+/// </summary>
+internal static class StoreGroupBenchmark
+{
+    public static void Run(int bindings, int writes, int groupSize, string directoryRoot, TextWriter output, double loopSeconds = 0)
+    {
+        output.WriteLine($"grouped store writes (SQLite in {directoryRoot}), {bindings:N0} bindings, {writes:N0} saves per kind in groups of {groupSize}, " +
+            $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC, load {File.ReadAllText("/proc/loadavg").Trim()}");
+        output.WriteLine("| write | saves | wall µs/save | process CPU µs/save |");
+        output.WriteLine("|---|---:|---:|---:|");
+        string directory = Path.Combine(directoryRoot, "mipkey-store-group-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string keyPath = Path.Combine(directory, "master.key");
+            MasterKey.Create(keyPath);
+            using var rig = new ScaleRig(Math.Max(bindings, 1), activeNodes: 1);
+            var homes = Enumerable.Range(0, bindings).Select(i => rig.Provisioning(i).HomeAddress).ToArray();
+            var created = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
+            var secret = new byte[KeyLengths.Secret];
+            new Random(5).NextBytes(secret);
+            var generations = new uint[bindings];
+            foreach (bool anchored in loopSeconds > 0 ? [true] : new[] { false, true, false, true })
+            {
+                string tag = anchored ? "anchor on" : "anchor off";
+                using var sqlite = BindingStores.Open(Path.Combine(directory, $"bindings-{Guid.NewGuid():N}.db"), keyPath, rollbackAnchor: anchored);
+                IBindingStore store = sqlite;
+                Array.Fill(generations, 1u);
+                void SaveBinding(int i, ushort sequence, bool rekey)
+                {
+                    uint generation = rekey ? ++generations[i] : generations[i];
+                    var newest = new GenerationState(new Generation(generation), secret, new Spi(0x4000_0000 + 2 * (uint)i), new Spi(0x4000_0001 + 2 * (uint)i),
+                        EspSuite.AesGcm256, true, created, 4096, 3, 0, null);
+                    var previous = generation > 1
+                        ? new GenerationState(new Generation(generation - 1), secret, new Spi(0x5000_0000 + 2 * (uint)i), new Spi(0x5000_0001 + 2 * (uint)i),
+                            EspSuite.AesGcm256, true, created, 4096, 3, 0, null)
+                        : default;
+                    store.Save(new BindingState(homes[i], new Ipv6Address((UInt128)i + 1), created + TimeSpan.FromHours(1) + TimeSpan.FromSeconds(sequence),
+                        sequence, null, new Generation(generation), new Generation(generation), newest, previous, created + TimeSpan.FromHours(1), false, 1, 0));
+                }
+                Grouped(store, bindings, groupSize, k => SaveBinding(k, 2, rekey: false));
+                if (loopSeconds > 0)
+                {
+                    long until = Stopwatch.GetTimestamp() + (long)(loopSeconds * Stopwatch.Frequency);
+                    int k = 0;
+                    while (Stopwatch.GetTimestamp() < until)
+                    {
+                        Grouped(store, groupSize, groupSize, j => SaveBinding((k + j) % bindings, (ushort)(3 + k + j), rekey: false));
+                        k += groupSize;
+                    }
+                    output.WriteLine($"| steady BU loop, {tag} | {k:N0} | | |");
+                    return;
+                }
+                output.WriteLine(Time($"HA `Save` of a steady BU, {tag}", writes, groupSize, store, k => SaveBinding(k % bindings, (ushort)(3 + k), rekey: false)));
+                output.WriteLine(Time($"HA `Save` of a rekey (new generation), {tag}", writes, groupSize, store, k => SaveBinding(k % bindings, (ushort)(3 + k), rekey: true)));
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static void Grouped(IBindingStore store, int count, int groupSize, Action<int> write)
+    {
+        for (int start = 0; start < count; start += groupSize)
+        {
+            store.BeginGroup();
+            for (int k = start; k < Math.Min(count, start + groupSize); k++)
+            {
+                write(k);
+            }
+            store.CommitGroup();
+        }
+    }
+
+    private static string Time(string what, int count, int groupSize, IBindingStore store, Action<int> write)
+    {
+        // A short warm-up (JIT, statement caches) outside the timed part.
+        Grouped(store, Math.Min(count, 20 * groupSize), groupSize, write);
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        long start = Stopwatch.GetTimestamp();
+        Grouped(store, count, groupSize, write);
+        var wall = Stopwatch.GetElapsedTime(start);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {what} | {count:N0} | {wall.TotalMicroseconds / count:F2} | {cpu.TotalMicroseconds / count:F2} |");
+    }
+}
