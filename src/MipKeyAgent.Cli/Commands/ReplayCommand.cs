@@ -67,20 +67,8 @@ internal static class ReplayCommand
                 StartChecks.InterfaceName("--live", liveTap);
             }
             var records = CaptureReplay.Read(capturePath);
-            ReplayReport report;
             var outPath = parse.GetValue(output)?.FullName;
-            using (var answers = outPath is null ? null : new PcapWriter(File.Create(outPath), PcapLinkType.Ipv6))
-            {
-                if (parse.GetValue(role) == "mn")
-                {
-                    var mn = MobileNodeConfig.Load(configPath);
-                    report = CaptureReplay.RunAsMobileNode(records, Path.GetFileNameWithoutExtension(configPath), mn.ToOptions(), answers);
-                }
-                else
-                {
-                    report = RunAsHomeAgent(records, configPath, answers);
-                }
-            }
+            var report = Run(records, parse.GetValue(role) == "mn", configPath, outPath);
             ReplayTable.Write(console(), report, Path.GetFileName(capturePath));
             if (parse.GetValue(html)?.FullName is { } htmlPath)
             {
@@ -99,6 +87,18 @@ internal static class ReplayCommand
             return parse.GetValue(strict) && report.Anomalies.Count > 0 ? 1 : 0;
         });
         return command;
+    }
+
+    /// <summary>The capture through the engine of the role, its answers written to <paramref name="outPath"/> when given.</summary>
+    private static ReplayReport Run(IReadOnlyList<CapturedDatagram> records, bool asMobileNode, string configPath, string? outPath)
+    {
+        using var answers = outPath is null ? null : new PcapWriter(File.Create(outPath), PcapLinkType.Ipv6);
+        if (asMobileNode)
+        {
+            var mn = MobileNodeConfig.Load(configPath);
+            return CaptureReplay.RunAsMobileNode(records, Path.GetFileNameWithoutExtension(configPath), mn.ToOptions(), answers);
+        }
+        return RunAsHomeAgent(records, configPath, answers);
     }
 
     /// <summary>The capture through a home agent engine provisioned from <paramref name="configPath"/>.</summary>

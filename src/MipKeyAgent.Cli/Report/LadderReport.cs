@@ -100,12 +100,7 @@ internal sealed class LadderReport
         var verdict = new int[n];
         var eng = new int[n];
         var flags = new int[n];
-        var unanswered = new Dictionary<int, string>();
-        var distributed = new HashSet<(int Node, string Generation, string Spis)>();
-        var lanes = new List<MutableGeneration>();
-        var unconfirmed = new Dictionary<uint, MutableGeneration>();
-        var live = new Dictionary<int, List<MutableGeneration>>();
-        var lastInitSequence = new Dictionary<int, string>();
+        var exchanges = new ExchangeTracker();
         for (int i = 0; i < n; i++)
         {
             var row = replay.Rows[i];
@@ -123,72 +118,9 @@ internal sealed class LadderReport
             spi[i] = row.Spi;
             verdict[i] = (int)row.Verdict;
             eng[i] = strings.Of(row.Engine);
-            var f = LadderFlags.None;
-            if (row.Verdict != CaptureVerdict.Ok || row.Engine.StartsWith("differs", StringComparison.Ordinal)
-                || row.Engine.StartsWith("not sent", StringComparison.Ordinal))
-            {
-                f |= LadderFlags.Anomaly;
-            }
-            // The node's first valid datagram under a generation (control or data SA) confirms it (PROTOCOL.md section 5).
-            if (row.Verdict == CaptureVerdict.Ok && row.Direction == CaptureDirection.MnToHa
-                && unconfirmed.Remove(row.Spi & ~DataSpiBit, out var confirmed) && confirmed.Node == lane && confirmed.Dropped < 0)
-            {
-                confirmed.Confirmed = i;
-            }
-            var kindOfRow = (LadderKind)kind[i];
-            if (kindOfRow == LadderKind.BindingUpdate && row.Direction == CaptureDirection.MnToHa)
-            {
-                // The same request again (after "BU seq N") while the last one is unanswered.
-                var request = RequestOf(row.Message);
-                if (unanswered.TryGetValue(lane, out var previous) && previous == request)
-                {
-                    f |= LadderFlags.Retransmission;
-                }
-                unanswered[lane] = request;
-                if (row.Message.Contains("KEY-RESEND-REQ", StringComparison.Ordinal))
-                {
-                    f |= LadderFlags.Resend;
-                }
-                if (row.Message.Contains("KEY-INIT-REQ", StringComparison.Ordinal))
-                {
-                    lastInitSequence[lane] = SequenceOf(row.Message);
-                }
-            }
-            else if (kindOfRow == LadderKind.BindingAcknowledgement && row.Direction == CaptureDirection.HaToMn)
-            {
-                unanswered.Remove(lane);
-                if (KeyDistributionOf(row.Message) is { } kd)
-                {
-                    f |= LadderFlags.KeyDistribution;
-                    if (!distributed.Add((lane, kd.Generation, kd.Spis)))
-                    {
-                        f |= LadderFlags.Resend;
-                    }
-                    else
-                    {
-                        bool init = lastInitSequence.TryGetValue(lane, out var s) && s == SequenceOf(row.Message);
-                        if (!live.TryGetValue(lane, out var held))
-                        {
-                            live[lane] = held = [];
-                        }
-                        var issued = Issue(lanes, held, lane, kd.Generation, kd.Spis, i, init);
-                        unconfirmed[issued.SpiMnToHa] = issued;
-                    }
-                }
-            }
-            flags[i] = (int)f;
+            flags[i] = (int)exchanges.Flags(row, i, lane, (LadderKind)kind[i]);
         }
-
-        var anomalies = new List<LadderAnomaly>(replay.Anomalies.Count);
-        foreach (var anomaly in replay.Anomalies)
-        {
-            int row = anomaly.Time is { } at ? RowOf(replay.Rows, at, anomaly.Node) : -1;
-            if (row >= 0)
-            {
-                flags[row] |= (int)LadderFlags.Anomaly;
-            }
-            anomalies.Add(new LadderAnomaly(anomaly.Time is { } time ? time.Ticks / TimeSpan.TicksPerMicrosecond : null, anomaly.Node, anomaly.What, row));
-        }
+        var anomalies = AnomaliesOf(replay, flags);
 
         return new LadderReport
         {
@@ -208,8 +140,106 @@ internal sealed class LadderReport
             Engine = eng,
             Flags = flags,
             Anomalies = anomalies,
-            Generations = [.. lanes.Select(g => new LadderGeneration(g.Node, g.Generation, g.Spis, g.Issued, g.Confirmed, g.Dropped))],
+            Generations = [.. exchanges.Lanes.Select(g => new LadderGeneration(g.Node, g.Generation, g.Spis, g.Issued, g.Confirmed, g.Dropped))],
         };
+    }
+
+    // Each anomaly of the replay, linked to its row (or the nearest row of its node), which is then flagged.
+    private static List<LadderAnomaly> AnomaliesOf(ReplayReport replay, int[] flags)
+    {
+        var anomalies = new List<LadderAnomaly>(replay.Anomalies.Count);
+        foreach (var anomaly in replay.Anomalies)
+        {
+            int row = anomaly.Time is { } at ? RowOf(replay.Rows, at, anomaly.Node) : -1;
+            if (row >= 0)
+            {
+                flags[row] |= (int)LadderFlags.Anomaly;
+            }
+            anomalies.Add(new LadderAnomaly(anomaly.Time is { } time ? time.Ticks / TimeSpan.TicksPerMicrosecond : null, anomaly.Node, anomaly.What, row));
+        }
+        return anomalies;
+    }
+
+    /// <summary>
+    /// Follows each node's exchanges row by row: unanswered requests (a retransmission repeats one), KEY-DISTs
+    /// already sent (a resend repeats one), and the generations issued, confirmed and dropped per lane.
+    /// </summary>
+    private sealed class ExchangeTracker
+    {
+        private readonly Dictionary<int, string> _unanswered = [];
+        private readonly HashSet<(int Node, string Generation, string Spis)> _distributed = [];
+        private readonly Dictionary<uint, MutableGeneration> _unconfirmed = [];
+        private readonly Dictionary<int, List<MutableGeneration>> _live = [];
+        private readonly Dictionary<int, string> _lastInitSequence = [];
+
+        public List<MutableGeneration> Lanes { get; } = [];
+
+        public LadderFlags Flags(ReplayRow row, int i, int lane, LadderKind kind)
+        {
+            var f = LadderFlags.None;
+            if (row.Verdict != CaptureVerdict.Ok || row.Engine.StartsWith("differs", StringComparison.Ordinal)
+                || row.Engine.StartsWith("not sent", StringComparison.Ordinal))
+            {
+                f |= LadderFlags.Anomaly;
+            }
+            // The node's first valid datagram under a generation (control or data SA) confirms it (PROTOCOL.md section 5).
+            if (row.Verdict == CaptureVerdict.Ok && row.Direction == CaptureDirection.MnToHa
+                && _unconfirmed.Remove(row.Spi & ~DataSpiBit, out var confirmed) && confirmed.Node == lane && confirmed.Dropped < 0)
+            {
+                confirmed.Confirmed = i;
+            }
+            if (kind == LadderKind.BindingUpdate && row.Direction == CaptureDirection.MnToHa)
+            {
+                f |= Request(row.Message, lane);
+            }
+            else if (kind == LadderKind.BindingAcknowledgement && row.Direction == CaptureDirection.HaToMn)
+            {
+                f |= Answer(row.Message, lane, i);
+            }
+            return f;
+        }
+
+        private LadderFlags Request(string message, int lane)
+        {
+            var f = LadderFlags.None;
+            // The same request again (after "BU seq N") while the last one is unanswered.
+            var request = RequestOf(message);
+            if (_unanswered.TryGetValue(lane, out var previous) && previous == request)
+            {
+                f |= LadderFlags.Retransmission;
+            }
+            _unanswered[lane] = request;
+            if (message.Contains("KEY-RESEND-REQ", StringComparison.Ordinal))
+            {
+                f |= LadderFlags.Resend;
+            }
+            if (message.Contains("KEY-INIT-REQ", StringComparison.Ordinal))
+            {
+                _lastInitSequence[lane] = SequenceOf(message);
+            }
+            return f;
+        }
+
+        private LadderFlags Answer(string message, int lane, int i)
+        {
+            _unanswered.Remove(lane);
+            if (KeyDistributionOf(message) is not { } kd)
+            {
+                return LadderFlags.None;
+            }
+            if (!_distributed.Add((lane, kd.Generation, kd.Spis)))
+            {
+                return LadderFlags.KeyDistribution | LadderFlags.Resend;
+            }
+            bool init = _lastInitSequence.TryGetValue(lane, out var s) && s == SequenceOf(message);
+            if (!_live.TryGetValue(lane, out var held))
+            {
+                _live[lane] = held = [];
+            }
+            var issued = Issue(Lanes, held, lane, kd.Generation, kd.Spis, i, init);
+            _unconfirmed[issued.SpiMnToHa] = issued;
+            return LadderFlags.KeyDistribution;
+        }
     }
 
     public static LadderKind KindOf(string message) =>
