@@ -1,11 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
 using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests;
 

@@ -1,6 +1,4 @@
 using System.Text;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;
 

@@ -1,8 +1,5 @@
 using System.Globalization;
 using System.Text;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;
 

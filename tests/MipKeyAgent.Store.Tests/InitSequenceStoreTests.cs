@@ -1,6 +1,3 @@
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>

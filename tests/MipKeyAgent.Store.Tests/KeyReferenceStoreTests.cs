@@ -1,8 +1,3 @@
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>A KME pair in miniature: each secret named by a UUID under the HA's SAE ID.</summary>

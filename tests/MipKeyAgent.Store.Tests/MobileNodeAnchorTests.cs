@@ -1,9 +1,3 @@
-using MipKeyAgent.Esp;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Wire;
-using MipKeyAgent.Protocol.MobileNode;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>

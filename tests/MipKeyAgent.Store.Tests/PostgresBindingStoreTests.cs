@@ -1,7 +1,4 @@
-using MipKeyAgent.Protocol.HomeAgent;
 using MipKeyAgent.Store.Postgres;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;
 

@@ -1,5 +1,3 @@
-using MipKeyAgent.TestSupport;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>One throwaway PostgreSQL cluster for the tests of the "postgres" collection (they run one after another; each uses its own database).</summary>

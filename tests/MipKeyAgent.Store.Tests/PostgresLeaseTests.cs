@@ -1,10 +1,5 @@
-using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
 using MipKeyAgent.Simulation;
 using MipKeyAgent.Store.Postgres;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;
 

@@ -1,9 +1,3 @@
-using Microsoft.Data.Sqlite;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>SqliteBindingStore: the store contract on a file, and what is the file's own (mode, journal, locking).</summary>

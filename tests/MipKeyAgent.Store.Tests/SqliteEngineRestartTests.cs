@@ -1,8 +1,3 @@
-using Microsoft.Data.Sqlite;
-using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>The HA engine on the SQLite store across process restarts: state, replay windows, retired SPIs, write ordering.</summary>

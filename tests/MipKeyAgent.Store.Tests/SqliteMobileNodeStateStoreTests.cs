@@ -1,10 +1,3 @@
-using Microsoft.Data.Sqlite;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>The MN's durable store: round trip of state and keys, owner-only file, secrets encrypted, tamper detection.</summary>

@@ -1,6 +1,3 @@
-using Microsoft.Data.Sqlite;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>

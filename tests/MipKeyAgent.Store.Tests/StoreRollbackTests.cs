@@ -1,7 +1,3 @@
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>

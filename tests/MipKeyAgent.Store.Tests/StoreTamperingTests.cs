@@ -1,5 +1,3 @@
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Store.Tests;
 
 /// <summary>

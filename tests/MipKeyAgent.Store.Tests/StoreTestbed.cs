@@ -1,12 +1,5 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Time.Testing;
-using MipKeyAgent.Protocol;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
 using MipKeyAgent.Simulation;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Store.Tests;
 

@@ -1,9 +1,3 @@
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-using MipKeyAgent.TestSupport;
-
 namespace MipKeyAgent.Protocol.Tests.HomeAgent;
 
 public sealed class NodeDeadlinesTests

@@ -1,8 +1,4 @@
 using Microsoft.Extensions.Time.Testing;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests.HomeAgent;
 

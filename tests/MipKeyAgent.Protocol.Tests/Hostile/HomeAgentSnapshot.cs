@@ -1,5 +1,4 @@
 using System.Text;
-using MipKeyAgent.Protocol.Keys;
 
 namespace MipKeyAgent.Protocol.Tests.Hostile;
 

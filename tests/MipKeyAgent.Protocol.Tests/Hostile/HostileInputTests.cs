@@ -1,9 +1,4 @@
 using System.Buffers.Binary;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests.Hostile;
 

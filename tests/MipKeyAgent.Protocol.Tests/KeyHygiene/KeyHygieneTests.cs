@@ -1,9 +1,5 @@
 using System.Reflection;
 using System.Text;
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests.KeyHygiene;
 

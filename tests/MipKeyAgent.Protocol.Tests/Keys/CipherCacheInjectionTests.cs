@@ -1,6 +1,3 @@
-using MipKeyAgent.Esp;
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Keys;
 
 /// <summary>

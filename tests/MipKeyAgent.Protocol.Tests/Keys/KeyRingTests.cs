@@ -1,8 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-using MipKeyAgent.TestSupport;
-
 namespace MipKeyAgent.Protocol.Tests.Keys;
 
 public sealed class KeyRingTests

@@ -1,8 +1,4 @@
 using System.Reflection;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-using MipKeyAgent.TestSupport;
 
 namespace MipKeyAgent.Protocol.Tests.Keys;
 

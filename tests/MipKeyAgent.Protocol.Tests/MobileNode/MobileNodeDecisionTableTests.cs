@@ -1,4 +1,3 @@
-using MipKeyAgent.Protocol.MobileNode;
 using static MipKeyAgent.Protocol.MobileNode.MobileNodeDecision;
 using static MipKeyAgent.Protocol.MobileNode.MobileNodeEvent;
 

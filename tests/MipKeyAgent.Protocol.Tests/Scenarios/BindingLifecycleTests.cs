@@ -1,8 +1,3 @@
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Binding cache behaviour around the key exchange: store ordering, deregistration, expiry, hot path.</summary>

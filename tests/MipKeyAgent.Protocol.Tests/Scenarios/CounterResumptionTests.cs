@@ -1,7 +1,4 @@
 using MipKeyAgent.Tools.Fuzzing;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.TestSupport;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

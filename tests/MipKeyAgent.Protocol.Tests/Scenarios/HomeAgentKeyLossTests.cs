@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenarios: the home agent restarts, with or without its stored state (PROTOCOL.md section 6, FIG. 16).</summary>

@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenarios: the HA's own per-node rekey timer (FIG. 14-15; rules 2 and 7).</summary>

@@ -1,7 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.TestSupport;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Hostile basics (PROTOCOL.md section 2 and rule 1): dropped, counted, never answered, no state change.</summary>

@@ -1,8 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>

@@ -1,10 +1,3 @@
-using MipKeyAgent.Protocol.HomeAgent;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>A KME pair in miniature: secrets named by UUID, fetchable by reference; can run dry.</summary>

@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>

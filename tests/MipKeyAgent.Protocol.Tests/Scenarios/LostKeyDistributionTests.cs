@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenarios: the BA carrying KEY-DIST(N) is lost (FIG. 11-13, 25-27; rule 3).</summary>

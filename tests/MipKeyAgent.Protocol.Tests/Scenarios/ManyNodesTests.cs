@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenario: one home agent keying many mobile nodes at once (one-to-many, background FIG. 1).</summary>

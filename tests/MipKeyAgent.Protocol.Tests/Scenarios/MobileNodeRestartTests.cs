@@ -1,8 +1,4 @@
 using MipKeyAgent.Tools.Fuzzing;
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 

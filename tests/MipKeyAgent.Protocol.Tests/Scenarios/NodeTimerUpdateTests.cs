@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenario: the node's rekey timer fires and its next BU carries KEY-UPDATE-REQ (FIG. 8-10, rule 2).</summary>

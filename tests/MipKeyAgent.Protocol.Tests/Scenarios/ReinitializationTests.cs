@@ -1,6 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.Protocol.MobileNode;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenarios: an init request from a node the HA still holds keys for (rule 1 with a higher epoch).</summary>

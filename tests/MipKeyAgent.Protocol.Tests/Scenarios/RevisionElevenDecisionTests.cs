@@ -1,8 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-using MipKeyAgent.TestSupport;
-using MipKeyAgent.Esp;
-using MipKeyAgent.Wire;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>PROTOCOL.md section 8 (revision 1.1), decisions 8.2 to 8.9: one test (or more) per decision, named after it.</summary>

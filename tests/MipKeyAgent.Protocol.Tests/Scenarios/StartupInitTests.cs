@@ -1,5 +1,3 @@
-using MipKeyAgent.Protocol.Keys;
-
 namespace MipKeyAgent.Protocol.Tests.Scenarios;
 
 /// <summary>Scenario 1 (background FIG. 4-7): a node starts with only IK and gets generation 1.</summary>
