@@ -13,6 +13,9 @@
 #   ha-restart-volatile  kill -9 of a --volatile HA, restart (IK counters resumed from ha.conf.ik-counters): the node's BUs go unanswered,
 #                        it re-initializes (the node's capture)
 #   many-nodes           three nodes, the HA's 3 s rekey timer with Binding Refresh Requests (HA's capture)
+#   tcpdump              startup-rekey recorded three ways at once: the HA's --capture (raw IPv6), `tcpdump -i any`
+#                        in the HA's namespace (Linux cooked v2) and `tcpdump -i <the HA's veth>` (Ethernet); writes
+#                        lab-tcpdump.pcap, lab-tcpdump-any.pcap and lab-tcpdump-veth.pcap (tcpdump installed when missing)
 #
 # Writes captures/lab-NAME.pcap and captures/lab-NAME.conf (the HA provisioning that decrypts it).
 # Environment: MK_CAPTURES (output directory, default the repository's captures/), MIPKEY_DLL, MK_PREFIX (default mkrec-).
@@ -21,7 +24,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 out="${MK_CAPTURES:-$repo/captures}"
-all=(startup-rekey lost-ba ha-restart-store ha-restart-volatile many-nodes)
+all=(startup-rekey lost-ba ha-restart-store ha-restart-volatile many-nodes tcpdump)
 scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=("${all[@]}")
 for s in "${scenarios[@]}"; do
@@ -174,6 +177,23 @@ record() {
             start_ha --volatile
             wait_for "the node's re-initialization answered" 60 "$work/ha.sock" 'int(s["counters"]["inits"]) >= 1'
             sleep 1.5
+            ;;
+        tcpdump)
+            command -v tcpdump >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends tcpdump >/dev/null
+            write_configs "$scenario" 1 "" "rekey-interval = 2s"$'\n'
+            ip netns exec "${P}home" tcpdump -q -i any -y LINUX_SLL2 -w "$work/any.pcap" ip6 > "$work/tcpdump-any.log" 2>&1 &
+            pids+=($!)
+            ip netns exec "${P}home" tcpdump -q -i "${P}h0" -w "$work/veth.pcap" ip6 > "$work/tcpdump-veth.log" 2>&1 &
+            pids+=($!)
+            sleep 1 # both tcpdumps listening before the first datagram
+            start_ha --volatile --capture "$work/cap.pcap"
+            start_mn 1
+            wait_for "g3 on the HA" 60 "$work/ha.sock" 'gen(s["bindings"][0]) >= 3 if s["bindings"] else False'
+            sleep 1.5
+            stop_all
+            cp "$work/any.pcap" "$out/lab-tcpdump-any.pcap"
+            cp "$work/veth.pcap" "$out/lab-tcpdump-veth.pcap"
+            chmod 644 "$out/lab-tcpdump-any.pcap" "$out/lab-tcpdump-veth.pcap"
             ;;
         many-nodes)
             write_configs "$scenario" 3 "rekey-interval = 3s"$'\n'"binding-refresh-request = yes"$'\n' ""

@@ -49,14 +49,12 @@ public static class EspCounterUniqueness
                 }
                 packets++;
                 var frame = record.Data.Span;
-                if (record.LinkType == PcapLinkType.Ethernet)
+                // Any link type libpcap reads (Ethernet, Linux cooked v1/v2, raw, loopback); other frames are passed over.
+                if (!LinkLayer.TryGetIpv6(record.LinkType, frame, out int offset).IsOk)
                 {
-                    if (!Ethernet.TryGetIpv6(frame, out int offset).IsOk)
-                    {
-                        continue;
-                    }
-                    frame = frame[offset..];
+                    continue;
                 }
+                frame = frame[offset..];
                 if (!Ipv6Datagram.TryParse(frame, out var datagram).IsOk || datagram.UpperProtocol != IpProtocol.Esp)
                 {
                     continue;

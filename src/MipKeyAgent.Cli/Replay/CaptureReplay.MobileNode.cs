@@ -32,8 +32,8 @@ internal static partial class CaptureReplay
     public static ReplayReport RunAsMobileNode(IReadOnlyList<CapturedDatagram> capture, string nodeName, MobileNodeOptions options,
         PcapWriter? answers = null)
     {
-        ArgumentNullException.ThrowIfNull(capture);
         ArgumentNullException.ThrowIfNull(options);
+        (capture, int outside) = OfTheProtocol(capture);
         var home = options.Provisioning.HomeAddress;
         var careOf = CareOfAddresses(capture, home);
         var records = capture.Where(r => BelongsTo(r.Datagram, home, careOf)).ToList();
@@ -127,7 +127,7 @@ internal static partial class CaptureReplay
         {
             engine?.Dispose();
         }
-        return new ReplayReport(rows, anomalies, [.. observer.SecurityAssociations], engineAnswers, matched);
+        return new ReplayReport(rows, anomalies, [.. observer.SecurityAssociations], engineAnswers, matched, outside);
     }
 
     /// <summary>The source of every datagram with <paramref name="home"/> in its Home Address option, the destination of every one with it in a type 2 routing header.</summary>

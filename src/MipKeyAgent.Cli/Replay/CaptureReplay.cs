@@ -58,8 +58,8 @@ internal static partial class CaptureReplay
     public static ReplayReport Run(IReadOnlyList<CapturedDatagram> capture, IReadOnlyList<ProvisionedNode> nodes, uint vendorId,
         HomeAgentOptions? homeAgent, PcapWriter? answers = null)
     {
-        ArgumentNullException.ThrowIfNull(capture);
         ArgumentNullException.ThrowIfNull(nodes);
+        (capture, int outside) = OfTheProtocol(capture);
         var provisioning = nodes.Select(n => n.Provisioning).ToArray();
         var names = nodes.ToDictionary(n => n.Provisioning.HomeAddress, n => n.Name);
         var rows = new List<ReplayRow>();
@@ -144,7 +144,29 @@ internal static partial class CaptureReplay
                     $"g{generation.Generation} (SPI {generation.SpiMnToHa}/{generation.SpiHaToMn}) was distributed but never used by the mobile node"));
             }
         }
-        return new ReplayReport(rows, anomalies, [.. observer.SecurityAssociations], engineAnswers, matched);
+        return new ReplayReport(rows, anomalies, [.. observer.SecurityAssociations], engineAnswers, matched, outside);
+    }
+
+    /// <summary>
+    /// The datagrams of the protocol (ESP, a bare Mobility Header, fragments, and anything that does not parse as
+    /// IPv6, which is then reported), and how many others the capture holds: a capture taken on a real link
+    /// (<c>tcpdump -i any</c>) also has Neighbor Discovery, MLD and the kernel's ICMPv6 errors, which are passed over
+    /// and counted, so it gives the same timeline as the agent's own capture.
+    /// </summary>
+    internal static (IReadOnlyList<CapturedDatagram> Kept, int Outside) OfTheProtocol(IReadOnlyList<CapturedDatagram> capture)
+    {
+        ArgumentNullException.ThrowIfNull(capture);
+        var kept = new List<CapturedDatagram>(capture.Count);
+        foreach (var record in capture)
+        {
+            if (Ipv6Datagram.TryParse(record.Datagram, out var parsed).IsOk && !parsed.IsFragment
+                && parsed.UpperProtocol is not IpProtocol.Esp and not IpProtocol.Mobility)
+            {
+                continue;
+            }
+            kept.Add(record);
+        }
+        return (kept, capture.Count - kept.Count);
     }
 
     public static string VerdictText(CaptureVerdict verdict) => verdict switch

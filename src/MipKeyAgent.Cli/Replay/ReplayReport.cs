@@ -19,4 +19,5 @@ internal sealed record ReplayReport(
     IReadOnlyList<ReplayAnomaly> Anomalies,
     IReadOnlyList<RecoveredSecurityAssociation> SecurityAssociations,
     int EngineAnswers,
-    int MatchedAnswers);
+    int MatchedAnswers,
+    int OutsideProtocol = 0);

@@ -31,7 +31,8 @@ internal static class ReplayTable
         console.Write(table);
         console.MarkupLine(Markup.Escape(
             $"{report.Rows.Count} datagrams, {report.SecurityAssociations.Count} SAs known, engine answers {report.EngineAnswers}, " +
-            $"matching the capture {report.MatchedAnswers}"));
+            $"matching the capture {report.MatchedAnswers}" +
+            (report.OutsideProtocol > 0 ? $"; {report.OutsideProtocol} datagrams outside the protocol passed over (Neighbor Discovery, MLD, ICMPv6 errors, ...)" : "")));
         if (report.Anomalies.Count == 0)
         {
             console.MarkupLine("[green]no anomalies[/]");

@@ -12,7 +12,7 @@ internal static class CaptureFiles
     public static string Directory { get; } = Path.GetFullPath(Path.Combine(SourceDirectory(), "..", "..", "..", "captures"));
 
     /// <summary>The captures recorded from real processes by lab/record-captures.sh (the others come from the simulator).</summary>
-    public static IReadOnlyList<string> LabCaptures { get; } = ["lab-startup-rekey", "lab-lost-ba", "lab-ha-restart-store", "lab-ha-restart-volatile", "lab-many-nodes"];
+    public static IReadOnlyList<string> LabCaptures { get; } = ["lab-startup-rekey", "lab-lost-ba", "lab-ha-restart-store", "lab-ha-restart-volatile", "lab-many-nodes", "lab-tcpdump"];
 
     public static string Pcap(string name) => Path.Combine(Directory, name + ".pcap");
 
