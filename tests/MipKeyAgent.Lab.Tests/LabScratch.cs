@@ -79,6 +79,25 @@ internal sealed class LabScratch(string tag) : IAsyncDisposable
     public string File(string name) => Path.Combine(Directory, name);
 
     /// <summary>Writes a file only its owner may read (mipkey refuses key files others can read).</summary>
+    /// <summary>
+    /// Two namespaces joined by a veth pair, both ends up with IPv6 disabled, so nothing but what a test sends is on
+    /// the link; returns the namespaces and the ends' names.
+    /// </summary>
+    public (string Sender, string SenderEnd, string Receiver, string ReceiverEnd) QuietVethPair()
+    {
+        var sender = Namespace("s");
+        var receiver = Namespace("r");
+        var senderEnd = Name("a");
+        var receiverEnd = Name("b");
+        Shell.Run("ip", "-n", sender, "link", "add", senderEnd, "type", "veth", "peer", "name", receiverEnd, "netns", receiver);
+        foreach (var (ns, end) in new[] { (sender, senderEnd), (receiver, receiverEnd) })
+        {
+            Shell.Run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", $"net.ipv6.conf.{end}.disable_ipv6=1");
+            Shell.Run("ip", "-n", ns, "link", "set", end, "up");
+        }
+        return (sender, senderEnd, receiver, receiverEnd);
+    }
+
     public string PrivateFile(string name, string text)
     {
         var path = File(name);

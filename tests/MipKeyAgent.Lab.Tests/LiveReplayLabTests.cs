@@ -22,16 +22,7 @@ public sealed class LiveReplayLabTests : IAsyncLifetime
     [Fact]
     public async Task GoldenCapture_ReplayedLiveOntoVeth_SameDatagramsInOrderNeverAheadOfCapturedPace()
     {
-        var sender = _lab.Namespace("s");
-        var receiver = _lab.Namespace("r");
-        var senderEnd = _lab.Name("a");
-        var receiverEnd = _lab.Name("b");
-        Shell.Run("ip", "-n", sender, "link", "add", senderEnd, "type", "veth", "peer", "name", receiverEnd, "netns", receiver);
-        foreach (var (ns, end) in new[] { (sender, senderEnd), (receiver, receiverEnd) })
-        {
-            Shell.Run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", $"net.ipv6.conf.{end}.disable_ipv6=1");
-            Shell.Run("ip", "-n", ns, "link", "set", end, "up");
-        }
+        var (sender, senderEnd, receiver, receiverEnd) = _lab.QuietVethPair();
 
         var pcap = Path.Combine(AppContext.BaseDirectory, "captures", Capture + ".pcap");
         var conf = _lab.PrivateFile("replay.conf", File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "captures", Capture + ".conf")));

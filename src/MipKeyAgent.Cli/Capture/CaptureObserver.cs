@@ -70,6 +70,15 @@ internal sealed class CaptureObserver : IDisposable
         return _confirmed.Contains(generation.SpiMnToHa);
     }
 
+    /// <summary>
+    /// Whether a datagram is outside the protocol: it parses as IPv6 and is neither ESP nor a bare Mobility Header nor a
+    /// fragment (Neighbor Discovery, MLD, the kernel's ICMPv6 errors on a real link). Replay and live capture pass these
+    /// over and count them; anything that does not parse stays in, to be reported.
+    /// </summary>
+    public static bool IsOutsideProtocol(ReadOnlySpan<byte> datagram) =>
+        Ipv6Datagram.TryParse(datagram, out var parsed).IsOk && !parsed.IsFragment
+        && parsed.UpperProtocol is not IpProtocol.Esp and not IpProtocol.Mobility;
+
     /// <summary>Decrypts and describes one captured IPv6 datagram; learns the keys of a KEY-DIST it carries.</summary>
     public ObservedDatagram Observe(DateTimeOffset timestamp, ReadOnlySpan<byte> datagram)
     {

@@ -24,7 +24,7 @@ internal static class CaptureCommand
         var write = new Option<FileInfo?>("--write", "-w") { Description = "Also write the captured frames to this pcap (the interface's link type)." };
         var command = new Command("capture",
             "Watches a live interface through libpcap and prints each IPv6 datagram as it passes, decrypted with the keys learned from " +
-            "KEY-DIST (unwrapped under the IK-derived KEK): time, direction, node, message, generation, SPI, verdict. Needs CAP_NET_RAW.\n\n" +
+            "KEY-DIST (unwrapped under the IK-derived KEK): time, direction, node, message, generation, SPI, verdict. Datagrams outside the protocol (Neighbor Discovery, MLD, ICMPv6 errors) are passed over and counted. Needs CAP_NET_RAW.\n\n" +
             "Examples:\n" +
             "  sudo mipkey capture veth-ha -c ha.conf\n" +
             "  sudo mipkey capture any -c ha.conf --filter 'ip6 and not icmp6' --count 100 -w seen.pcap")
@@ -47,19 +47,21 @@ internal static class CaptureCommand
             using var writer = writePath is null ? null : new PcapWriter(File.Create(writePath), capture.LinkType);
             var screen = console();
             screen.MarkupLine(Markup.Escape($"capturing on {capture.InterfaceName} (link type {(uint)capture.LinkType}), filter '{parse.GetValue(filter)}'"));
-            long seen = await Task.Run(() => Watch(capture, ha, writer, parse.GetValue(count), screen, cancellation), CancellationToken.None).ConfigureAwait(false);
-            screen.MarkupLine(Markup.Escape($"{seen} IPv6 datagrams, {capture.Captured} frames"));
+            var (seen, outside) = await Task.Run(() => Watch(capture, ha, writer, parse.GetValue(count), screen, cancellation), CancellationToken.None).ConfigureAwait(false);
+            screen.MarkupLine(Markup.Escape($"{seen} IPv6 datagrams, {capture.Captured} frames" +
+                (outside > 0 ? $"; {outside} outside the protocol passed over (Neighbor Discovery, MLD, ICMPv6 errors, ...)" : "")));
             return 0;
         });
         return command;
     }
 
-    private static long Watch(LiveCapture capture, HomeAgentConfig ha, PcapWriter? writer, long? limit, IAnsiConsole console, CancellationToken cancellation)
+    private static (long Datagrams, long Outside) Watch(LiveCapture capture, HomeAgentConfig ha, PcapWriter? writer, long? limit, IAnsiConsole console, CancellationToken cancellation)
     {
         var names = ha.Nodes.ToDictionary(n => n.Provisioning.HomeAddress, n => n.Name);
         using var observer = new CaptureObserver([.. ha.Nodes.Select(n => n.Provisioning)], ha.VendorId, ha.Address);
         DateTimeOffset? start = null;
         long datagrams = 0;
+        long outside = 0;
         while (!cancellation.IsCancellationRequested && (limit is null || datagrams < limit))
         {
             if (!capture.TryReadNext(out var record))
@@ -72,13 +74,18 @@ internal static class CaptureCommand
                 continue;
             }
             datagrams++;
+            if (CaptureObserver.IsOutsideProtocol(datagram.Span))
+            {
+                outside++;
+                continue;
+            }
             start ??= record.Timestamp;
             var row = observer.Observe(record.Timestamp, datagram.Span);
             var node = row.HomeAddress is { } h ? names.GetValueOrDefault(h, h.ToString()) : "?";
             console.WriteLine(LiveLine(record.Timestamp - start.Value, row, node));
         }
         writer?.Flush();
-        return datagrams;
+        return (datagrams, outside);
     }
 
     /// <summary>One timeline line: seconds since the first datagram, direction, node, message, generation, SPI, verdict.</summary>

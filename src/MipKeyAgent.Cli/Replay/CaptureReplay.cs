@@ -159,12 +159,10 @@ internal static partial class CaptureReplay
         var kept = new List<CapturedDatagram>(capture.Count);
         foreach (var record in capture)
         {
-            if (Ipv6Datagram.TryParse(record.Datagram, out var parsed).IsOk && !parsed.IsFragment
-                && parsed.UpperProtocol is not IpProtocol.Esp and not IpProtocol.Mobility)
+            if (!CaptureObserver.IsOutsideProtocol(record.Datagram))
             {
-                continue;
+                kept.Add(record);
             }
-            kept.Add(record);
         }
         return (kept, capture.Count - kept.Count);
     }
