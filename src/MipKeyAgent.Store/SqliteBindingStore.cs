@@ -237,12 +237,15 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         careOf = state.CareOfAddress is { } address ? careOf[..AddressText.Utf8(address, careOf)] : default;
         BindingRows.BindBinding(upsert, home, careOf, hasCareOf, state, seal[..sealedLength]);
         upsert.Execute();
-        // The generation rows the state no longer holds go; the held ones are upserted in place.
-        var delete = _db.Statements.GetRaw(BindingStatements.DeleteStaleGenerations, BindingStatements.DeleteStaleGenerationsParameters);
-        delete.BindText(0, home);
-        delete.Bind(1, state.Newest.IsPresent ? 1L : 0L);
-        delete.Bind(2, state.Previous.IsPresent ? 1L : 0L);
-        delete.Execute();
+        // The generation rows the state no longer holds go (none when it holds both slots); the held ones are upserted in place.
+        if (!state.Newest.IsPresent || !state.Previous.IsPresent)
+        {
+            var delete = _db.Statements.GetRaw(BindingStatements.DeleteStaleGenerations, BindingStatements.DeleteStaleGenerationsParameters);
+            delete.BindText(0, home);
+            delete.Bind(1, state.Newest.IsPresent ? 1L : 0L);
+            delete.Bind(2, state.Previous.IsPresent ? 1L : 0L);
+            delete.Execute();
+        }
         UpsertGeneration(state.HomeAddress, home, GenerationColumns.NewestSlot, state.Newest, seal);
         UpsertGeneration(state.HomeAddress, home, GenerationColumns.PreviousSlot, state.Previous, seal);
     }
