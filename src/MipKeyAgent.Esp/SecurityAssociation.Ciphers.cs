@@ -24,16 +24,15 @@ public sealed partial class SecurityAssociation
         }
         else
         {
+            // The CBC transform of the direction this SA is used in is built at its first use (CbcEncryptor, CbcDecryptor):
+            // an SA carries one direction of one node's traffic, so a new generation's SA builds one native CBC context, not two.
             var aes = Aes.Create();
             ciphers.Aes = aes;
             aes.SetKey(key[..EspSuites.CbcEncryptionKeyLength]);
             aes.Mode = CipherMode.CBC;
             aes.Padding = PaddingMode.None;
             aes.IV = new byte[AesBlock];
-            ciphers.CbcEncryptor = aes.CreateEncryptor();
-            ciphers.CbcDecryptor = aes.CreateDecryptor();
             ciphers.Hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Slice(EspSuites.CbcEncryptionKeyLength, EspSuites.CbcAuthenticationKeyLength));
-            ciphers.Chain = new byte[AesBlock];
         }
 
         _ciphers = ciphers;
@@ -42,6 +41,24 @@ public sealed partial class SecurityAssociation
             _cipherSlot = cache.Add(this);
         }
     }
+
+    // Suite 2's encryptor, built at the first Seal with its chain (the IV is zero: SealCbc feeds the chain in).
+    private static ICryptoTransform CbcEncryptor(CipherObjects ciphers)
+    {
+        if (ciphers.CbcEncryptor is { } encryptor)
+        {
+            return encryptor;
+        }
+        ciphers.Chain = new byte[AesBlock];
+        return ciphers.CbcEncryptor = ciphers.Aes!.CreateEncryptor();
+    }
+
+    // Suite 2's decryptor, built at the first Open that authenticates (OpenCbc undoes the running chain itself).
+    private static ICryptoTransform CbcDecryptor(CipherObjects ciphers) =>
+        ciphers.CbcDecryptor ??= ciphers.Aes!.CreateDecryptor();
+
+    /// <summary>Which of suite 2's CBC transforms exist now (tests: each is built at the first use of its direction).</summary>
+    internal (bool Encryptor, bool Decryptor) CbcTransforms => (_ciphers?.CbcEncryptor is not null, _ciphers?.CbcDecryptor is not null);
 
     /// <summary>The ring's hand passed: true (and cleared) when this SA was used since the last pass.</summary>
     internal bool TakeUsedMark()

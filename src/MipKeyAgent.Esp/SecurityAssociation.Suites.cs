@@ -118,13 +118,14 @@ public sealed partial class SecurityAssociation
         BinaryPrimitives.WriteUInt32BigEndian(block[4..], 0);
         BinaryPrimitives.WriteUInt64BigEndian(block[8..], sequence);
         var ciphers = _ciphers!;
+        var encryptor = CbcEncryptor(ciphers);
         byte[] chain = ciphers.Chain!;
         for (int i = 0; i < AesBlock; i++)
         {
             block[i] ^= chain[i];
         }
 
-        ciphers.CbcEncryptor!.TransformBlock(buffer, 0, length, buffer, 0);
+        encryptor.TransformBlock(buffer, 0, length, buffer, 0);
         scratch[^AesBlock..].CopyTo(chain);
 
         WriteHeader(sequence, destination);
@@ -154,7 +155,7 @@ public sealed partial class SecurityAssociation
         // is discarded, every later one is XORed with its true predecessor (the IV first).
         int length = AesBlock + ciphertextLength;
         esp.Slice(IvOffset, length).CopyTo(scratch);
-        ciphers.CbcDecryptor!.TransformBlock(scratch, 0, length, scratch, 0);
+        CbcDecryptor(ciphers).TransformBlock(scratch, 0, length, scratch, 0);
         return true;
     }
 }

@@ -100,6 +100,35 @@ internal static class BindingRows
     }
 
     /// <summary>
+    /// Binds <paramref name="state"/>'s binding row to the <see cref="Bindings"/> parameters of the write path's statement:
+    /// the addresses as the UTF-8 of their text (<paramref name="careOf"/> null for none) and the row's seal.
+    /// </summary>
+    public static void BindBinding(RawStatement s, ReadOnlySpan<byte> home, ReadOnlySpan<byte> careOf, bool hasCareOf, in BindingState state,
+        ReadOnlySpan<byte> seal)
+    {
+        s.BindText(HomeAddress, home);
+        if (hasCareOf)
+        {
+            s.BindText(CareOf, careOf);
+        }
+        else
+        {
+            s.BindNull(CareOf);
+        }
+        s.Bind(ExpiresAt, state.BindingExpiresAt.UtcTicks);
+        s.Bind(LastSequence, state.LastSequence is { } last ? last : null);
+        s.Bind(InitEpoch, state.InitEpoch is { } epoch ? unchecked((long)epoch) : null);
+        s.Bind(EpochGeneration, (long)state.EpochGeneration.Value);
+        s.Bind(HighestIssued, (long)state.HighestIssued.Value);
+        s.Bind(RekeyDueAt, state.RekeyDueAt is { } due ? due.UtcTicks : null);
+        s.Bind(RekeyPending, state.RekeyPending ? 1L : 0L);
+        s.Bind(IkControlEdge, (long)state.InitializationControlReceiveRightEdge);
+        s.Bind(IkDataEdge, (long)state.InitializationDataReceiveRightEdge);
+        s.BindBlob(BindingSeal, seal);
+        s.Bind(InitSequence, state.InitSequence is { } started ? started : null);
+    }
+
+    /// <summary>
     /// <paramref name="record"/> as the view the engine's writes pass (its secret arrays are the view's spans):
     /// one write path and one associated-data builder serve both forms of <c>Save</c>.
     /// </summary>

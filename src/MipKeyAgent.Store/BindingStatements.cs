@@ -29,6 +29,8 @@ internal static class BindingStatements
     public const string DeleteStaleGenerations =
         "DELETE FROM generations WHERE home_address = $home AND NOT (slot = 0 AND $newest) AND NOT (slot = 1 AND $previous)";
 
+    public static readonly string[] DeleteStaleGenerationsParameters = ["$home", "$newest", "$previous"];
+
     public static readonly string SelectGenerations = $"SELECT {GenerationColumns.Map.List()} FROM generations WHERE home_address = $home";
 
     public static readonly string SelectBinding = $"SELECT {BindingRows.Bindings.List()} FROM bindings WHERE home_address = $home";

@@ -98,15 +98,50 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
         p[first + KeySourceColumn].Value = Reference is { } s ? s.SourceIdentifier : DBNull.Value;
     }
 
+    /// <summary>Binds the slot, these values, the sealed secret and the reference to the write path's statement from <paramref name="first"/> on.</summary>
+    public void Bind(RawStatement s, int first, int slot, ReadOnlySpan<byte> sealedSecret)
+    {
+        s.Bind(first + SlotColumn, slot);
+        s.Bind(first + GenerationColumn, Generation.Value);
+        s.Bind(first + SpiMnToHaColumn, SpiMnToHa.Value);
+        s.Bind(first + SpiHaToMnColumn, SpiHaToMn.Value);
+        s.Bind(first + SuiteColumn, (long)Suite);
+        s.Bind(first + ConfirmedColumn, Confirmed ? 1L : 0L);
+        s.Bind(first + CreatedAtColumn, CreatedAt.UtcTicks);
+        s.Bind(first + TransmitReservedColumn, TransmitReserved);
+        s.Bind(first + ControlEdgeColumn, ControlEdge);
+        s.Bind(first + DataEdgeColumn, DataEdge);
+        s.BindBlob(first + SecretColumn, sealedSecret);
+        if (Reference is { } r)
+        {
+            Span<byte> id = stackalloc byte[36];
+            r.KeyId.TryFormat(id, out int written, "D");
+            s.BindText(first + KeyIdColumn, id[..written]);
+            s.BindText(first + KeySourceColumn, r.SourceIdentifier);
+        }
+        else
+        {
+            s.BindNull(first + KeyIdColumn);
+            s.BindNull(first + KeySourceColumn);
+        }
+    }
+
     /// <summary>
     /// The generation row's associated data. A key reference (not secret: it names a key the KMEs
     /// hand out once) is authenticated, not encrypted, like the other columns; it is appended only
     /// when present (length-prefixed, the source identifier is free text), so rows without one
     /// keep their schema-1 associated data.
     /// </summary>
-    public static RowSeal.AssociatedData Associated(RowSeal.AssociatedData data, string table, string owner, string slot, GenerationColumns v)
+    public static RowSeal.AssociatedData Associated(RowSeal.AssociatedData data, string table, string owner, string slot, GenerationColumns v) =>
+        Fields(data.Start().Field(table).Field(owner).Field(slot), v);
+
+    /// <summary>The HA's generation row's associated data, its owner named by the address itself (the same octets as its text).</summary>
+    public static RowSeal.AssociatedData Associated(RowSeal.AssociatedData data, Ipv6Address home, int slot, GenerationColumns v) =>
+        Fields(data.Start().Field("generations").Field(home).Field(SlotName(slot)), v);
+
+    private static RowSeal.AssociatedData Fields(RowSeal.AssociatedData data, GenerationColumns v)
     {
-        data.Start().Field(table).Field(owner).Field(slot).Field(v.Generation.Value).Field(v.SpiMnToHa.Value).Field(v.SpiHaToMn.Value)
+        data.Field(v.Generation.Value).Field(v.SpiMnToHa.Value).Field(v.SpiHaToMn.Value)
             .Field((int)v.Suite).Field(v.Confirmed).Field(v.CreatedAt.UtcTicks).Field(v.TransmitReserved).Field(v.ControlEdge).Field(v.DataEdge);
         if (v.Reference is { } r)
         {

@@ -11,10 +11,26 @@ namespace MipKeyAgent.Store;
 internal sealed class PreparedStatements(SqliteConnection connection) : IDisposable
 {
     private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RawStatement> _raw = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <summary>How many distinct statements are prepared (tests: reuse, not one per call).</summary>
-    public int Count => _commands.Count;
+    public int Count => _commands.Count + _raw.Count;
+
+    /// <summary>
+    /// The write path's statement for <paramref name="sql"/>, stepped through SQLite's own API (<see cref="RawStatement"/>),
+    /// prepared on first use; <paramref name="parameters"/> name its parameters in index order.
+    /// </summary>
+    public RawStatement GetRaw(string sql, string[] parameters)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_raw.TryGetValue(sql, out var statement))
+        {
+            statement = RawStatement.Prepare(connection, sql, parameters);
+            _raw.Add(sql, statement);
+        }
+        return statement;
+    }
 
     /// <summary>
     /// The command for <paramref name="sql"/> (prepared on first use, with one parameter per name in
@@ -59,5 +75,10 @@ internal sealed class PreparedStatements(SqliteConnection connection) : IDisposa
             command.Dispose();
         }
         _commands.Clear();
+        foreach (var statement in _raw.Values)
+        {
+            statement.Dispose();
+        }
+        _raw.Clear();
     }
 }

@@ -113,6 +113,27 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
         return sealedRow;
     }
 
+    /// <summary>The length of a sealed row of <paramref name="plaintextLength"/> octets.</summary>
+    public static int SealedLength(int plaintextLength) => NonceLength + plaintextLength + TagLength;
+
+    /// <summary>
+    /// <see cref="Seal(ReadOnlySpan{byte}, AssociatedData)"/> into <paramref name="destination"/> (at least
+    /// <see cref="SealedLength"/> octets; the write path's buffer, no array per row); returns the sealed length.
+    /// </summary>
+    public int Seal(ReadOnlySpan<byte> plaintext, AssociatedData associated, Span<byte> destination)
+    {
+        int length = SealedLength(plaintext.Length);
+        var sealedRow = destination[..length];
+        lock (_sealLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            NextNonce(sealedRow[..NonceLength]);
+            (_sealCipher ??= CreateCipher()).Encrypt(sealedRow[..NonceLength], plaintext, sealedRow.Slice(NonceLength, plaintext.Length),
+                sealedRow[(NonceLength + plaintext.Length)..], associated.Bytes);
+        }
+        return length;
+    }
+
     /// <summary>
     /// Opens a sealed row under <paramref name="associated"/> with <paramref name="cipher"/> (one per thread). False
     /// when it does not authenticate or is truncated (<paramref name="truncated"/>): the caller names the row only
@@ -211,12 +232,8 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
         public AssociatedData Field(Ipv6Address address)
         {
             Separator();
-            Reserve(64);
-            if (!address.ToIPAddress().TryFormat(_buffer.AsSpan(_length), out int written))
-            {
-                throw new InvalidOperationException("an IPv6 address did not fit 64 octets");
-            }
-            _length += written;
+            Reserve(AddressText.MaxUtf8Length);
+            _length += AddressText.Utf8(address, _buffer.AsSpan(_length));
             return this;
         }
 

@@ -192,11 +192,12 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
 
     /// <summary>
     /// The engine's per-BU write: the rows are bound and sealed straight from the view of the engine's state
-    /// (no record, no copies of the secrets), in the open group's transaction or one of its own.
+    /// (no record, no copies of the secrets) and stepped through SQLite's API (<see cref="RawStatement"/>: bound by
+    /// index, the addresses' text and the seals built on the stack), in the open group's transaction or one of its own.
+    /// A steady save inside a group allocates nothing.
     /// </summary>
     public void Save(in BindingState state)
     {
-        string home = state.HomeAddress.ToString();
         try
         {
             lock (_lock)
@@ -205,7 +206,7 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
                 var transaction = BeginWrite();
                 try
                 {
-                    WriteBinding(transaction, home, state);
+                    WriteBinding(state);
                     EndWrite(transaction);
                 }
                 catch (Exception e)
@@ -219,37 +220,48 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
         }
         catch (SqliteException e)
         {
-            throw new BindingStoreException($"writing the binding of {home} to '{Path}' failed: {e.Message}", e);
+            throw new BindingStoreException($"writing the binding of {state.HomeAddress} to '{Path}' failed: {e.Message}", e);
         }
     }
 
-    private void WriteBinding(SqliteTransaction transaction, string home, in BindingState state)
+    private void WriteBinding(in BindingState state)
     {
-        var upsert = _db.Statements.Get(BindingStatements.UpsertBinding, transaction, BindingStatements.UpsertBindingParameters);
-        BindingRows.BindBinding(upsert.Parameters, home, state, _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, state)));
-        upsert.ExecuteNonQuery();
-        // The generation rows the state no longer holds go; the held ones are upserted in place.
-        var delete = _db.Statements.Get(BindingStatements.DeleteStaleGenerations, transaction, "$home", "$newest", "$previous");
-        delete.Parameters[0].Value = home;
-        delete.Parameters[1].Value = state.Newest.IsPresent ? 1L : 0L;
-        delete.Parameters[2].Value = state.Previous.IsPresent ? 1L : 0L;
-        delete.ExecuteNonQuery();
-        UpsertGeneration(transaction, home, GenerationColumns.NewestSlot, state.Newest);
-        UpsertGeneration(transaction, home, GenerationColumns.PreviousSlot, state.Previous);
+        Span<byte> home = stackalloc byte[AddressText.MaxUtf8Length];
+        home = home[..AddressText.Utf8(state.HomeAddress, home)];
+        Span<byte> careOf = stackalloc byte[AddressText.MaxUtf8Length];
+        Span<byte> seal = stackalloc byte[RowSeal.SealedLength(KeyLengths.Secret)];
+
+        var upsert = _db.Statements.GetRaw(BindingStatements.UpsertBinding, BindingStatements.UpsertBindingParameters);
+        int sealedLength = _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, state), seal);
+        bool hasCareOf = state.CareOfAddress is not null;
+        careOf = state.CareOfAddress is { } address ? careOf[..AddressText.Utf8(address, careOf)] : default;
+        BindingRows.BindBinding(upsert, home, careOf, hasCareOf, state, seal[..sealedLength]);
+        upsert.Execute();
+        // The generation rows the state no longer holds go (none when it holds both slots); the held ones are upserted in place.
+        if (!state.Newest.IsPresent || !state.Previous.IsPresent)
+        {
+            var delete = _db.Statements.GetRaw(BindingStatements.DeleteStaleGenerations, BindingStatements.DeleteStaleGenerationsParameters);
+            delete.BindText(0, home);
+            delete.Bind(1, state.Newest.IsPresent ? 1L : 0L);
+            delete.Bind(2, state.Previous.IsPresent ? 1L : 0L);
+            delete.Execute();
+        }
+        UpsertGeneration(state.HomeAddress, home, GenerationColumns.NewestSlot, state.Newest, seal);
+        UpsertGeneration(state.HomeAddress, home, GenerationColumns.PreviousSlot, state.Previous, seal);
     }
 
-    private void UpsertGeneration(SqliteTransaction transaction, string home, int slot, in GenerationState generation)
+    private void UpsertGeneration(Ipv6Address homeAddress, ReadOnlySpan<byte> home, int slot, in GenerationState generation, Span<byte> seal)
     {
         if (!generation.IsPresent)
         {
             return;
         }
         var values = GenerationColumns.From(generation);
-        var upsert = _db.Statements.Get(BindingStatements.UpsertGeneration, transaction, BindingStatements.UpsertGenerationParameters);
-        upsert.Parameters[0].Value = home;
-        values.Bind(upsert.Parameters, BindingRows.GenerationFirst, slot,
-            values.Seal(_db.Seal, _associated, GenerationRowKey.HomeAgent(home, slot), generation.Secret));
-        upsert.ExecuteNonQuery();
+        var upsert = _db.Statements.GetRaw(BindingStatements.UpsertGeneration, BindingStatements.UpsertGenerationParameters);
+        int sealedLength = _db.Seal.Seal(generation.Secret, GenerationColumns.Associated(_associated, homeAddress, slot, values), seal);
+        upsert.BindText(0, home);
+        values.Bind(upsert, BindingRows.GenerationFirst, slot, seal[..sealedLength]);
+        upsert.Execute();
     }
 
     public void Remove(Ipv6Address homeAddress)
@@ -312,11 +324,13 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
             var transaction = BeginWrite();
             try
             {
-                var command = _db.Statements.Get(BindingStatements.UpsertReservation, transaction, BindingStatements.UpsertReservationParameters);
-                command.Parameters[BindingRows.ReservationHome].Value = home;
-                command.Parameters[BindingRows.Reserved].Value = (long)reserved;
-                command.Parameters[BindingRows.ReservationSeal].Value = _db.Seal.Seal([], BindingRows.ReservationAssociated(_associated, home, reserved));
-                command.ExecuteNonQuery();
+                var command = _db.Statements.GetRaw(BindingStatements.UpsertReservation, BindingStatements.UpsertReservationParameters);
+                Span<byte> seal = stackalloc byte[RowSeal.SealedLength(0)];
+                int sealedLength = _db.Seal.Seal([], BindingRows.ReservationAssociated(_associated, home, reserved), seal);
+                command.BindText(BindingRows.ReservationHome, home);
+                command.Bind(BindingRows.Reserved, (long)reserved);
+                command.BindBlob(BindingRows.ReservationSeal, seal[..sealedLength]);
+                command.Execute();
                 EndWrite(transaction);
             }
             catch (Exception e)
