@@ -174,6 +174,10 @@ internal sealed partial class KmeNode
             keys.Add(new StoredKey(id, k.Key));
         }
         Interlocked.Add(ref _received, Store.Add(_options.Peer.KmeId, keys));
+        if (push.GenerationRate is { } rate && double.IsFinite(rate) && rate >= 0)
+        {
+            Volatile.Write(ref _peerGenerationRate, rate);
+        }
         if (Store.Count(_options.Peer.KmeId) > 0)
         {
             Sessions.MarkConnected(_options.Peer.KmeId);
