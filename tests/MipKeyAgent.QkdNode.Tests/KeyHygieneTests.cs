@@ -47,6 +47,68 @@ public sealed class KeyHygieneTests
         Assert.False(guard.FirstUse(Key("c", 3)));
     }
 
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void ReuseGuardFile_AcrossARestart_KeysServedBeforeStillRefused_File0600()
+    {
+        var dir = Directory.CreateTempSubdirectory("mipkey-seen-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "ha.db.qkd-seen");
+            using (var guard = KeyReuseGuard.Open(path))
+            {
+                Assert.True(guard.FirstUse(Key(Uuid(1), 1)));
+                Assert.True(guard.FirstUse(Key(Uuid(2), 2)));
+            }
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            Assert.DoesNotContain(File.ReadAllBytes(path).Chunk(32).Skip(1), c => c.All(b => b == 1)); // no key bytes on disk
+
+            // A crash mid-append leaves a torn record: only that record is lost.
+            File.AppendAllText(path, "torn");
+            using (var restarted = KeyReuseGuard.Open(path))
+            {
+                Assert.Equal(2, restarted.Count);
+                Assert.False(restarted.FirstUse(Key(Uuid(1), 9)));   // same key_ID
+                Assert.False(restarted.FirstUse(Key(Uuid(7), 2)));   // same bytes
+                Assert.True(restarted.FirstUse(Key(Uuid(3), 3)));
+            }
+            using var again = KeyReuseGuard.Open(path);
+            Assert.Equal(3, again.Count);
+
+            File.WriteAllText(path + "-bad", "short");
+            Assert.Throws<InvalidDataException>(() => KeyReuseGuard.Open(path + "-bad"));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ReuseGuardFile_OverTwiceCapacity_CompactedToTheNewest()
+    {
+        var dir = Directory.CreateTempSubdirectory("mipkey-seen-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "seen");
+            using (var guard = KeyReuseGuard.Open(path, capacity: 2))
+            {
+                for (int i = 0; i < 5; i++)
+                {
+                    Assert.True(guard.FirstUse(Key(Uuid(i), (byte)i)));
+                }
+            }
+            using var reopened = KeyReuseGuard.Open(path, capacity: 2);
+            Assert.Equal(32 + 2 * 32, new FileInfo(path).Length);
+            Assert.False(reopened.FirstUse(Key(Uuid(4), 4)));
+            Assert.True(reopened.FirstUse(Key(Uuid(0), 0)));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData(31, true, "wrong_size")]
     [InlineData(64, false, "wrong_size")]

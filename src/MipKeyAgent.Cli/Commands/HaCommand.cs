@@ -60,6 +60,11 @@ internal static class HaCommand
         using var durableBindings = volatileBindings is not null || postgresUrl is not null ? null
             : HomeAgentStores.Open(parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath, parse.GetValue(o.MasterKey),
                 acceptRollback: parse.GetValue(o.AcceptRollback), rollbackAnchor: !parse.GetValue(o.NoRollbackAnchor));
+        if (qkdSettings is not null && durableBindings is not null)
+        {
+            // QKD keys already used are remembered beside the store, so none is used again after a restart.
+            qkdSettings = qkdSettings with { SeenKeysPath = (parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath) + ".qkd-seen" };
+        }
         if ((volatileBindings ?? durableBindings) is { } soloBindings)
         {
             nodes ??= HomeAgentStores.ServableNodes(soloBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);

@@ -17,13 +17,15 @@ namespace MipKeyAgent.Cli.Qkd;
 /// <param name="MasterSaeId">The HA's SAE ID named in key references (<c>--sae-id</c>; default the certificate's CN).</param>
 /// <param name="RekeyInterval">Sizes the key-use session (nodes / interval x headroom).</param>
 /// <param name="MinimumThroughput">Keys/s asked for with no active node, so first inits find keys.</param>
+/// <param name="SeenKeysPath">Where the keys already used are remembered across restarts (beside a SQLite store); null: in memory.</param>
 internal sealed record HomeAgentQkdSettings(
     QkdClientSettings Client,
     string? DefaultSlaveSae,
     IReadOnlyDictionary<string, string> SlaveSaeByNode,
     string? MasterSaeId,
     TimeSpan RekeyInterval,
-    double MinimumThroughput)
+    double MinimumThroughput,
+    string? SeenKeysPath = null)
 {
     /// <summary>Parses the repeated <c>--slave-sae</c> values: <c>ID</c> (every node) or <c>NAME=ID</c> (one node).</summary>
     public static (string? Default, Dictionary<string, string> ByNode) ParseSlaveSaes(IEnumerable<string> values, IReadOnlyList<ProvisionedNode> nodes)
@@ -76,13 +78,14 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
     private readonly List<QkdSessionClient> _sessionClients = [];
     private readonly Dictionary<Ipv6Address, (string Name, string Sae)> _nodes = [];
     private readonly ILogger _logger;
-    private readonly KeyReuseGuard _reuse = new();
+    private readonly KeyReuseGuard _reuse;
     private bool _stopped;
 
-    private HomeAgentQkdSupply(ILogger logger, string masterSaeId)
+    private HomeAgentQkdSupply(ILogger logger, string masterSaeId, KeyReuseGuard reuse)
     {
         _logger = logger;
         MasterSaeId = masterSaeId;
+        _reuse = reuse;
     }
 
     /// <summary>The engine's key source (an <see cref="IReferencedKeySource"/>).</summary>
@@ -107,7 +110,16 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(nodes);
         ArgumentNullException.ThrowIfNull(loggers);
         var cn = settings.Client.Validate();
-        var supply = new HomeAgentQkdSupply(loggers.CreateLogger("mipkey.qkd"), settings.MasterSaeId ?? cn);
+        KeyReuseGuard reuse;
+        try
+        {
+            reuse = settings.SeenKeysPath is { } seen ? KeyReuseGuard.Open(seen) : new KeyReuseGuard();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new ConfigException(settings.SeenKeysPath!, 0, "--store", $"cannot open the QKD seen-keys file: {e.Message}");
+        }
+        var supply = new HomeAgentQkdSupply(loggers.CreateLogger("mipkey.qkd"), settings.MasterSaeId ?? cn, reuse);
         try
         {
             foreach (var node in nodes)
@@ -255,6 +267,7 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
         {
             source.Dispose();
         }
+        _reuse.Dispose();
     }
 
     /// <summary>Routes a node to a source shared with other nodes of the same SAE (the router would otherwise dispose it per node).</summary>
