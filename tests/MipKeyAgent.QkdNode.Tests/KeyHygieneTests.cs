@@ -212,6 +212,42 @@ public sealed class KeyHygieneTests
         Assert.Null(buffer.LastError);
     }
 
+    [Fact]
+    public async Task RealKmeBehindResettingProxy_TwentyResets_FetcherNeverStuck_FillsOnceTheResetsStop()
+    {
+        await using var node = await Nodes.StartSingleAsync(prefill: 50);
+        await using var proxy = new ResettingProxy(node.Address);
+        using var client = Nodes.Client(proxy.Address, "SAE_HA", timeout: TimeSpan.FromSeconds(5));
+        var options = Options with { MinDepth = 2, InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(40) };
+        using var buffer = new KeyPrefetchBuffer((n, ct) => client.GetEncKeysAsync("SAE_MN1", new KeyRequest { Number = n }, ct), options, TimeProvider.System);
+        proxy.ResetAtAccept = true;
+        buffer.Start();
+        for (int reset = 0; reset < 20; reset++)
+        {
+            // Alternate: RST before the TLS handshake, and RST in the middle of the KME's answer.
+            proxy.ResetAtAccept = reset % 2 == 0;
+            proxy.ResetAfterResponseOctets = reset % 2 == 0 ? null : 2000;
+            long failures = buffer.Counters.FetchFailures;
+            await Until(() => buffer.Counters.FetchFailures > failures, $"reset {reset}: no further fetch failed within 10 s (stuck fetcher)");
+        }
+        Assert.Equal(0, buffer.Count);
+        proxy.ResetAtAccept = false;
+        proxy.ResetAfterResponseOctets = null;
+        await Until(() => buffer.Count >= 2, "no keys once the resets stopped");
+        Assert.Equal(0, buffer.ConsecutiveFailures);
+        Assert.True(proxy.Connections >= 11, $"{proxy.Connections} connections");
+    }
+
+    private static async Task Until(Func<bool> condition, string failure)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure);
+            await Task.Delay(5);
+        }
+    }
+
     private sealed class NoSessionsApi : HttpMessageHandler
     {
         public int Calls { get; private set; }
