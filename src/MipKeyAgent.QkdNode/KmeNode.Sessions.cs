@@ -42,6 +42,10 @@ internal sealed partial class KmeNode
         return WriteAsync(ctx, 200, list, NodeJsonContext.Default.SessionList);
     }
 
+    /// <summary><c>GET /api/v1/sessions/{id}</c>: one of the caller's sessions.</summary>
+    public Task GetSessionAsync(HttpContext ctx) =>
+        OwnSession(ctx) is { } session ? WriteAsync(ctx, 200, SessionView.Of(session), NodeJsonContext.Default.SessionView) : NotOwnSessionAsync(ctx);
+
     public async Task ChangeSessionAsync(HttpContext ctx)
     {
         if (OwnSession(ctx) is not { } session)

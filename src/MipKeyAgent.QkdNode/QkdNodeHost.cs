@@ -90,6 +90,7 @@ public sealed class QkdNodeHost : IAsyncDisposable
         app.MapMethods("/api/v1/keys/{sae}/dec_keys", [HttpMethods.Get, HttpMethods.Post], node.DecKeysAsync);
         app.MapPost("/api/v1/sessions", node.OpenSessionAsync);
         app.MapGet("/api/v1/sessions", node.ListSessionsAsync);
+        app.MapGet("/api/v1/sessions/{id}", node.GetSessionAsync);
         app.MapPut("/api/v1/sessions/{id}", node.ChangeSessionAsync);
         app.MapDelete("/api/v1/sessions/{id}", node.TerminateSessionAsync);
         app.MapPost("/internal/link/v1/keys", node.LinkKeysAsync);

@@ -196,6 +196,21 @@ public sealed class CurlConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Session_GetOne_OwnerSeesItOthersGet404()
+    {
+        var (opened, body) = Curl("SAE_HA", "/api/v1/sessions", "{\"peer_SAE_ID\":\"SAE_MN1\",\"throughput\":4}");
+        Assert.Equal(201, opened);
+        var id = Json(body).GetProperty("session_ID").GetString();
+        var (status, one) = Curl("SAE_HA", $"/api/v1/sessions/{id}");
+        Assert.Equal(200, status);
+        Assert.Equal(id, Json(one).GetProperty("session_ID").GetString());
+        Assert.Equal(4, Json(one).GetProperty("throughput").GetDouble());
+        Assert.Equal("SAE_MN1", Json(one).GetProperty("peer_SAE_ID").GetString());
+        Assert.Equal(404, Curl("SAE_MN2", $"/api/v1/sessions/{id}").Status);
+        Assert.Equal(404, Curl("SAE_HA", $"/api/v1/sessions/{Guid.NewGuid()}").Status);
+    }
+
+    [Fact]
     public void DecKeys_KeyIdNotAUuid_400FormatErrorNotNotFound()
     {
         var (status, body) = Curl("SAE_MN1", "/api/v1/keys/SAE_HA/dec_keys?key_ID=not-a-uuid");
