@@ -3,7 +3,7 @@ using MipKeyAgent.KeySupply.Etsi014;
 namespace MipKeyAgent.KeySupply;
 
 /// <summary>Sizing and retry settings of a <see cref="KeyPrefetchBuffer"/>.</summary>
-public sealed class KeyPrefetchOptions
+public sealed record KeyPrefetchOptions
 {
     /// <summary>Keys held even with no demand (so the first rekey never waits on the KME).</summary>
     public int MinDepth { get; init; } = 2;
@@ -22,13 +22,25 @@ public sealed class KeyPrefetchOptions
 
     public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Judges each key as it arrives: null when usable, else the reason it is not (a short
+    /// snake_case word). Unusable keys are zeroed and counted, never buffered, and the answer that
+    /// carried them counts as a failed fetch. Null: every key is usable.</summary>
+    public Func<EtsiKey, string?>? KeyCheck { get; init; }
+
+    /// <summary>Told after a fetch that carried unusable keys: the reason and how many (for the log).</summary>
+    public Action<string, int>? Rejected { get; init; }
 }
 
 /// <summary>
 /// Keys fetched ahead of need from a KME so a rekey takes one from memory. The depth
 /// follows demand (takes per second over a trailing window, times a horizon, clamped);
-/// refills run in the background; a refused or failed fetch (no key now, timeout,
-/// transport failure) backs off exponentially. Time comes from the injected
+/// refills run in the background. Every failure goes through one exponential backoff
+/// (<see cref="KeyPrefetchOptions.InitialBackoff"/> doubling to <see cref="KeyPrefetchOptions.MaxBackoff"/>):
+/// no key now, timeout, transport failure (refused, reset, TLS), an unexpected answer, a
+/// fetcher that throws, and an answer with unusable keys (<see cref="KeyPrefetchOptions.KeyCheck"/>),
+/// which also halves the request size, so a KME serving unusable keys drains its pool by at most
+/// 2 x MaxPerRequest keys and then one key per MaxBackoff. Time comes from the injected
 /// <see cref="TimeProvider"/> only, so tests drive it with a manual clock.
 /// </summary>
 public sealed class KeyPrefetchBuffer : IDisposable
@@ -45,6 +57,12 @@ public sealed class KeyPrefetchBuffer : IDisposable
     private bool _disposed;
     private ITimer? _backoffTimer;
     private int _requestCap;
+    private readonly Dictionary<string, long> _rejected = new(StringComparer.Ordinal);
+    private long _requested;
+    private long _received;
+    private long _taken;
+    private long _fetchFailures;
+    private long _wasted;
 
     /// <param name="fetch">Asks the KME for up to n keys, e.g.
     /// <c>(n, ct) =&gt; client.GetEncKeysAsync(slave, new KeyRequest { Number = n }, ct)</c>.</param>
@@ -79,6 +97,21 @@ public sealed class KeyPrefetchBuffer : IDisposable
     /// <summary>What the last fetch answered.</summary>
     public EtsiResultKind? LastResult { get; private set; }
 
+    /// <summary>Why the last failed fetch failed, in words (null after a success).</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>The buffer's counters: keys requested, received, taken, rejected by reason, wasted; failed fetches.</summary>
+    public KeyPrefetchCounters Counters
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return new KeyPrefetchCounters(_requested, _received, _taken, _fetchFailures, _wasted, new Dictionary<string, long>(_rejected, StringComparer.Ordinal));
+            }
+        }
+    }
+
     /// <summary>Starts the first fill.</summary>
     public void Start() => Pump();
 
@@ -91,6 +124,10 @@ public sealed class KeyPrefetchBuffer : IDisposable
             _takes.Enqueue(_time.GetTimestamp());
             got = _keys.TryDequeue(out var k);
             key = k!;
+            if (got)
+            {
+                _taken++;
+            }
         }
         Pump();
         return got;
@@ -126,6 +163,7 @@ public sealed class KeyPrefetchBuffer : IDisposable
                 }
                 n = Math.Min(need, _requestCap);
                 _fetching = true;
+                _requested += n;
             }
             var fetch = FetchOnceAsync(n);
             if (!fetch.IsCompleted)
@@ -139,49 +177,92 @@ public sealed class KeyPrefetchBuffer : IDisposable
     private async Task FetchOnceAsync(int n)
     {
         EtsiResult<KeyContainer>? result = null;
+        string? thrown = null;
         try
         {
             result = await _fetch(n, _stop.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // A fetcher that throws counts as a failed fetch; the buffer keeps going.
+            // Whatever the fetcher throws (reset mid-body, TLS, a disposed client, a bug) is one
+            // failed fetch: the buffer backs off and asks again, it never stops asking.
+            thrown = ex.GetType().Name + ": " + ex.Message;
         }
+        List<(string Reason, int Count)>? rejections = null;
         lock (_lock)
         {
             _fetching = false;
-            LastResult = result?.Kind;
+            LastResult = result?.Kind ?? EtsiResultKind.TransportFailure;
             var keys = result?.Value?.Keys ?? [];
+            _received += keys.Count;
             if (_disposed)
             {
                 keys.ForEach(k => k.Dispose());
                 return;
             }
-            foreach (var key in keys)
-            {
-                _keys.Enqueue(key);
-            }
-            if (result is { Kind: EtsiResultKind.NoKeyNow })
+            int accepted = Accept(keys, ref rejections);
+            if (result is { Kind: EtsiResultKind.NoKeyNow } || rejections is not null)
             {
                 // A KME that serves a request whole or not at all (ours answers 503 and takes
-                // nothing) would never hand over its last few keys: ask for fewer next time.
+                // nothing) would never hand over its last few keys, and one that serves unusable
+                // keys should lose as few as possible: ask for fewer next time.
                 _requestCap = Math.Max(1, Math.Min(n, _requestCap) / 2);
             }
-            if (result is { Kind: EtsiResultKind.Ok } && keys.Count > 0)
+            if (result is { Kind: EtsiResultKind.Ok } && accepted > 0 && rejections is null)
             {
                 _requestCap = Math.Min(_options.MaxPerRequest, _requestCap * 2);
                 ConsecutiveFailures = 0;
                 CurrentBackoff = TimeSpan.Zero;
+                LastError = null;
                 return;
             }
-            ConsecutiveFailures++;
-            CurrentBackoff = CurrentBackoff == TimeSpan.Zero
-                ? _options.InitialBackoff
-                : TimeSpan.FromTicks(Math.Min(CurrentBackoff.Ticks * 2, _options.MaxBackoff.Ticks));
-            _backingOff = true;
-            _backoffTimer?.Dispose();
-            _backoffTimer = _time.CreateTimer(_ => EndBackoff(), null, CurrentBackoff, Timeout.InfiniteTimeSpan);
+            LastError = thrown ?? (rejections is not null ? $"unusable keys ({string.Join(", ", rejections.Select(r => $"{r.Count} {r.Reason}"))})" : result?.ToString());
+            BackOffLocked();
         }
+        foreach (var (reason, count) in rejections ?? [])
+        {
+            _options.Rejected?.Invoke(reason, count);
+        }
+    }
+
+    /// <summary>Buffers the usable keys of one answer, zeroes and counts the others; returns how many were buffered.</summary>
+    private int Accept(List<EtsiKey> keys, ref List<(string Reason, int Count)>? rejections)
+    {
+        int accepted = 0;
+        foreach (var key in keys)
+        {
+            if (_options.KeyCheck?.Invoke(key) is { } reason)
+            {
+                key.Dispose();
+                _rejected[reason] = _rejected.GetValueOrDefault(reason) + 1;
+                rejections ??= [];
+                int at = rejections.FindIndex(r => r.Reason == reason);
+                if (at < 0)
+                {
+                    rejections.Add((reason, 1));
+                }
+                else
+                {
+                    rejections[at] = (reason, rejections[at].Count + 1);
+                }
+                continue;
+            }
+            _keys.Enqueue(key);
+            accepted++;
+        }
+        return accepted;
+    }
+
+    private void BackOffLocked()
+    {
+        _fetchFailures++;
+        ConsecutiveFailures++;
+        CurrentBackoff = CurrentBackoff == TimeSpan.Zero
+            ? _options.InitialBackoff
+            : TimeSpan.FromTicks(Math.Min(CurrentBackoff.Ticks * 2, _options.MaxBackoff.Ticks));
+        _backingOff = true;
+        _backoffTimer?.Dispose();
+        _backoffTimer = _time.CreateTimer(_ => EndBackoff(), null, CurrentBackoff, Timeout.InfiniteTimeSpan);
     }
 
     private void EndBackoff()
@@ -206,6 +287,7 @@ public sealed class KeyPrefetchBuffer : IDisposable
             _backoffTimer?.Dispose();
             while (_keys.TryDequeue(out var key))
             {
+                _wasted++;
                 key.Dispose();
             }
         }
@@ -213,3 +295,12 @@ public sealed class KeyPrefetchBuffer : IDisposable
         _stop.Dispose();
     }
 }
+
+/// <summary>A <see cref="KeyPrefetchBuffer"/>'s counters.</summary>
+/// <param name="Requested">Keys asked for.</param>
+/// <param name="Received">Keys the KME's answers carried.</param>
+/// <param name="Taken">Keys handed to the engine.</param>
+/// <param name="FetchFailures">Fetches that failed (each one backed off).</param>
+/// <param name="Wasted">Usable keys zeroed unused (still buffered at shutdown).</param>
+/// <param name="Rejected">Unusable keys by reason.</param>
+public sealed record KeyPrefetchCounters(long Requested, long Received, long Taken, long FetchFailures, long Wasted, IReadOnlyDictionary<string, long> Rejected);

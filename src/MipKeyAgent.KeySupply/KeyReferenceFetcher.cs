@@ -131,10 +131,16 @@ public sealed class KeyReferenceFetcher : IKeyReferenceResolver, IDisposable
                 : new KeyFetchCompletion(homeAddress, reference, null, result.IsOk ? EtsiResultKind.UnexpectedAnswer : result.Kind,
                     result.IsOk ? "the answer did not hold the key asked for" : result.Reason);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
             Interlocked.Decrement(ref _outstanding);
             return;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Whatever the fetch threw (a reset mid-answer, a timeout, a bug) is a failed fetch the
+            // engine retries now, rather than one it notices only at its timeout.
+            completion = new KeyFetchCompletion(homeAddress, reference, null, EtsiResultKind.TransportFailure, ex.GetType().Name + ": " + ex.Message);
         }
         // Queue first, then count down: a host that sees nothing outstanding finds it queued.
         _complete(completion);

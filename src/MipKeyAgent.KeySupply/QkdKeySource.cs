@@ -42,17 +42,37 @@ public sealed class QkdKeySource : IReferencedKeySource, IDisposable
 
     /// <summary>
     /// Fetches 256-bit keys for <paramref name="slaveSaeId"/> (the MN's SAE) from the KME of
-    /// <paramref name="client"/>, which this source then owns, and starts the first fill.
+    /// <paramref name="client"/>, which this source then owns, and starts the first fill. Keys
+    /// are checked as they arrive (<see cref="Check"/>); unusable ones are counted and refused.
     /// </summary>
     /// <param name="masterSaeId">The HA's own SAE ID (the CN of its certificate), sent in key-reference
     /// KEY-DISTs; null when keys are only ever sent wrapped.</param>
-    public static QkdKeySource Start(Etsi014Client client, string slaveSaeId, KeyPrefetchOptions options, TimeProvider time, string? masterSaeId = null)
+    /// <param name="reuse">Refuses keys served before (shared by every source of one HA); null: no such check.</param>
+    public static QkdKeySource Start(Etsi014Client client, string slaveSaeId, KeyPrefetchOptions options, TimeProvider time, string? masterSaeId = null,
+        KeyReuseGuard? reuse = null)
     {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(options);
+        var checkedOptions = options with { KeyCheck = key => Check(key, referenced: masterSaeId is not null, reuse) ?? options.KeyCheck?.Invoke(key) };
         var buffer = new KeyPrefetchBuffer(
             (n, ct) => client.GetEncKeysAsync(slaveSaeId, new KeyRequest { Number = n, Size = KeyLengths.Secret * 8 }, ct),
-            options, time);
+            checkedOptions, time);
         buffer.Start();
         return new QkdKeySource(buffer, client, masterSaeId);
+    }
+
+    /// <summary>
+    /// Why a key from the KME cannot be used, or null: <c>wrong_size</c> (not the 256 bits asked
+    /// for), <c>bad_key_id</c> (not a UUID, so it cannot be referenced, when <paramref name="referenced"/>),
+    /// <c>reused</c> (its key_ID or its bytes were served before).
+    /// </summary>
+    public static string? Check(EtsiKey key, bool referenced, KeyReuseGuard? reuse)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return key.Key.Length != KeyLengths.Secret ? "wrong_size"
+            : referenced && !Guid.TryParse(key.KeyId, out _) ? "bad_key_id"
+            : reuse is not null && !reuse.FirstUse(key) ? "reused"
+            : null;
     }
 
     public KeySourceResult TryNextSecret(Span<byte> destination32) => TryNextSecret(destination32, out _);

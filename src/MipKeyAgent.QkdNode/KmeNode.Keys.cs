@@ -52,7 +52,7 @@ internal sealed partial class KmeNode
             : null;
         if (problem is not null)
         {
-            await ErrorAsync(ctx, 400, problem, ("number", number.ToString(CultureInfo.InvariantCulture)), ("size", sizeBits.ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
+            await ErrorAsync(ctx, 400, problem, ("number", number), ("size", sizeBits)).ConfigureAwait(false);
             return;
         }
         var local = target == _options.KmeId;
@@ -60,7 +60,7 @@ internal sealed partial class KmeNode
         if (keys is null)
         {
             await ErrorAsync(ctx, 503, $"not enough keys available: {Store.Count(target)} stored for {target}, {number} requested; retry later",
-                ("stored_key_count", Store.Count(target).ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
+                ("stored_key_count", Store.Count(target))).ConfigureAwait(false);
             return;
         }
         if (!local)
@@ -144,13 +144,14 @@ internal sealed partial class KmeNode
         }
         if (malformed.Count > 0)
         {
-            await ErrorAsync(ctx, 400, "one or more keys specified are not found on KME", [.. malformed.Select(m => ("key_ID_not_found", m))]).ConfigureAwait(false);
+            await ErrorAsync(ctx, 400, "one or more key_IDs are not UUIDs (ETSI GS QKD 014 6.3: key_ID is a UUID)",
+                [.. malformed.Select(m => ("key_ID_malformed", (JsonNode?)m))]).ConfigureAwait(false);
             return;
         }
         switch (Store.TryCollect(parsed, master, caller, out var keys, out var notFound))
         {
             case DecKeysOutcome.NotFound:
-                await ErrorAsync(ctx, 400, "one or more keys specified are not found on KME", [.. notFound.Select(n => ("key_ID_not_found", n.ToString()))]).ConfigureAwait(false);
+                await ErrorAsync(ctx, 400, "one or more keys specified are not found on KME", [.. notFound.Select(n => ("key_ID_not_found", (JsonNode?)n.ToString()))]).ConfigureAwait(false);
                 return;
             case DecKeysOutcome.NotIssuedToCaller:
                 await UnauthorizedAsync(ctx).ConfigureAwait(false);

@@ -27,7 +27,7 @@ internal sealed partial class KmeNode
         Family("qkd_max_keys", "gauge", "Pool capacity (max_key_count).");
         foreach (var t in targets) { Sample("qkd_max_keys", L(t), _options.MaxKeyCount); }
         Family("qkd_generation_rate_keys_per_second", "gauge", "Current key generation and sharing rate toward the peer KME.");
-        foreach (var t in targets) { Sample("qkd_generation_rate_keys_per_second", L(t), IsGenerator(t) ? Planner.RateFor(t) : 0); }
+        foreach (var t in targets) { Sample("qkd_generation_rate_keys_per_second", L(t), GenerationRate(t) ?? 0); }
         Family("qkd_link_key_rate_keys_per_second", "gauge", "Configured upper bound of the link key rate.");
         foreach (var t in targets) { Sample("qkd_link_key_rate_keys_per_second", L(t), _options.LinkKeyRate); }
         Family("qkd_requested_throughput_keys_per_second", "gauge", "Total throughput requested by open key-use sessions.");
@@ -49,6 +49,9 @@ internal sealed partial class KmeNode
         Sample("qkd_link_keys_total", $"kme=\"{_options.KmeId}\",direction=\"received\"", Interlocked.Read(ref _received));
         Family("qkd_link_share_failures_total", "counter", "Key pushes to the paired KME that failed and were retried.");
         Sample("qkd_link_share_failures_total", $"kme=\"{_options.KmeId}\"", Loop.ShareFailures);
+        Family("qkd_tls_clients_refused_total", "counter", "TLS clients answered 401 for their client certificate.");
+        Sample("qkd_tls_clients_refused_total", $"kme=\"{_options.KmeId}\",reason=\"missing\"", _certificates.Missing);
+        Sample("qkd_tls_clients_refused_total", $"kme=\"{_options.KmeId}\",reason=\"untrusted\"", _certificates.Untrusted);
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         return ctx.Response.WriteAsync(sb.ToString());

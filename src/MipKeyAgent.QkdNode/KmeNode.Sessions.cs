@@ -42,6 +42,10 @@ internal sealed partial class KmeNode
         return WriteAsync(ctx, 200, list, NodeJsonContext.Default.SessionList);
     }
 
+    /// <summary><c>GET /api/v1/sessions/{id}</c>: one of the caller's sessions.</summary>
+    public Task GetSessionAsync(HttpContext ctx) =>
+        OwnSession(ctx) is { } session ? WriteAsync(ctx, 200, SessionView.Of(session), NodeJsonContext.Default.SessionView) : NotOwnSessionAsync(ctx);
+
     public async Task ChangeSessionAsync(HttpContext ctx)
     {
         if (OwnSession(ctx) is not { } session)
@@ -174,6 +178,10 @@ internal sealed partial class KmeNode
             keys.Add(new StoredKey(id, k.Key));
         }
         Interlocked.Add(ref _received, Store.Add(_options.Peer.KmeId, keys));
+        if (push.GenerationRate is { } rate && double.IsFinite(rate) && rate >= 0)
+        {
+            Volatile.Write(ref _peerGenerationRate, rate);
+        }
         if (Store.Count(_options.Peer.KmeId) > 0)
         {
             Sessions.MarkConnected(_options.Peer.KmeId);

@@ -6,20 +6,24 @@ namespace MipKeyAgent.QkdNode;
 /// One simulated KME: the ETSI GS QKD 014 V1.1.1 surface (status, enc_keys, dec_keys,
 /// GET and POST), key-use sessions, the inter-KME link endpoints and /metrics. The SAE
 /// is the CN of the TLS client certificate (ETSI GS QKD 014 §4.3: the KME authenticates
-/// the SAE); TLS already rejected clients without a certificate from the CA bundle.
+/// the SAE); a client without a certificate from the CA bundle gets 401 on every path
+/// (<see cref="RefuseUnauthenticatedAsync"/>).
 /// </summary>
 internal sealed partial class KmeNode : IDisposable
 {
     private readonly QkdNodeOptions _options;
     private readonly Dictionary<string, string> _kmeOfSae = new(StringComparer.Ordinal);
     private readonly LinkClient? _link;
+    private readonly ClientCertificateCheck _certificates;
+    private double _peerGenerationRate = double.NaN;
     private long _delivered;
     private long _decDelivered;
     private long _received;
 
-    public KmeNode(QkdNodeOptions options, TimeProvider time, TrustedCaBundle bundle)
+    public KmeNode(QkdNodeOptions options, TimeProvider time, TrustedCaBundle bundle, ClientCertificateCheck certificates)
     {
         _options = options;
+        _certificates = certificates;
         if (options.KeySizeBits % 8 != 0 || options.MinKeySizeBits % 8 != 0 || options.MinKeySizeBits > options.KeySizeBits || options.MinKeySizeBits <= 0)
         {
             throw new ArgumentException("key sizes must be positive multiples of 8 with min <= key size", nameof(options));
@@ -49,10 +53,15 @@ internal sealed partial class KmeNode : IDisposable
                     peer.LinkKeyPemPath ?? throw new ArgumentException("the link needs a link key", nameof(options)),
                     bundle, TimeSpan.FromSeconds(5));
             }
+
         }
         Store = new KeyStore();
         Sessions = new SessionTable(time);
         Planner = new KeyGenerationPlanner(time, Sessions, options.LinkKeyRate, peers);
+        if (_link is not null && options.Peer is { Role: QkdPeerRole.Master } master)
+        {
+            _link.GenerationRate = () => Planner.RateFor(master.KmeId);
+        }
         Loop = new KeyGenerationLoop(Store, Sessions, Planner, time, options.KeySizeBits / 8, options.MaxKeyCount, options.KmeId,
             _link is not null && options.Peer!.Role == QkdPeerRole.Master ? _link.PushAsync : null);
     }
@@ -73,6 +82,11 @@ internal sealed partial class KmeNode : IDisposable
         }
         Loop.Start(_options.GenerationTick);
     }
+
+    /// <summary>First in the pipeline: a connection without a client certificate that chains to the
+    /// CA bundle gets 401 with the reason, whatever it asks.</summary>
+    public Task RefuseUnauthenticatedAsync(HttpContext ctx, RequestDelegate next) =>
+        _certificates.Refusal(ctx) is { } refusal ? ErrorAsync(ctx, 401, ClientCertificateCheck.Message(refusal)) : next(ctx);
 
     private static string? Caller(HttpContext ctx) =>
         ctx.Connection.ClientCertificate?.GetNameInfo(X509NameType.SimpleName, false);
@@ -115,7 +129,7 @@ internal sealed partial class KmeNode : IDisposable
         var demand = Sessions.DemandFor(target);
         return new JsonObject
         {
-            ["generation_rate"] = IsGenerator(target) ? Planner.RateFor(target) : null,
+            ["generation_rate"] = GenerationRate(target),
             ["link_key_rate"] = _options.LinkKeyRate,
             ["requested_throughput"] = demand.RequestedThroughput,
             ["sessions_starting"] = demand.StartingSessions,
@@ -126,6 +140,14 @@ internal sealed partial class KmeNode : IDisposable
     }
 
     private bool IsGenerator(string target) => Planner.Peers.Contains(target);
+
+    /// <summary>Keys/s generated for the pool shared with <paramref name="target"/>: the planner's
+    /// rate where this KME generates, else the rate the paired master reported with its last push
+    /// (null before the first one).</summary>
+    private double? GenerationRate(string target) =>
+        IsGenerator(target) ? Planner.RateFor(target)
+        : Volatile.Read(ref _peerGenerationRate) is var reported && !double.IsNaN(reported) ? reported
+        : null;
 
     // ---- plumbing ----
 
@@ -173,7 +195,8 @@ internal sealed partial class KmeNode : IDisposable
         return Task.CompletedTask;
     }
 
-    private static Task ErrorAsync(HttpContext ctx, int status, string message, params (string Name, string Value)[] details)
+    /// <summary>An ETSI Error object; each detail value keeps its JSON type (numbers stay numbers).</summary>
+    private static Task ErrorAsync(HttpContext ctx, int status, string message, params (string Name, JsonNode? Value)[] details)
     {
         var error = new EtsiError
         {

@@ -36,9 +36,12 @@ internal sealed class LinkClient : IDisposable
         _base = new Uri(peerUri.AbsoluteUri.TrimEnd('/') + "/internal/link/v1/");
     }
 
+    /// <summary>The master's current generation rate toward the slave, sent with every push.</summary>
+    public Func<double>? GenerationRate { get; set; }
+
     public Task<bool> PushAsync(IReadOnlyList<StoredKey> keys, CancellationToken cancellationToken)
     {
-        var push = new LinkKeyPush { SourceKmeId = _kmeId, Keys = [.. keys.Select(k => new EtsiKey { KeyId = k.KeyId.ToString(), Key = k.Key })] };
+        var push = new LinkKeyPush { SourceKmeId = _kmeId, GenerationRate = GenerationRate?.Invoke(), Keys = [.. keys.Select(k => new EtsiKey { KeyId = k.KeyId.ToString(), Key = k.Key })] };
         // EtsiKey shares the StoredKey arrays: serialize without disposing them.
         return PostAsync("keys", JsonSerializer.SerializeToUtf8Bytes(push, NodeJsonContext.Default.LinkKeyPush), cancellationToken);
     }

@@ -43,6 +43,8 @@ internal sealed class SessionList
 internal sealed class LinkKeyPush
 {
     [JsonPropertyName("source_KME_ID")] public string SourceKmeId { get; set; } = "";
+    /// <summary>The master's generation rate toward the slave (keys/s) when it pushed.</summary>
+    [JsonPropertyName("generation_rate")] public double? GenerationRate { get; set; }
     [JsonPropertyName("keys")] public List<EtsiKey> Keys { get; set; } = [];
 }
 

@@ -9,13 +9,14 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using MipKeyAgent.KeySupply.Etsi014;
 
 namespace MipKeyAgent.QkdNode;
 
 /// <summary>
 /// The QKD node simulator on Kestrel: HTTPS only, client certificate required and checked
-/// against the CA bundle, loopback addresses only. <see cref="StartAsync"/> returns once
+/// against the CA bundle (a client without one is answered 401 and logged), loopback addresses only. <see cref="StartAsync"/> returns once
 /// listening; <see cref="Addresses"/> holds the bound https:// addresses.
 /// </summary>
 public sealed class QkdNodeHost : IAsyncDisposable
@@ -55,7 +56,10 @@ public sealed class QkdNodeHost : IAsyncDisposable
         }
         var bundle = TrustedCaBundle.LoadPem(options.CaBundlePemPath);
         var serverCertificate = X509Certificate2.CreateFromPemFile(options.ServerCertificatePemPath, options.ServerKeyPemPath);
-        var node = new KmeNode(options, time ?? TimeProvider.System, bundle);
+        var clock = time ?? TimeProvider.System;
+        var certificateCheck = new ClientCertificateCheck(bundle,
+            (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("MipKeyAgent.QkdNode"), TimeProvider.System);
+        var node = new KmeNode(options, clock, bundle, certificateCheck);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
@@ -72,30 +76,21 @@ public sealed class QkdNodeHost : IAsyncDisposable
                 {
                     https.ServerCertificate = serverCertificate;
                     https.SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;
-                    // ETSI GS QKD 014: mutual authentication; an SAE without a certificate
-                    // from the configured CA never gets past the handshake.
-                    https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
-                    https.ClientCertificateValidation = (certificate, chain, _) =>
-                    {
-                        var extra = new X509Certificate2Collection();
-                        if (chain is not null)
-                        {
-                            foreach (var element in chain.ChainElements)
-                            {
-                                extra.Add(element.Certificate);
-                            }
-                        }
-                        return bundle.Verifies(certificate, extra);
-                    };
+                    // ETSI GS QKD 014: mutual authentication. The certificate is judged in the
+                    // handshake; a refused client is answered 401 with the reason (ClientCertificateCheck).
+                    https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                    https.ClientCertificateValidation = (certificate, chain, _) => certificateCheck.NoteChain(certificate, chain);
                 }));
             }
         });
         var app = builder.Build();
+        app.Use(node.RefuseUnauthenticatedAsync);
         app.MapGet("/api/v1/keys/{sae}/status", node.StatusAsync);
         app.MapMethods("/api/v1/keys/{sae}/enc_keys", [HttpMethods.Get, HttpMethods.Post], node.EncKeysAsync);
         app.MapMethods("/api/v1/keys/{sae}/dec_keys", [HttpMethods.Get, HttpMethods.Post], node.DecKeysAsync);
         app.MapPost("/api/v1/sessions", node.OpenSessionAsync);
         app.MapGet("/api/v1/sessions", node.ListSessionsAsync);
+        app.MapGet("/api/v1/sessions/{id}", node.GetSessionAsync);
         app.MapPut("/api/v1/sessions/{id}", node.ChangeSessionAsync);
         app.MapDelete("/api/v1/sessions/{id}", node.TerminateSessionAsync);
         app.MapPost("/internal/link/v1/keys", node.LinkKeysAsync);

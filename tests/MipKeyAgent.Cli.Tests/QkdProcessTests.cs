@@ -112,6 +112,11 @@ public sealed class QkdProcessTests : IDisposable
         // Every generation's secret left the master KME through enc_keys (the prefetch may hold more).
         Assert.True(await master.MetricAsync(_pki, "SAE_HA", "qkd_keys_delivered_total") >= issued);
         Assert.True(await master.MetricAsync(_pki, "SAE_HA", "qkd_sessions") >= 1);
+        // The HA's own count of what it drew: every generation's key taken from the buffer, none refused.
+        var drawn = supply.Counters();
+        Assert.True(drawn["qkd_keys_taken"] >= issued, $"taken {drawn["qkd_keys_taken"]} of {issued} issued");
+        Assert.True(drawn["qkd_keys_received"] >= drawn["qkd_keys_taken"]);
+        Assert.Equal(0, drawn["qkd_keys_rejected_reused"] + drawn["qkd_keys_rejected_wrong_size"] + drawn["qkd_keys_rejected_bad_key_id"]);
         if (delivery == KeyDelivery.Reference)
         {
             // ...and in reference mode the MN took each one from its own KME with dec_keys.

@@ -179,17 +179,55 @@ public sealed class CurlConformanceTests : IAsyncLifetime
         Assert.Equal(6, Keys(Curl("SAE_HA", "/api/v1/keys/SAE_MN1/enc_keys?number=6").Body).Count);
         var (empty, emptyBody) = Curl("SAE_HA", "/api/v1/keys/SAE_MN1/enc_keys");
         Assert.Equal(503, empty);
-        Assert.Equal("0", Json(emptyBody).GetProperty("details")[0].GetProperty("stored_key_count").GetString());
+        Assert.Equal(0, Json(emptyBody).GetProperty("details")[0].GetProperty("stored_key_count").GetInt32());
     }
 
     [Fact]
-    public void AnyEndpoint_CertificateFromUnknownCa_RefusedInHandshake()
+    public void AnyEndpoint_CertificateFromUnknownCa_401SayingSo()
     {
         var rogue = LabPki.Rogue;
         var r = Tool.Run(Tool.Curl, ["-sS", "--max-time", "10", "--cert", rogue.SaeCert("SAE_HA"), "--key", rogue.SaeKey("SAE_HA"),
-            "--cacert", LabPki.Main.Ca, "-w", "%{http_code}", new Uri(_node.Address, "/api/v1/keys/SAE_MN1/status").AbsoluteUri]);
-        Assert.NotEqual(0, r.ExitCode);
-        Assert.DoesNotContain("200", r.Stdout);
+            "--cacert", LabPki.Main.Ca, "-w", "\n%{http_code}", new Uri(_node.Address, "/api/v1/keys/SAE_MN1/enc_keys").AbsoluteUri]);
+        Assert.Equal(0, r.ExitCode);
+        Assert.EndsWith("\n401", r.Stdout);
+        Assert.Equal("the client certificate is not issued by a CA this KME trusts",
+            Json(r.Stdout[..r.Stdout.LastIndexOf('\n')]).GetProperty("message").GetString());
+        Assert.Equal(6, Json(Curl("SAE_HA", "/api/v1/keys/SAE_MN1/status").Body).GetProperty("stored_key_count").GetInt32());
+    }
+
+    [Fact]
+    public void Session_GetOne_OwnerSeesItOthersGet404()
+    {
+        var (opened, body) = Curl("SAE_HA", "/api/v1/sessions", "{\"peer_SAE_ID\":\"SAE_MN1\",\"throughput\":4}");
+        Assert.Equal(201, opened);
+        var id = Json(body).GetProperty("session_ID").GetString();
+        var (status, one) = Curl("SAE_HA", $"/api/v1/sessions/{id}");
+        Assert.Equal(200, status);
+        Assert.Equal(id, Json(one).GetProperty("session_ID").GetString());
+        Assert.Equal(4, Json(one).GetProperty("throughput").GetDouble());
+        Assert.Equal("SAE_MN1", Json(one).GetProperty("peer_SAE_ID").GetString());
+        Assert.Equal(404, Curl("SAE_MN2", $"/api/v1/sessions/{id}").Status);
+        Assert.Equal(404, Curl("SAE_HA", $"/api/v1/sessions/{Guid.NewGuid()}").Status);
+    }
+
+    [Fact]
+    public void DecKeys_KeyIdNotAUuid_400FormatErrorNotNotFound()
+    {
+        var (status, body) = Curl("SAE_MN1", "/api/v1/keys/SAE_HA/dec_keys?key_ID=not-a-uuid");
+        Assert.Equal(400, status);
+        var j = Json(body);
+        Assert.Equal("one or more key_IDs are not UUIDs (ETSI GS QKD 014 6.3: key_ID is a UUID)", j.GetProperty("message").GetString());
+        Assert.Equal("not-a-uuid", j.GetProperty("details")[0].GetProperty("key_ID_malformed").GetString());
+    }
+
+    [Fact]
+    public void EncKeys_BadSize_DetailsAreNumbers()
+    {
+        var (status, body) = Curl("SAE_HA", "/api/v1/keys/SAE_MN1/enc_keys?number=2&size=100");
+        Assert.Equal(400, status);
+        var details = Json(body).GetProperty("details");
+        Assert.Equal(2, details[0].GetProperty("number").GetInt32());
+        Assert.Equal(100, details[1].GetProperty("size").GetInt32());
     }
 
     [Fact]
@@ -229,7 +267,7 @@ public sealed class CurlConformanceTests : IAsyncLifetime
     }
 }
 
-/// <summary>openssl s_client as an independent TLS client: no certificate, no service.</summary>
+/// <summary>openssl s_client as an independent TLS client: no certificate, no service, and a 401 that says why.</summary>
 public sealed class OpenSslHandshakeTests : IAsyncLifetime
 {
     private QkdNodeHost _node = null!;
@@ -250,14 +288,17 @@ public sealed class OpenSslHandshakeTests : IAsyncLifetime
     [Theory]
     [InlineData("-tls1_2")]
     [InlineData("-tls1_3")]
-    public void Handshake_WithoutClientCertificate_Refused(string version)
+    public void WithoutClientCertificate_401NamingTheMissingCertificate_CountedInMetrics(string version)
     {
         var r = SClient(version);
-        Assert.DoesNotContain("HTTP/1.1", r.Stdout);
-        // Kestrel drops the connection once it sees no client certificate (openssl reports
-        // an SSL-level error, "unexpected eof" or an alert); no HTTP answer ever comes back.
-        Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains(":SSL routines:", r.Stderr);
+        // The handshake completes (.NET's TLS on Linux sends no alert when it refuses one), and
+        // every request is answered 401 with the reason; no key or status is ever served.
+        Assert.Contains("HTTP/1.1 401", r.Stdout);
+        Assert.Contains("a client certificate is required (mutual TLS, ETSI GS QKD 014 4.3); none was presented", r.Stdout);
+        Assert.DoesNotContain("source_KME_ID", r.Stdout);
+        var metrics = Tool.Run(Tool.Curl, ["-sS", "--max-time", "10", "--cert", LabPki.Main.SaeCert("SAE_HA"), "--key", LabPki.Main.SaeKey("SAE_HA"),
+            "--cacert", LabPki.Main.Ca, new Uri(_node.Address, "/metrics").AbsoluteUri]);
+        Assert.Matches("qkd_tls_clients_refused_total\\{kme=\"KME_A\",reason=\"missing\"\\} [1-9]", metrics.Stdout);
     }
 
     [Fact]

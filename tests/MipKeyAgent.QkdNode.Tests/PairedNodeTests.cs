@@ -175,6 +175,9 @@ public sealed class PairedNodeTests : IAsyncLifetime
             await Task.Delay(20);
         }
         Assert.Contains("\"state\":\"connected\"", Curl("GET", "/api/v1/sessions", null));
+        // The slave reports the rate its master generates for the pair, as the master sent it with its pushes.
+        var slaveRate = (await mn.GetStatusAsync("SAE_HA")).Value!.StatusExtension!["generation_rate"];
+        Assert.Equal(300, Assert.IsType<double>(slaveRate?.GetValue<double>()));
 
         Curl("PUT", $"/api/v1/sessions/{id}", """{"throughput":7}""");
         Assert.Equal(7, await MasterRate());

@@ -60,6 +60,11 @@ internal static class HaCommand
         using var durableBindings = volatileBindings is not null || postgresUrl is not null ? null
             : HomeAgentStores.Open(parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath, parse.GetValue(o.MasterKey),
                 acceptRollback: parse.GetValue(o.AcceptRollback), rollbackAnchor: !parse.GetValue(o.NoRollbackAnchor));
+        if (qkdSettings is not null && durableBindings is not null)
+        {
+            // QKD keys already used are remembered beside the store, so none is used again after a restart.
+            qkdSettings = qkdSettings with { SeenKeysPath = (parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath) + ".qkd-seen" };
+        }
         if ((volatileBindings ?? durableBindings) is { } soloBindings)
         {
             nodes ??= HomeAgentStores.ServableNodes(soloBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
@@ -147,7 +152,8 @@ internal static class HaCommand
         HomeAgentConfig file, CancellationToken stop, CancellationToken cancellation)
     {
         HomeAgentHost? running = null;
-        await using var status = await StatusServer.StartAsync(() => Status(running, parts.Keeper, parts.Link?.Name ?? "(standby)"),
+        HomeAgentQkdSupply? runningSupply = null;
+        await using var status = await StatusServer.StartAsync(() => Status(running, parts.Keeper, parts.Link?.Name ?? "(standby)", runningSupply),
             socketPath, parse.GetValue(o.MetricsPort), parts.Loggers, stop).ConfigureAwait(false);
         using var removeSocket = new SocketFile(socketPath);
         OpenedStore? clusterBindings;
@@ -174,6 +180,7 @@ internal static class HaCommand
                 ResumeAfterStoreOutage: parts.Keeper is not null),
             parts.Link ?? clusterLink!, TimeProvider.System, parts.Loggers, parts.HomeLink ?? clusterHomeLink);
         running = host;
+        runningSupply = keySupply;
         LogStart(parts.Loggers.CreateLogger("mipkey.ha"), bindings, lostNodes, status.Addresses);
         using var stopOrFenced = CancellationTokenSource.CreateLinkedTokenSource(stop, parts.Keeper?.Lost ?? CancellationToken.None);
         await host.RunAsync(stopOrFenced.Token).ConfigureAwait(false);
@@ -210,8 +217,8 @@ internal static class HaCommand
         }
     }
 
-    /// <summary>The running host's status with the pair's (role, lease, database); a standby's before it runs a host.</summary>
-    private static async Task<AgentStatus> Status(HomeAgentHost? running, LeaseKeeper? keeper, string transport)
+    /// <summary>The running host's status with the pair's (role, lease, database) and the QKD key supply's counters; a standby's before it runs a host.</summary>
+    private static async Task<AgentStatus> Status(HomeAgentHost? running, LeaseKeeper? keeper, string transport, HomeAgentQkdSupply? keySupply)
     {
         if (running is null)
         {
@@ -221,6 +228,10 @@ internal static class HaCommand
                 : throw new InvalidOperationException("the home agent is starting");
         }
         var status = await running.GetStatusAsync().ConfigureAwait(false);
+        if (keySupply is not null)
+        {
+            status = status with { Counters = new SortedDictionary<string, long>(status.Counters.Concat(keySupply.Counters()).ToDictionary(), StringComparer.Ordinal) };
+        }
         return keeper is null ? status : status with { Cluster = keeper.Status };
     }
 

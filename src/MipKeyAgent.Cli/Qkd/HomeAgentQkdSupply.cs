@@ -17,13 +17,15 @@ namespace MipKeyAgent.Cli.Qkd;
 /// <param name="MasterSaeId">The HA's SAE ID named in key references (<c>--sae-id</c>; default the certificate's CN).</param>
 /// <param name="RekeyInterval">Sizes the key-use session (nodes / interval x headroom).</param>
 /// <param name="MinimumThroughput">Keys/s asked for with no active node, so first inits find keys.</param>
+/// <param name="SeenKeysPath">Where the keys already used are remembered across restarts (beside a SQLite store); null: in memory.</param>
 internal sealed record HomeAgentQkdSettings(
     QkdClientSettings Client,
     string? DefaultSlaveSae,
     IReadOnlyDictionary<string, string> SlaveSaeByNode,
     string? MasterSaeId,
     TimeSpan RekeyInterval,
-    double MinimumThroughput)
+    double MinimumThroughput,
+    string? SeenKeysPath = null)
 {
     /// <summary>Parses the repeated <c>--slave-sae</c> values: <c>ID</c> (every node) or <c>NAME=ID</c> (one node).</summary>
     public static (string? Default, Dictionary<string, string> ByNode) ParseSlaveSaes(IEnumerable<string> values, IReadOnlyList<ProvisionedNode> nodes)
@@ -76,12 +78,14 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
     private readonly List<QkdSessionClient> _sessionClients = [];
     private readonly Dictionary<Ipv6Address, (string Name, string Sae)> _nodes = [];
     private readonly ILogger _logger;
+    private readonly KeyReuseGuard _reuse;
     private bool _stopped;
 
-    private HomeAgentQkdSupply(ILogger logger, string masterSaeId)
+    private HomeAgentQkdSupply(ILogger logger, string masterSaeId, KeyReuseGuard reuse)
     {
         _logger = logger;
         MasterSaeId = masterSaeId;
+        _reuse = reuse;
     }
 
     /// <summary>The engine's key source (an <see cref="IReferencedKeySource"/>).</summary>
@@ -106,7 +110,16 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(nodes);
         ArgumentNullException.ThrowIfNull(loggers);
         var cn = settings.Client.Validate();
-        var supply = new HomeAgentQkdSupply(loggers.CreateLogger("mipkey.qkd"), settings.MasterSaeId ?? cn);
+        KeyReuseGuard reuse;
+        try
+        {
+            reuse = settings.SeenKeysPath is { } seen ? KeyReuseGuard.Open(seen) : new KeyReuseGuard();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new ConfigException(settings.SeenKeysPath!, 0, "--store", $"cannot open the QKD seen-keys file: {e.Message}");
+        }
+        var supply = new HomeAgentQkdSupply(loggers.CreateLogger("mipkey.qkd"), settings.MasterSaeId ?? cn, reuse);
         try
         {
             foreach (var node in nodes)
@@ -125,8 +138,12 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
                 }
                 var s = status.Value!;
                 QkdLog.KmeReady(supply._logger, settings.Client.KmeUrl, s.SourceKmeId, s.TargetKmeId, s.MasterSaeId, sae, s.StoredKeyCount, s.MaxKeyPerRequest);
-                var prefetch = new KeyPrefetchOptions { MaxPerRequest = Math.Clamp(s.MaxKeyPerRequest, 1, 128) };
-                supply._sources[sae] = QkdKeySource.Start(client, sae, prefetch, time, supply.MasterSaeId);
+                var prefetch = new KeyPrefetchOptions
+                {
+                    MaxPerRequest = Math.Clamp(s.MaxKeyPerRequest, 1, 128),
+                    Rejected = (reason, count) => QkdLog.KeysRejected(supply._logger, settings.Client.KmeUrl, sae, count, reason, RejectionText(reason)),
+                };
+                supply._sources[sae] = QkdKeySource.Start(client, sae, prefetch, time, supply.MasterSaeId, supply._reuse);
                 var sessions = QkdSessionClient.Create(settings.Client.ClientOptions);
                 supply._sessionClients.Add(sessions);
                 var controller = new QkdSessionController(sessions, new QkdSessionControllerOptions
@@ -134,6 +151,7 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
                     PeerSaeId = sae,
                     RekeyInterval = settings.RekeyInterval,
                     MinimumThroughput = settings.MinimumThroughput,
+                    SessionsUnsupported = answer => QkdLog.SessionsUnsupported(supply._logger, settings.Client.KmeUrl, sae, answer),
                 }, time);
                 supply._sessions[sae] = controller;
                 controller.Start();
@@ -149,6 +167,39 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
             await supply.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private static string RejectionText(string reason) => reason switch
+    {
+        "reused" => "its key_ID or its bytes were served before: the KME is faulty, and a key is never used for two generations",
+        "wrong_size" => "not the 256 bits asked for",
+        "bad_key_id" => "the key_ID is not a UUID, so a key reference cannot name it",
+        _ => reason,
+    };
+
+    /// <summary>Counters for status and /metrics, summed over the slave SAEs: keys requested, received,
+    /// handed to the engine, rejected (by reason), wasted; failed fetches.</summary>
+    public IReadOnlyDictionary<string, long> Counters()
+    {
+        var sums = new SortedDictionary<string, long>(StringComparer.Ordinal)
+        {
+            ["qkd_keys_requested"] = 0, ["qkd_keys_received"] = 0, ["qkd_keys_taken"] = 0, ["qkd_keys_wasted"] = 0, ["qkd_fetch_failures"] = 0,
+            ["qkd_keys_rejected_reused"] = 0, ["qkd_keys_rejected_wrong_size"] = 0, ["qkd_keys_rejected_bad_key_id"] = 0,
+        };
+        foreach (var source in _sources.Values)
+        {
+            var c = source.Buffer.Counters;
+            sums["qkd_keys_requested"] += c.Requested;
+            sums["qkd_keys_received"] += c.Received;
+            sums["qkd_keys_taken"] += c.Taken;
+            sums["qkd_keys_wasted"] += c.Wasted;
+            sums["qkd_fetch_failures"] += c.FetchFailures;
+            foreach (var (reason, count) in c.Rejected)
+            {
+                sums["qkd_keys_rejected_" + reason] = sums.GetValueOrDefault("qkd_keys_rejected_" + reason) + count;
+            }
+        }
+        return sums;
     }
 
     /// <summary>
@@ -216,6 +267,7 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
         {
             source.Dispose();
         }
+        _reuse.Dispose();
     }
 
     /// <summary>Routes a node to a source shared with other nodes of the same SAE (the router would otherwise dispose it per node).</summary>
@@ -241,6 +293,14 @@ internal static partial class QkdLog
     [LoggerMessage(EventId = 302, Level = LogLevel.Warning,
         Message = "no QKD key for {Node} (slave SAE {SlaveSae}): generation {Generation} uses a LOCAL key (--fallback-local)")]
     public static partial void LocalFallback(ILogger logger, string node, string slaveSae, uint generation);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Warning,
+        Message = "KME {Url} served {Count} unusable keys for slave SAE {SlaveSae} ({Reason}: {Why}); refused, next fetch after a backoff")]
+    public static partial void KeysRejected(ILogger logger, Uri url, string slaveSae, int count, string reason, string why);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Information,
+        Message = "KME {Url} has no key-use sessions API ({Answer}); no session is kept for slave SAE {SlaveSae} and none is asked for again")]
+    public static partial void SessionsUnsupported(ILogger logger, Uri url, string slaveSae, string answer);
 
     [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "key-use session toward {SlaveSae} closed: {Outcome}")]
     public static partial void SessionClosed(ILogger logger, string slaveSae, string outcome);

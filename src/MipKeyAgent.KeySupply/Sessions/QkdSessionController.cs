@@ -29,6 +29,9 @@ public sealed class QkdSessionControllerOptions
     public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
 
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Told once when the KME turns out to have no key-use sessions API (its answer in words).</summary>
+    public Action<string>? SessionsUnsupported { get; init; }
 }
 
 /// <summary>
@@ -87,6 +90,10 @@ public sealed class QkdSessionController : IAsyncDisposable
 
     /// <summary>What the last failed call answered.</summary>
     public string? LastFailure { get; private set; }
+
+    /// <summary>The KME answered the first open with 404, 405 or 501: it has no sessions API, and
+    /// the controller never asks again (keys are still fetched; the KME generates as it will).</summary>
+    public bool Unsupported { get; private set; }
 
     /// <summary>(nodes / rekey interval) x headroom, at least the minimum.</summary>
     public static double ThroughputFor(int activeNodes, QkdSessionControllerOptions options)
@@ -168,7 +175,7 @@ public sealed class QkdSessionController : IAsyncDisposable
             string? session;
             lock (_lock)
             {
-                if (_stopped)
+                if (_stopped || Unsupported)
                 {
                     _running = false;
                     return;
@@ -204,6 +211,14 @@ public sealed class QkdSessionController : IAsyncDisposable
                 }
                 LastFailure = answer.ToString();
                 ConsecutiveFailures++;
+                if (session is null && Updates == 0
+                    && answer.HttpStatus is HttpStatusCode.NotFound or HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
+                {
+                    Unsupported = true;
+                    _running = false;
+                    _options.SessionsUnsupported?.Invoke(LastFailure);
+                    return;
+                }
                 if (session is not null && answer.HttpStatus == HttpStatusCode.NotFound)
                 {
                     // The node forgot the session (restarted): open a new one.

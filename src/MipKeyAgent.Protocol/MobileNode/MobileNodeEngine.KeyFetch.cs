@@ -36,7 +36,8 @@ public sealed partial class MobileNodeEngine
     /// <summary>
     /// The host reports a fetched key (on the engine's loop). Installs the pending generation when
     /// <paramref name="keyId"/> is the one being fetched; returns false (and changes nothing) for
-    /// any other key. A secret shorter than 32 octets counts as a failed fetch.
+    /// any other key. A secret that is not exactly 32 octets counts as a failed fetch: the node keeps
+    /// its keys and retries (a truncated longer key would differ from the HA's).
     /// </summary>
     public bool KeyArrived(Guid keyId, ReadOnlySpan<byte> secret)
     {
@@ -47,9 +48,12 @@ public sealed partial class MobileNodeEngine
             return false;
         }
         var now = _time.GetUtcNow();
-        if (secret.Length < KeyLengths.Secret)
+        if (secret.Length != KeyLengths.Secret)
         {
-            FetchFailed(fetch, now);
+            if (fetch.RetryAt is null)
+            {
+                FetchFailed(fetch, now);
+            }
             return false;
         }
         _fetch = null;
@@ -64,7 +68,7 @@ public sealed partial class MobileNodeEngine
             Counters.Drop(DropReason.KeyDistributionRejected);
             return false;
         }
-        Install(fetch.Generation, secret[..KeyLengths.Secret], fetch.SpiMnToHa, fetch.SpiHaToMn, fetch.Suite, fetch.AnswersInit, now, fetch.Reference);
+        Install(fetch.Generation, secret, fetch.SpiMnToHa, fetch.SpiHaToMn, fetch.Suite, fetch.AnswersInit, now, fetch.Reference);
         return true;
     }
 

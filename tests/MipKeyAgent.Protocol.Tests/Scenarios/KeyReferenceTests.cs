@@ -183,6 +183,36 @@ public sealed class KeyReferenceTests
         bed.AssertDataFlows();
     }
 
+    [Theory]
+    [InlineData(31)]
+    [InlineData(33)]
+    [InlineData(64)]
+    public void Reference_KmeAnswersWrongSizeKey_NodeKeepsItsKeysRetriesAndInstallsTheRightOne(int length)
+    {
+        var (bed, kme, resolver) = NewBed();
+        using var _ = bed;
+        bed.Start();
+        Answer(bed, kme, resolver);
+        bed.Update();
+        var reference = resolver.Requests[^1];
+        var wrong = new byte[length];
+        kme.Issued[reference.KeyId].AsSpan(0, Math.Min(length, 32)).CopyTo(wrong);
+
+        // A longer key that starts with the right 32 octets is refused too: the KME is not answering
+        // what it was asked, and a truncation would be a guess.
+        Assert.False(bed.Node.Engine.KeyArrived(reference.KeyId, wrong));
+        Assert.False(bed.Node.Engine.KeyArrived(reference.KeyId, wrong)); // a second bad answer while waiting to retry: one failure
+        Assert.Equal(1, bed.Node.Engine.Counters.KeyFetchFailures);
+        Assert.Equal(new Generation(1), bed.Node.View.Newest);
+        bed.AssertDataFlows();
+        bed.Run(TimeSpan.FromSeconds(1));
+        Assert.Equal(3, resolver.Requests.Count);
+        Answer(bed, kme, resolver);
+        Assert.Equal(new Generation(2), bed.Node.View.Newest);
+        Assert.Equal(0, bed.Node.Engine.Counters.ReInits);
+        bed.AssertDataFlows();
+    }
+
     [Fact]
     public void Reference_FetchNeverAnswered_TimesOutAndRetries()
     {

@@ -69,7 +69,11 @@ public sealed class QkdSessionControllerTests
         Assert.Equal(2, controller.Updates);
 
         await controller.StopAsync();
-        Assert.Equal("terminating", (await OnlySession(client)).State);
+        // Terminating until the node's next generation tick (100 ms) deletes it; a slow run may see it gone.
+        var left = await client.ListAsync();
+        Assert.True(left.IsOk, left.ToString());
+        Assert.All(left.Value!, s => Assert.Equal("terminating", s.State));
+        Assert.True(left.Value!.Count <= 1);
         Assert.Null(controller.SessionId);
     }
 
