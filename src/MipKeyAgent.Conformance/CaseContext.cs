@@ -96,12 +96,16 @@ internal sealed class NodePool(IReadOnlyList<MobileNodeProvisioning> nodes)
     {
         lock (_lock)
         {
-            for (int i = 0; i < nodes.Count; i++)
+            // A case that names no suite takes the default suite first, leaving the others to the cases that need them.
+            foreach (var wanted in suite is { } named ? [named] : (Esp.EspSuite?[])[Esp.EspSuite.AesGcm256, null])
             {
-                if (!_taken[i] && (suite is null || nodes[i].Suite == suite))
+                for (int i = 0; i < nodes.Count; i++)
                 {
-                    _taken[i] = true;
-                    return (nodes[i], $"node {nodes[i].HomeAddress}");
+                    if (!_taken[i] && (wanted is null || nodes[i].Suite == wanted))
+                    {
+                        _taken[i] = true;
+                        return (nodes[i], $"node {nodes[i].HomeAddress}");
+                    }
                 }
             }
             return null;

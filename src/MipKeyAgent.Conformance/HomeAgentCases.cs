@@ -399,7 +399,7 @@ internal static partial class HomeAgentCases
             }));
         yield return Case("HA-ESP-04", "An ESP counter starting far above 1 is accepted",
             "PROTOCOL.md 8.1 (a counter may start above 1)",
-            ["init with the IK's counter starting at 100 x seconds since 2026", "expect KEY-DIST"],
+            ["init with the IK's counter starting at 64 x seconds since 2026", "expect KEY-DIST"],
             Explicit(async (context, node) =>
             {
                 context.Note($"IK counter starts after {node.Ik.ControlOut.LastSequenceSent}");

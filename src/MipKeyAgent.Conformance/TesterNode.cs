@@ -37,8 +37,9 @@ internal sealed class TesterNode : IDisposable
         Name = name;
         KeyDerivation.DeriveKek(provisioning.InitializationKey, provisioning.HomeAddress, _kek);
         // The IK's counters start above any a previous run against the same target used (the
-        // target keeps the IK's replay window): 100 per second since 2026, PROTOCOL.md 8.1 lets a counter start above 1.
-        uint firstSequence = (uint)Math.Clamp((DateTimeOffset.UtcNow - CounterOrigin).TotalSeconds * 100, 0, uint.MaxValue / 2);
+        // target keeps the IK's replay window): 64 per second since 2026 (a node sends far fewer
+        // under IK in a run); PROTOCOL.md 8.1 lets a counter start above 1.
+        uint firstSequence = (uint)Math.Clamp((DateTimeOffset.UtcNow - CounterOrigin).TotalSeconds * 64, 0, uint.MaxValue - (1u << 24));
         Ik = Hold(HeldGeneration.Create(0, provisioning.InitializationKey, provisioning.SpiMnToHa.Value, provisioning.SpiHaToMn.Value,
             provisioning.Suite, firstSequence));
         Sequence = (ushort)RandomNumberGenerator.GetInt32(ushort.MaxValue);
