@@ -319,6 +319,7 @@ internal static partial class HomeAgentCases
                         context.Note("the target kept its bindings");
                         break;
                     }
+                    node.ForgetGenerations();
                     await node.SendBindingUpdateAsync(node.Ik, node.InitRequest(), $"KEY-INIT-REQ(epoch {node.Epoch}) after the restart");
                     reply = await node.ReceiveAsync(TimeSpan.FromSeconds(1));
                     if (reply is not null)

@@ -407,6 +407,12 @@ internal sealed class TesterNode : IDisposable
         return generation;
     }
 
+    /// <summary>
+    /// A re-initialization after the target lost its state: the generations learned so far are
+    /// forgotten (the target may number and key them afresh), their SAs stay for reading late datagrams.
+    /// </summary>
+    public void ForgetGenerations() => Generations.Clear();
+
     /// <summary>Adds a KEY-INIT-REQ (a fresh epoch unless <paramref name="epoch"/> is given) to the BU.</summary>
     public BindingUpdateOptions InitRequest(ulong? epoch = null)
     {
