@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using MipKeyAgent.Esp;
@@ -189,7 +190,7 @@ internal sealed class TesterNode : IDisposable
             var reply = left > TimeSpan.Zero ? await ReceiveAsync(left) : null;
             if (reply is null)
             {
-                _context.Fail(expectation, "no answer within " + (timeout ?? _context.Settings.AnswerTimeout).TotalSeconds + " s");
+                _context.Fail(expectation, string.Create(CultureInfo.InvariantCulture, $"no answer within {(timeout ?? _context.Settings.AnswerTimeout).TotalSeconds:F1} s"));
             }
             CheckWellFormed(reply!);
             if (!reply!.IsData)
