@@ -26,6 +26,8 @@ public sealed class HelpTests
         { "provision remove", ["--config", "--name", "--store", "--master-key", "--audit-log"] },
         { "replay", ["--config", "--as", "--out", "--live", "--live-mac", "--strict", "--html"] },
         { "fuzz", ["--inputs", "--seed", "--crash-dir", "--class"] },
+        { "conform ha", ["--config", "--home-agent", "--care-of", "--list", "--case", "--exclude", "--junit", "--markdown", "--pcap-dir", "--html",
+            "--restart-command", "--parallel", "--max-timer-wait", "--transport", "--interface"] },
         { "lab", ["up", "down", "status", "run", "tunnel-demo", "record", "--loss"] },
         { "bench", ["engine", "process", "--append"] },
         { "bench engine", ["--scale", "--suites", "--round-time", "--append"] },

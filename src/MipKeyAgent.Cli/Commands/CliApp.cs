@@ -35,6 +35,7 @@ internal static class CliApp
             CaptureCommand.Create(console),
             LabCommand.Create(output),
             BenchCommand.Create(output),
+            ConformCommand.Create(output),
         };
         return root;
     }

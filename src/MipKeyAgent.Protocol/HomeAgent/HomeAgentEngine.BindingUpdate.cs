@@ -22,7 +22,7 @@ public sealed partial class HomeAgentEngine
         {
             return Dropped(DropReason.StaleGeneration, node, keys);
         }
-        if (node.LastSequence is { } last && !SequenceNumber.IsNewer(bu.Sequence, last))
+        if (node.LastSequence is { } last && !SequenceNumber.IsNewer(bu.Sequence, last) && !Faulty(HomeAgentFaults.NoSequenceCheck))
         {
             return decision == BindingUpdateDecision.ResendInitAnswer
                 ? ResendInitAnswerToOlderSequence(node, keys, bu.Sequence, careOf)
@@ -48,7 +48,9 @@ public sealed partial class HomeAgentEngine
             Raise(ProtocolEventKind.BindingRegistered, node, node.Ring.Newest, bu.Sequence);
         }
         Persist(node);
-        SendBindingAcknowledgement(node, careOf, node.Ring.Transmit, BindingAckStatus.Accepted, bu.Sequence, grantedUnits, answer);
+        var transmit = Faulty(HomeAgentFaults.TransmitNewest) ? node.Ring.Newest : node.Ring.Transmit;
+        ushort echoed = Faulty(HomeAgentFaults.WrongAckSequence) ? (ushort)(bu.Sequence + 1) : bu.Sequence;
+        SendBindingAcknowledgement(node, careOf, transmit, BindingAckStatus.Accepted, echoed, grantedUnits, answer);
         return new ReceiveResult(ReceiveOutcome.Control, DropReason.None, node.HomeAddress, keys.Generation, 0);
     }
 
@@ -75,7 +77,11 @@ public sealed partial class HomeAgentEngine
             // restarted); the same epoch while its K is unconfirmed is a retransmitted init;
             // anything else must never roll keys back.
             initEpoch = init.InitEpoch;
-            if (node.InitEpoch is not { } stored || init.InitEpoch > stored)
+            if (node.InitEpoch is not { } stored || init.InitEpoch > stored || Faulty(HomeAgentFaults.AcceptStaleEpoch))
+            {
+                return BindingUpdateDecision.NewInit;
+            }
+            if (init.InitEpoch == stored && InitAnswerUnconfirmed(node) && Faulty(HomeAgentFaults.InitRetransmitTakesNewKey))
             {
                 return BindingUpdateDecision.NewInit;
             }
@@ -96,13 +102,17 @@ public sealed partial class HomeAgentEngine
         if (ReferenceEquals(keys, ring.Previous) && !ring.Newest.Confirmed)
         {
             // Rule 3: the node sent under N-1, so it missed KEY-DIST(N): resend it, never a new one.
-            return BindingUpdateDecision.ResendNewest;
+            return (Faulty(HomeAgentFaults.ResendTakesNewKey) && bu.Options.TryGetKeyResendRequest(_options.VendorId, out _))
+                || (Faulty(HomeAgentFaults.UpdateBeforeConfirmation) && bu.Options.TryGetKeyUpdateRequest(_options.VendorId, out _))
+                ? BindingUpdateDecision.NewUpdate
+                : BindingUpdateDecision.ResendNewest;
         }
         if (isInitialization && !ReferenceEquals(keys, ring.Newest) && !ReferenceEquals(keys, ring.Previous))
         {
             return BindingUpdateDecision.StaleGeneration;
         }
-        if (ReferenceEquals(keys, ring.Newest) && !isInitialization && (node.RekeyPending || (isExplicit && AsksForNext(bu, keys))))
+        if (ReferenceEquals(keys, ring.Newest) && !isInitialization
+            && (node.RekeyPending || (isExplicit && AsksForNext(bu, keys)) || Faulty(HomeAgentFaults.RekeyOnPlainBindingUpdate)))
         {
             // Rule 2; this packet itself confirms N, so the invariant (rule 5) holds.
             return BindingUpdateDecision.NewUpdate;
@@ -120,6 +130,7 @@ public sealed partial class HomeAgentEngine
     /// </summary>
     private bool AsksForNext(in BindingUpdate bu, GenerationKeys newest) =>
         bu.Options.TryGetKeyUpdateRequest(_options.VendorId, out _)
+        || (Faulty(HomeAgentFaults.HonourMalformedOption) && bu.Options.TryGetMipKey(_options.VendorId, MipKeySubType.KeyUpdateRequest, out _))
         || (bu.Options.TryGetKeyResendRequest(_options.VendorId, out var resend) && resend.Generation == newest.Generation.Value);
 
     /// <summary>Carries out a decision that takes or resends a generation; returns the key option for the BA.</summary>
@@ -142,6 +153,7 @@ public sealed partial class HomeAgentEngine
                 // ever firing), and the timer waits for the new generation's confirmation (8.4).
                 node.RekeyPending = false;
                 node.RekeyDueAt = null;
+                ArmTimerAtIssueWhenFaulty(node);
                 Counters.Inits++;
                 Raise(ProtocolEventKind.InitAnswered, node, initKeys, sequence);
                 return KeyAnswer.Distribution(initKeys);
@@ -158,6 +170,7 @@ public sealed partial class HomeAgentEngine
                 ring.InstallNext(nextKeys!);
                 node.RekeyPending = false;
                 node.RekeyDueAt = null;
+                ArmTimerAtIssueWhenFaulty(node);
                 Counters.Updates++;
                 Raise(ProtocolEventKind.UpdateIssued, node, nextKeys!, sequence);
                 return KeyAnswer.Distribution(nextKeys!);
@@ -220,6 +233,17 @@ public sealed partial class HomeAgentEngine
         Raise(ProtocolEventKind.KeyStatus, node, node.Ring.Newest, sequence);
         ushort seconds = (ushort)Math.Clamp(Math.Ceiling(retryAfter.TotalSeconds), 1, ushort.MaxValue);
         return KeyAnswer.Status(new KeyStatus(KeyStatusCode.KeySourceUnavailable, seconds));
+    }
+
+    private bool Faulty(HomeAgentFaults fault) => (_options.Faults & fault) != 0;
+
+    /// <summary><see cref="HomeAgentFaults.TimerFromIssue"/>: the timer starts now; the confirmation will not restart it.</summary>
+    private void ArmTimerAtIssueWhenFaulty(HomeAgentNode node)
+    {
+        if (Faulty(HomeAgentFaults.TimerFromIssue))
+        {
+            ArmRekeyTimer(node, _time.GetUtcNow());
+        }
     }
 
     private void ArmRekeyTimer(HomeAgentNode node, DateTimeOffset now) =>

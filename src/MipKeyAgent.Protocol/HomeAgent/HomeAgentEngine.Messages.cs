@@ -30,7 +30,7 @@ public sealed partial class HomeAgentEngine
             {
                 // A field, not stackalloc: the writer (a ref struct over _mh) may not capture stack spans.
                 var wrapped = _wrapped.AsSpan();
-                KeyWrap.Wrap(node.Kek, keys.Secret, wrapped);
+                KeyWrap.Wrap(Faulty(HomeAgentFaults.WrongKek) ? new byte[KeyWrap.KekLength] : node.Kek, keys.Secret, wrapped);
                 writer.WriteKeyDistributionWrapped(_options.VendorId, keys.Generation.Value, (byte)keys.Suite, keys.SpiMnToHa.Value,
                     keys.SpiHaToMn.Value, keyLifetime, wrapped);
             }
@@ -40,8 +40,30 @@ public sealed partial class HomeAgentEngine
             writer.WriteKeyStatus(_options.VendorId, keyStatus);
         }
         int mhLength = writer.Finish();
+        if (Faulty(HomeAgentFaults.MisalignedOption) && answer.Keys is not null)
+        {
+            MisalignFirstOption(_mh.AsSpan(0, mhLength));
+        }
         MobilityHeader.WriteChecksum(_mh.AsSpan(0, mhLength), _options.Address, node.HomeAddress);
+        if (Faulty(HomeAgentFaults.BadChecksum))
+        {
+            _mh[4] ^= 0x01;
+        }
         SendToMobileNode(node, careOf, transmit, mhLength);
+    }
+
+    /// <summary>
+    /// <see cref="HomeAgentFaults.MisalignedOption"/>: the BA's first option (after the 12 fixed
+    /// octets and a 2-octet PadN) moves one octet back, to 4n+1, with Pad1 before and after it.
+    /// </summary>
+    private static void MisalignFirstOption(Span<byte> mh)
+    {
+        const int fixedLength = 12;
+        const int optionAt = fixedLength + 2;
+        int length = 2 + mh[optionAt + 1];
+        mh.Slice(optionAt, length).CopyTo(mh[(optionAt - 1)..]);
+        mh[fixedLength] = 0;
+        mh[optionAt - 1 + length] = 0;
     }
 
     /// <summary>Rule 7: a Binding Refresh Request (MH type 0, RFC 6275 section 6.1.2) hastens the node's next BU.</summary>
@@ -60,12 +82,28 @@ public sealed partial class HomeAgentEngine
     {
         var sa = transmit.ControlHaToMn;
         ReserveSequence(node, transmit, sa);
+        if (Faulty(HomeAgentFaults.CounterReuse))
+        {
+            SendWithFreshCounter(node, careOf, transmit, mhLength);
+            return;
+        }
         var error = ProtectedDatagram.WriteFromHomeAgent(_packet, _options.Address, careOf, node.HomeAddress, sa, _mh.AsSpan(0, mhLength), out int written);
         if (!error.IsOk)
         {
             // Only SequenceExhausted can happen here (the buffers are large enough): 2^32 BAs under one key.
             throw new InvalidOperationException($"cannot seal a BA: {error}");
         }
+        Counters.Sent++;
+        _sink.Send(_packet.AsSpan(0, written));
+    }
+
+    /// <summary><see cref="HomeAgentFaults.CounterReuse"/>: a new SA over the same key, so its counter starts at 1 again.</summary>
+    private void SendWithFreshCounter(HomeAgentNode node, Ipv6Address careOf, GenerationKeys transmit, int mhLength)
+    {
+        var material = new byte[EspSuites.KeyMaterialLength(transmit.Suite)];
+        KeyDerivation.DeriveControlKeyMaterial(transmit.Secret, KeyDirection.HaToMn, transmit.SpiHaToMn.Value, transmit.Suite, material);
+        using var fresh = new SecurityAssociation(transmit.SpiHaToMn.Value, transmit.Suite, material);
+        ProtectedDatagram.WriteFromHomeAgent(_packet, _options.Address, careOf, node.HomeAddress, fresh, _mh.AsSpan(0, mhLength), out int written);
         Counters.Sent++;
         _sink.Send(_packet.AsSpan(0, written));
     }

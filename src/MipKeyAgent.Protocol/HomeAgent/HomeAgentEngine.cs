@@ -316,7 +316,7 @@ public sealed partial class HomeAgentEngine : IDisposable
             // IK's control SA now opens only a re-init: it need not stay built (memory per
             // binding, docs/benchmarks.md); a re-init derives it again from IK, above the kept edge.
             node.Ring.Initialization.ReleaseControlReceive(KeyRingSide.HomeAgent);
-            if (ReferenceEquals(keys, node.Ring.Newest))
+            if (ReferenceEquals(keys, node.Ring.Newest) && !Faulty(HomeAgentFaults.TimerFromIssue))
             {
                 // 8.4: the HA's rekey timer counts from the confirmation of the newest generation
                 // (the key lifetime KEY-DIST announced is counted from there too).

@@ -78,6 +78,9 @@ public sealed class HomeAgentOptions
     /// Null: the engine makes its own with <see cref="CipherCache.DefaultLimit"/>.
     /// </summary>
     public CipherCache? Ciphers { get; init; }
+
+    /// <summary>Protocol bugs to commit, for the conformance suite's own tests only (<see cref="HomeAgentFaults"/>); internal, never set by a release.</summary>
+    internal HomeAgentFaults Faults { get; init; }
 }
 
 /// <summary>A token bucket per node: <paramref name="Burst"/> tokens, refilled at <paramref name="RequestsPerSecond"/>.</summary>

@@ -1,0 +1,45 @@
+using MipKeyAgent.Protocol;
+using MipKeyAgent.Transport;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Conformance;
+
+/// <summary>
+/// What the tester needs to drive a live home agent: the link (a raw socket or tap transport on
+/// the tester's care-of link, or an in-memory link in tests), the addresses, and the nodes the
+/// target has provisioned (from the same provisioning file). Each case takes nodes of its own
+/// from <see cref="Nodes"/>, so cases never share state on the target.
+/// </summary>
+internal sealed class TargetSettings
+{
+    public required IDatagramTransport Transport { get; init; }
+
+    /// <summary>The target home agent's address (destination of BUs).</summary>
+    public required Ipv6Address HomeAgent { get; init; }
+
+    /// <summary>The tester's care-of address (source of BUs, where the target answers).</summary>
+    public required Ipv6Address CareOf { get; init; }
+
+    public uint VendorId { get; init; } = MipKey.DefaultVendorId;
+
+    /// <summary>Nodes the target knows, handed out one per case in order.</summary>
+    public required IReadOnlyList<MobileNodeProvisioning> Nodes { get; init; }
+
+    /// <summary>True when the target runs in implicit mode (PROTOCOL.md 5.6, 8.7): the implicit cases run and the explicit ones are skipped.</summary>
+    public bool Implicit { get; init; }
+
+    /// <summary>Restarts the target and returns when it runs again (a command line in <c>mipkey conform</c>); null makes the restart cases inconclusive.</summary>
+    public Func<CancellationToken, Task>? Restart { get; init; }
+
+    /// <summary>How long to wait for an answer the clause requires.</summary>
+    public TimeSpan AnswerTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long to listen before concluding the target stayed silent.</summary>
+    public TimeSpan SilenceTimeout { get; init; } = TimeSpan.FromMilliseconds(600);
+
+    /// <summary>The longest HA rekey timer (KEY-DIST key lifetime) the timer cases wait for; longer ones are inconclusive.</summary>
+    public TimeSpan MaxTimerWait { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Cases run side by side (the exclusive ones alone).</summary>
+    public int Parallelism { get; init; } = 6;
+}
