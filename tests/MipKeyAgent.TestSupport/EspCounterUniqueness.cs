@@ -6,7 +6,7 @@ namespace MipKeyAgent.TestSupport;
 
 /// <summary>
 /// PROTOCOL.md section 8.1, "a (key, counter) pair is never reused, in any mode", checked on a
-/// capture: every ESP packet (and AH packet, suite 3, by its SPI and sequence number) (outermost ESP header of an IPv6 datagram) is named by its
+/// capture: every ESP packet (outermost ESP header of an IPv6 datagram; AH too, suite 3, by its SPI and sequence number) is named by its
 /// destination, its SPI (which names the key: section 4) and its 64-bit counter (section 2: the
 /// explicit IV of suite 1 is the SA's sequence counter; without extended sequence numbers its low
 /// 32 bits are the ESP sequence number and its high half is zero). A pair seen twice with different
