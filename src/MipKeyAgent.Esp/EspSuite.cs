@@ -10,6 +10,12 @@ public enum EspSuite : byte
 
     /// <summary>AES-128-CBC (RFC 3602) with HMAC-SHA-256-128 (RFC 4868).</summary>
     AesCbc128HmacSha256 = 2,
+
+    /// <summary>
+    /// AH-only signalling (PROTOCOL.md section 9): BU, BA and BRR under AH (RFC 4302) with
+    /// HMAC-SHA-256-128 (RFC 4868); the data SAs of such a generation are suite 1's.
+    /// </summary>
+    AhHmacSha256 = 3,
 }
 
 /// <summary>Sizes of each suite's key material and packet layout.</summary>
@@ -42,13 +48,23 @@ public static class EspSuites
     /// <summary>RFC 4868 section 2.1.1: the HMAC-SHA-256-128 key is 32 octets.</summary>
     public const int CbcAuthenticationKeyLength = 32;
 
-    /// <summary>Octets of derived key material a suite consumes: 36 (key || salt) or 48 (enc key || auth key).</summary>
+    /// <summary>RFC 4868 section 2.1.1: the key of suite 3's AH SAs is 32 octets.</summary>
+    public const int AhKeyLength = 32;
+
+    /// <summary>Octets of derived key material a suite's control SA consumes: 36 (key || salt), 48 (enc key || auth key) or 32 (AH key).</summary>
     public static int KeyMaterialLength(EspSuite suite) => suite switch
     {
         EspSuite.AesGcm256 => GcmKeyLength + GcmSaltLength,
         EspSuite.AesCbc128HmacSha256 => CbcEncryptionKeyLength + CbcAuthenticationKeyLength,
+        EspSuite.AhHmacSha256 => AhKeyLength,
         _ => ThrowUnknownSuite(suite),
     };
+
+    /// <summary>Whether the control SAs of <paramref name="suite"/> are AH (PROTOCOL.md section 9), not ESP.</summary>
+    public static bool IsAuthenticationHeader(EspSuite suite) => suite == EspSuite.AhHmacSha256;
+
+    /// <summary>The ESP suite of a generation's data SAs: the suite itself, or suite 1 for AH-only signalling (PROTOCOL.md section 9).</summary>
+    public static EspSuite DataSuite(EspSuite suite) => suite == EspSuite.AhHmacSha256 ? EspSuite.AesGcm256 : suite;
 
     /// <summary>Length of the IV that follows the ESP header.</summary>
     public static int IvLength(EspSuite suite) => suite switch
@@ -89,7 +105,7 @@ public static class EspSuites
     public static int Overhead(EspSuite suite, int payloadLength) => SealedLength(suite, payloadLength) - payloadLength;
 
     /// <summary>Whether <paramref name="suite"/> is a suite this code implements.</summary>
-    public static bool IsDefined(EspSuite suite) => suite is EspSuite.AesGcm256 or EspSuite.AesCbc128HmacSha256;
+    public static bool IsDefined(EspSuite suite) => suite is EspSuite.AesGcm256 or EspSuite.AesCbc128HmacSha256 or EspSuite.AhHmacSha256;
 
     private static int ThrowUnknownSuite(EspSuite suite)
     {

@@ -45,9 +45,20 @@ public static class KeyDerivation
 
     private static ReadOnlySpan<byte> KekLabel => "kek"u8;
 
+    private static ReadOnlySpan<byte> AhHaToMnLabel => "ah ha->mn"u8;
+
+    private static ReadOnlySpan<byte> AhMnToHaLabel => "ah mn->ha"u8;
+
     /// <summary>Key material of a control (BU/BA) SA; <paramref name="destination"/> is exactly <see cref="EspSuites.KeyMaterialLength"/> octets.</summary>
+    /// <remarks>Suite 3 (AH, PROTOCOL.md section 9): info "ah ha->mn" | "ah mn->ha" || SPI, 32 octets.</remarks>
     public static void DeriveControlKeyMaterial(ReadOnlySpan<byte> secret, KeyDirection direction, uint spi, EspSuite suite, Span<byte> destination) =>
-        DeriveSaKeyMaterial(secret, direction == KeyDirection.HaToMn ? HaToMnLabel : MnToHaLabel, spi, suite, destination);
+        DeriveSaKeyMaterial(secret, (EspSuites.IsAuthenticationHeader(suite), direction) switch
+        {
+            (true, KeyDirection.HaToMn) => AhHaToMnLabel,
+            (true, _) => AhMnToHaLabel,
+            (false, KeyDirection.HaToMn) => HaToMnLabel,
+            _ => MnToHaLabel,
+        }, spi, suite, destination);
 
     /// <summary>Key material of a data (tunnel) SA, PROTOCOL.md section 7.</summary>
     public static void DeriveDataKeyMaterial(ReadOnlySpan<byte> secret, KeyDirection direction, uint dataSpi, EspSuite suite, Span<byte> destination) =>

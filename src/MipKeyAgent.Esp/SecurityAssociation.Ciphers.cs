@@ -18,7 +18,11 @@ public sealed partial class SecurityAssociation
 
         ReadOnlySpan<byte> key = _keyMaterial;
         var ciphers = new CipherObjects();
-        if (Suite == EspSuite.AesGcm256)
+        if (Suite == EspSuite.AhHmacSha256)
+        {
+            ciphers.Hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key[..EspSuites.AhKeyLength]);
+        }
+        else if (Suite == EspSuite.AesGcm256)
         {
             ciphers.Gcm = new AesGcm(key[..EspSuites.GcmKeyLength], EspSuites.IcvLength);
         }

@@ -206,9 +206,14 @@ public sealed partial class SecurityAssociation : IDisposable
     public WireError Seal(byte nextHeader, ReadOnlySpan<byte> payload, Span<byte> destination, out int written)
     {
         written = 0;
+        ThrowIfDisposed();
+        if (IsAuthenticationHeader)
+        {
+            return new WireError(WireErrorKind.Unsupported, 0, "an AH SA seals with SealAuthenticationHeader");
+        }
+
         int ciphertextLength = EspSuites.CiphertextLength(Suite, payload.Length);
         int sealedLength = EspSuites.HeaderLength + IvLength + ciphertextLength + EspSuites.IcvLength;
-        ThrowIfDisposed();
         if (_lastSequenceSent == uint.MaxValue)
         {
             return new WireError(WireErrorKind.SequenceExhausted, SequenceOffset, "sequence number would cycle");
@@ -244,6 +249,11 @@ public sealed partial class SecurityAssociation : IDisposable
     {
         payloadLength = 0;
         nextHeader = 0;
+        if (IsAuthenticationHeader)
+        {
+            return new WireError(WireErrorKind.Unsupported, 0, "an AH SA opens with OpenAuthenticationHeader");
+        }
+
         var header = CheckInbound(esp, out uint sequence);
         if (!header.IsOk)
         {

@@ -16,7 +16,8 @@ internal static class EspDrop
 
     /// <summary>
     /// The first checks of a received datagram, the same for both engines: an unfragmented IPv6
-    /// datagram whose upper layer is ESP with a readable SPI. <see cref="DropReason.None"/> when it is one.
+    /// datagram whose upper layer is ESP (or AH, suite 3) with a readable SPI; <paramref name="esp"/> is
+    /// that upper layer. <see cref="DropReason.None"/> when it is one.
     /// </summary>
     public static DropReason Peek(ReadOnlySpan<byte> datagram, out Ipv6Datagram parsed, out ReadOnlySpan<byte> esp, out uint spi)
     {
@@ -26,11 +27,14 @@ internal static class EspDrop
         {
             return DropReason.Malformed;
         }
-        if (parsed.IsFragment || parsed.UpperProtocol != IpProtocol.Esp)
+        if (parsed.IsFragment || parsed.UpperProtocol is not (IpProtocol.Esp or IpProtocol.AuthenticationHeader))
         {
             return DropReason.NotHandled;
         }
         esp = parsed.GetUpper(datagram);
-        return SecurityAssociation.TryPeekSpi(esp, out spi, out _).IsOk ? DropReason.None : DropReason.Malformed;
+        var peek = parsed.UpperProtocol == IpProtocol.Esp
+            ? SecurityAssociation.TryPeekSpi(esp, out spi, out _)
+            : SecurityAssociation.TryPeekAuthenticationHeaderSpi(esp, out spi);
+        return peek.IsOk ? DropReason.None : DropReason.Malformed;
     }
 }

@@ -10,6 +10,7 @@ namespace MipKeyAgent.Protocol;
 /// BA/BRR: IPv6(src=HA, dst=CoA) / RH2{HoA}         / ESP(transport) / MH      (RFC 3776 section 3)
 /// Data:   IPv6(outer)           / ESP(tunnel, next header 41) / inner IPv6   (PROTOCOL.md section 7)
 /// </code>
+/// Under suite 3 (PROTOCOL.md section 9) BU, BA and BRR carry AH in place of ESP, the Mobility Header in clear.
 /// ESP is sealed in place after the headers, so no intermediate copy of the ciphertext is made.
 /// </summary>
 internal static class ProtectedDatagram
@@ -34,8 +35,10 @@ internal static class ProtectedDatagram
         SecurityAssociation sa, ReadOnlySpan<byte> mh, out int written)
     {
         int offset = Ipv6Header.Length;
-        offset += ExtensionHeaders.WriteHomeAddressOption(destination[offset..], IpProtocol.Esp, homeAddress);
-        return Finish(destination, offset, IpProtocol.DestinationOptions, careOf, homeAgent, sa, IpProtocol.Mobility, mh, out written);
+        offset += ExtensionHeaders.WriteHomeAddressOption(destination[offset..], Protocol(sa), homeAddress);
+        return sa.IsAuthenticationHeader
+            ? FinishAuthenticated(destination, offset, IpProtocol.DestinationOptions, careOf, homeAgent, sa, mh, out written)
+            : Finish(destination, offset, IpProtocol.DestinationOptions, careOf, homeAgent, sa, IpProtocol.Mobility, mh, out written);
     }
 
     /// <summary>Writes a BA or BRR datagram carrying the (already checksummed) Mobility Header <paramref name="mh"/>.</summary>
@@ -43,14 +46,74 @@ internal static class ProtectedDatagram
         SecurityAssociation sa, ReadOnlySpan<byte> mh, out int written)
     {
         int offset = Ipv6Header.Length;
-        offset += ExtensionHeaders.WriteRoutingType2(destination[offset..], IpProtocol.Esp, homeAddress);
-        return Finish(destination, offset, IpProtocol.Routing, homeAgent, careOf, sa, IpProtocol.Mobility, mh, out written);
+        offset += ExtensionHeaders.WriteRoutingType2(destination[offset..], Protocol(sa), homeAddress);
+        return sa.IsAuthenticationHeader
+            ? FinishAuthenticated(destination, offset, IpProtocol.Routing, homeAgent, careOf, sa, mh, out written)
+            : Finish(destination, offset, IpProtocol.Routing, homeAgent, careOf, sa, IpProtocol.Mobility, mh, out written);
     }
 
     /// <summary>Writes a tunnel-mode ESP datagram around <paramref name="innerPacket"/> (an IPv6 packet).</summary>
     public static WireError WriteTunnel(Span<byte> destination, Ipv6Address source, Ipv6Address target, SecurityAssociation sa,
         ReadOnlySpan<byte> innerPacket, out int written) =>
         Finish(destination, Ipv6Header.Length, IpProtocol.Esp, source, target, sa, IpProtocol.Ipv6, innerPacket, out written);
+
+    /// <summary>
+    /// Opens a control datagram (BU, BA or BRR) under <paramref name="sa"/>: ESP, or AH for suite 3
+    /// (PROTOCOL.md section 9), whichever the datagram's <paramref name="parsed"/> upper protocol is; a
+    /// datagram whose protocol is not the SA's names no SA (RFC 4302 section 3.4.2, RFC 4303 section 3.4.2).
+    /// The Mobility Header (or other payload) is copied to <paramref name="plain"/>.
+    /// </summary>
+    public static WireError OpenControl(SecurityAssociation sa, ReadOnlySpan<byte> datagram, in Ipv6Datagram parsed, Span<byte> plain,
+        out int length, out byte nextHeader)
+    {
+        length = 0;
+        nextHeader = 0;
+        if (sa.IsAuthenticationHeader != (parsed.UpperProtocol == IpProtocol.AuthenticationHeader))
+        {
+            return new WireError(WireErrorKind.UnknownSpi, parsed.UpperOffset, "SPI of an SA of the other IPsec protocol");
+        }
+        if (!sa.IsAuthenticationHeader)
+        {
+            return sa.Open(parsed.GetUpper(datagram), plain, out length, out nextHeader);
+        }
+        var whole = datagram[..(parsed.UpperOffset + parsed.UpperLength)];
+        var error = sa.OpenAuthenticationHeader(whole, parsed.UpperOffset, out int payloadOffset, out nextHeader);
+        if (!error.IsOk)
+        {
+            return error;
+        }
+        var payload = whole[payloadOffset..];
+        if (payload.Length > plain.Length)
+        {
+            return new WireError(WireErrorKind.BufferTooSmall, payloadOffset, "payload destination too small");
+        }
+        payload.CopyTo(plain);
+        length = payload.Length;
+        return WireError.None;
+    }
+
+    private static byte Protocol(SecurityAssociation sa) => sa.IsAuthenticationHeader ? IpProtocol.AuthenticationHeader : IpProtocol.Esp;
+
+    // AH in transport mode (PROTOCOL.md section 9): headers, AH, then the Mobility Header in clear.
+    private static WireError FinishAuthenticated(Span<byte> destination, int ahOffset, byte firstNextHeader, Ipv6Address source, Ipv6Address target,
+        SecurityAssociation sa, ReadOnlySpan<byte> mh, out int written)
+    {
+        written = 0;
+        int total = ahOffset + SecurityAssociation.AuthenticationHeaderLength + mh.Length;
+        if (total - Ipv6Header.Length > ushort.MaxValue || total > destination.Length)
+        {
+            return new WireError(WireErrorKind.BufferTooSmall, 0, "datagram would exceed the buffer or the IPv6 payload limit");
+        }
+        mh.CopyTo(destination[(ahOffset + SecurityAssociation.AuthenticationHeaderLength)..]);
+        new Ipv6Header(0, 0, (ushort)(total - Ipv6Header.Length), firstNextHeader, HopLimit, source, target).WriteTo(destination);
+        var error = sa.SealAuthenticationHeader(destination[..total], ahOffset, IpProtocol.Mobility);
+        if (!error.IsOk)
+        {
+            return error;
+        }
+        written = total;
+        return WireError.None;
+    }
 
     private static WireError Finish(Span<byte> destination, int espOffset, byte firstNextHeader, Ipv6Address source, Ipv6Address target,
         SecurityAssociation sa, byte espNextHeader, ReadOnlySpan<byte> payload, out int written)

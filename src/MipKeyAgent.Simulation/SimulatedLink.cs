@@ -114,10 +114,13 @@ public sealed class SimulatedLink
     /// <summary>
     /// True for a datagram whose ESP SPI lies in the control range [256, 2^31): a BU, BA or BRR.
     /// Data SAs use control SPI + 2^31 (PROTOCOL.md section 7), so the SPI alone tells them apart.
+    /// Under suite 3 every AH datagram is one (PROTOCOL.md section 9).
     /// </summary>
     public static bool IsControl(ReadOnlySpan<byte> datagram) =>
-        Ipv6Datagram.TryParse(datagram, out var parsed).IsOk && parsed.UpperProtocol == IpProtocol.Esp
-        && SecurityAssociation.TryPeekSpi(parsed.GetUpper(datagram), out uint spi, out _).IsOk && new Spi(spi).IsControl;
+        Ipv6Datagram.TryParse(datagram, out var parsed).IsOk
+        && (parsed.UpperProtocol == IpProtocol.AuthenticationHeader
+            || (parsed.UpperProtocol == IpProtocol.Esp
+                && SecurityAssociation.TryPeekSpi(parsed.GetUpper(datagram), out uint spi, out _).IsOk && new Spi(spi).IsControl));
 
     private void Enqueue(DateTimeOffset now, LinkFaults faults, LinkDirection direction, byte[] bytes, long tag, int senderEpoch, bool duplicate)
     {

@@ -11,8 +11,8 @@ public sealed class RawSocketTransportOptions
     /// <summary>Datagrams whose IPv6 destination is one of these are delivered.</summary>
     public required IReadOnlyList<Ipv6Address> LocalAddresses { get; init; }
 
-    /// <summary>Delivered when the extension-header chain reaches one of these (default: Mobility Header 135, ESP 50).</summary>
-    public IReadOnlyList<byte> UpperProtocols { get; init; } = [IpProtocol.Mobility, IpProtocol.Esp];
+    /// <summary>Delivered when the extension-header chain reaches one of these (default: Mobility Header 135, ESP 50, AH 51 for suite 3).</summary>
+    public IReadOnlyList<byte> UpperProtocols { get; init; } = [IpProtocol.Mobility, IpProtocol.Esp, IpProtocol.AuthenticationHeader];
 
     /// <summary>
     /// The packet socket's receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF capped by

@@ -10,6 +10,7 @@ public static class IpProtocol
     public const byte Routing = 43;
     public const byte Fragment = 44;
     public const byte Esp = 50;
+    public const byte AuthenticationHeader = 51;
     public const byte Icmpv6 = 58;
     public const byte NoNextHeader = 59;
     public const byte DestinationOptions = 60;

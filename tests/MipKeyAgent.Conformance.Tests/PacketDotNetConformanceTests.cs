@@ -26,6 +26,7 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
         var files = Directory.GetFiles(CaptureDirectory, "*.pcap");
         Assert.True(files.Length >= 13, $"captures/ holds {files.Length} pcaps");
         var disagreements = new List<string>();
+        var limits = new List<string>();
         int datagrams = 0;
         foreach (var file in files)
         {
@@ -36,13 +37,15 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
                 {
                     Assert.True(LinkLayer.TryGetIpv6(record.LinkType, record.Data.Span, out int offset).IsOk, file);
                     byte[] datagram = record.Data[offset..].ToArray();
-                    Compare($"{Path.GetFileName(file)}#{datagrams}", datagram, disagreements);
+                    Compare($"{Path.GetFileName(file)}#{datagrams}", datagram, disagreements, limits);
                     datagrams++;
                 }
             }
         }
 
-        output.WriteLine($"{files.Length} captures, {datagrams} datagrams, {disagreements.Count} disagreements");
+        output.WriteLine($"{files.Length} captures, {datagrams} datagrams, {disagreements.Count} disagreements, {limits.Count} compared on the fixed header only");
+        // Only the suite-3 captures' AH datagrams (HAO or RH2, then AH) are chains PacketDotNet misreads.
+        Assert.All(limits, l => Assert.StartsWith("ah-", l, StringComparison.Ordinal));
         Assert.True(datagrams > 100);
         Assert.True(disagreements.Count == 0, string.Join("\n", disagreements.Take(20)));
     }
@@ -177,8 +180,9 @@ public sealed class PacketDotNetConformanceTests(ITestOutputHelper output)
             at += (datagram[at + 1] + 1) * 8;
         }
 
-        if (types[^1] == 44 && at + 1 <= datagram.Length)
+        if (types[^1] is 44 or 51 && at + 1 <= datagram.Length)
         {
+            // PacketDotNet walks AH (suite 3) as one more extension header: a Home Address option or RH2 before it makes a chain of two.
             types.Add(datagram[at]);
         }
 

@@ -323,7 +323,7 @@ public sealed class EspTests
         Assert.Throws<ArgumentException>(() => new SecurityAssociation(Spi, EspSuite.AesGcm256, new byte[48]));
         Assert.Throws<ArgumentException>(() => new SecurityAssociation(Spi, EspSuite.AesCbc128HmacSha256, new byte[36]));
         Assert.Throws<ArgumentOutOfRangeException>(() => new SecurityAssociation(255, EspSuite.AesGcm256, new byte[36]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new SecurityAssociation(Spi, (EspSuite)3, new byte[36]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SecurityAssociation(Spi, (EspSuite)4, new byte[36]));
     }
 
     [Theory]

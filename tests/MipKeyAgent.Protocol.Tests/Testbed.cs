@@ -48,6 +48,9 @@ internal sealed record TestbedSettings
 
     /// <summary>The HA's cipher cache (null: the engine's own).</summary>
     public CipherCache? Ciphers { get; init; }
+
+    /// <summary>Every node's provisioned suite (suite 3: AH-only signalling, PROTOCOL.md section 9).</summary>
+    public EspSuite Suite { get; init; } = EspSuite.AesGcm256;
 }
 
 /// <summary>
@@ -69,7 +72,7 @@ internal sealed class Testbed : IDisposable
             var ik = new byte[32];
             new Random(Settings.Seed * 1000 + i).NextBytes(ik);
             var provisioning = new MobileNodeProvisioning(Ipv6Address.Parse($"2001:db8:2::{i + 1:x}"), ik, new Spi(1000 + 2 * (uint)i),
-                new Spi(1001 + 2 * (uint)i));
+                new Spi(1001 + 2 * (uint)i), Settings.Suite);
             HomeAgent.Provision(provisioning);
             var node = new TestNode
             {

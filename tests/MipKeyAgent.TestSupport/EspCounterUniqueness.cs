@@ -6,7 +6,7 @@ namespace MipKeyAgent.TestSupport;
 
 /// <summary>
 /// PROTOCOL.md section 8.1, "a (key, counter) pair is never reused, in any mode", checked on a
-/// capture: every ESP packet (outermost ESP header of an IPv6 datagram) is named by its
+/// capture: every ESP packet (outermost ESP header of an IPv6 datagram; AH too, suite 3, by its SPI and sequence number) is named by its
 /// destination, its SPI (which names the key: section 4) and its 64-bit counter (section 2: the
 /// explicit IV of suite 1 is the SA's sequence counter; without extended sequence numbers its low
 /// 32 bits are the ESP sequence number and its high half is zero). A pair seen twice with different
@@ -55,18 +55,21 @@ public static class EspCounterUniqueness
                     continue;
                 }
                 frame = frame[offset..];
-                if (!Ipv6Datagram.TryParse(frame, out var datagram).IsOk || datagram.UpperProtocol != IpProtocol.Esp)
+                if (!Ipv6Datagram.TryParse(frame, out var datagram).IsOk
+                    || datagram.UpperProtocol is not (IpProtocol.Esp or IpProtocol.AuthenticationHeader))
                 {
                     continue;
                 }
                 var payload = datagram.GetUpper(frame);
-                if (payload.Length < 8)
+                // AH (suite 3, PROTOCOL.md section 9): SPI and sequence number follow 4 octets of header.
+                int fields = datagram.UpperProtocol == IpProtocol.AuthenticationHeader ? 4 : 0;
+                if (payload.Length < fields + 8)
                 {
                     continue;
                 }
                 esp++;
-                uint spi = BinaryPrimitives.ReadUInt32BigEndian(payload);
-                ulong counter = BinaryPrimitives.ReadUInt32BigEndian(payload[4..]);
+                uint spi = BinaryPrimitives.ReadUInt32BigEndian(payload[fields..]);
+                ulong counter = BinaryPrimitives.ReadUInt32BigEndian(payload[(fields + 4)..]);
                 var key = (datagram.Header.Destination, spi, counter);
                 if (seen.TryGetValue(key, out var first))
                 {

@@ -77,7 +77,7 @@ internal sealed class CaptureObserver : IDisposable
     /// </summary>
     public static bool IsOutsideProtocol(ReadOnlySpan<byte> datagram) =>
         Ipv6Datagram.TryParse(datagram, out var parsed).IsOk && !parsed.IsFragment
-        && parsed.UpperProtocol is not IpProtocol.Esp and not IpProtocol.Mobility;
+        && parsed.UpperProtocol is not IpProtocol.Esp and not IpProtocol.AuthenticationHeader and not IpProtocol.Mobility;
 
     /// <summary>Decrypts and describes one captured IPv6 datagram; learns the keys of a KEY-DIST it carries.</summary>
     public ObservedDatagram Observe(DateTimeOffset timestamp, ReadOnlySpan<byte> datagram)
@@ -92,25 +92,30 @@ internal sealed class CaptureObserver : IDisposable
             : _homeAgentAddress is { } ha && parsed.Header.Destination == ha ? CaptureDirection.MnToHa
             : _homeAgentAddress is { } ha2 && parsed.Header.Source == ha2 ? CaptureDirection.HaToMn
             : CaptureDirection.Unknown;
-        if (parsed.UpperProtocol != IpProtocol.Esp || parsed.IsFragment)
+        bool ah = parsed.UpperProtocol == IpProtocol.AuthenticationHeader;
+        if ((parsed.UpperProtocol != IpProtocol.Esp && !ah) || parsed.IsFragment)
         {
             return new ObservedDatagram(timestamp, direction, parsed.HomeAddress ?? parsed.RoutingHomeAddress,
                 $"next header {parsed.UpperProtocol}", "-", 0, CaptureVerdict.Malformed, false);
         }
         var esp = parsed.GetUpper(datagram);
-        if (!SecurityAssociation.TryPeekSpi(esp, out uint spi, out _).IsOk)
+        string protocol = ah ? "AH" : "ESP";
+        var peek = ah ? SecurityAssociation.TryPeekAuthenticationHeaderSpi(esp, out uint spi) : SecurityAssociation.TryPeekSpi(esp, out spi, out _);
+        if (!peek.IsOk)
         {
-            return new ObservedDatagram(timestamp, direction, parsed.HomeAddress ?? parsed.RoutingHomeAddress, "ESP", "-", spi,
+            return new ObservedDatagram(timestamp, direction, parsed.HomeAddress ?? parsed.RoutingHomeAddress, protocol, "-", spi,
                 CaptureVerdict.Malformed, false);
         }
-        if (!_sas.TryGetValue(spi, out var entry))
+        // An SPI of the other IPsec protocol names no SA (suite 3's control SAs are AH, every data SA ESP).
+        if (!_sas.TryGetValue(spi, out var entry) || entry.Sa.IsAuthenticationHeader != ah)
         {
-            return new ObservedDatagram(timestamp, direction, parsed.HomeAddress ?? parsed.RoutingHomeAddress, "ESP", "?", spi,
+            return new ObservedDatagram(timestamp, direction, parsed.HomeAddress ?? parsed.RoutingHomeAddress, protocol, "?", spi,
                 CaptureVerdict.UnknownSpi, false);
         }
         direction = entry.Direction == KeyDirection.MnToHa ? CaptureDirection.MnToHa : CaptureDirection.HaToMn;
         var generation = entry.Generation == 0 ? "IK" : "g" + entry.Generation.ToString(CultureInfo.InvariantCulture);
-        var error = entry.Sa.Open(esp, _plain, out int length, out byte nextHeader);
+        var error = ah ? OpenAuthenticationHeader(entry.Sa, datagram, parsed, out int length, out byte nextHeader)
+            : entry.Sa.Open(esp, _plain, out length, out nextHeader);
         if (!error.IsOk)
         {
             var verdict = error.Kind switch
@@ -119,7 +124,7 @@ internal sealed class CaptureObserver : IDisposable
                 WireErrorKind.AuthenticationFailed or WireErrorKind.BadPadding => CaptureVerdict.AuthenticationFailed,
                 _ => CaptureVerdict.Malformed,
             };
-            return new ObservedDatagram(timestamp, direction, entry.HomeAddress, entry.Control ? "ESP" : "data", generation, spi, verdict,
+            return new ObservedDatagram(timestamp, direction, entry.HomeAddress, entry.Control ? protocol : "data", generation, spi, verdict,
                 entry.Control);
         }
         if (direction == CaptureDirection.MnToHa)
@@ -136,6 +141,21 @@ internal sealed class CaptureObserver : IDisposable
             return new ObservedDatagram(timestamp, direction, entry.HomeAddress, "MH", generation, spi, CaptureVerdict.Malformed, true);
         }
         return DescribeMobility(timestamp, direction, entry, generation, spi, mh);
+    }
+
+    // AH (suite 3): verified in place, the payload (in clear) copied out as ESP's plaintext would be.
+    private WireError OpenAuthenticationHeader(SecurityAssociation sa, ReadOnlySpan<byte> datagram, in Ipv6Datagram parsed, out int length,
+        out byte nextHeader)
+    {
+        length = 0;
+        var whole = datagram[..(parsed.UpperOffset + parsed.UpperLength)];
+        var error = sa.OpenAuthenticationHeader(whole, parsed.UpperOffset, out int payloadOffset, out nextHeader);
+        if (error.IsOk)
+        {
+            whole[payloadOffset..].CopyTo(_plain);
+            length = whole.Length - payloadOffset;
+        }
+        return error;
     }
 
     // A Mobility Header that opened: what it is, and the keys of a KEY-DIST it carries (learned here).
@@ -221,7 +241,6 @@ internal sealed class CaptureObserver : IDisposable
 
     private void AddGeneration(ReadOnlySpan<byte> secret, Ipv6Address homeAddress, uint generation, uint mnToHa, uint haToMn, EspSuite suite)
     {
-        int length = EspSuites.KeyMaterialLength(suite);
         var who = $"{homeAddress} {(generation == 0 ? "IK" : "g" + generation.ToString(CultureInfo.InvariantCulture))}";
         Add(secret, KeyDirection.MnToHa, mnToHa, control: true, $"{who} control mn->ha");
         Add(secret, KeyDirection.HaToMn, haToMn, control: true, $"{who} control ha->mn");
@@ -230,19 +249,21 @@ internal sealed class CaptureObserver : IDisposable
 
         void Add(ReadOnlySpan<byte> secret, KeyDirection direction, uint spi, bool control, string description)
         {
-            var material = new byte[length];
+            // Suite 3: AH control SAs, suite 1 data SAs (PROTOCOL.md section 9).
+            var saSuite = control ? suite : EspSuites.DataSuite(suite);
+            var material = new byte[EspSuites.KeyMaterialLength(saSuite)];
             if (control)
             {
-                KeyDerivation.DeriveControlKeyMaterial(secret, direction, spi, suite, material);
+                KeyDerivation.DeriveControlKeyMaterial(secret, direction, spi, saSuite, material);
             }
             else
             {
-                KeyDerivation.DeriveDataKeyMaterial(secret, direction, spi, suite, material);
+                KeyDerivation.DeriveDataKeyMaterial(secret, direction, spi, saSuite, material);
             }
-            _recovered.Add(new RecoveredSecurityAssociation(spi, suite, material, description));
+            _recovered.Add(new RecoveredSecurityAssociation(spi, saSuite, material, description));
             if (!_sas.ContainsKey(spi))
             {
-                _sas[spi] = new Entry(new SecurityAssociation(spi, suite, material, ReplayWindowSize), homeAddress, generation, direction, control,
+                _sas[spi] = new Entry(new SecurityAssociation(spi, saSuite, material, ReplayWindowSize), homeAddress, generation, direction, control,
                     mnToHa);
             }
         }

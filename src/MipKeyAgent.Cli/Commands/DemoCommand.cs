@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MipKeyAgent.Cli.Demo;
+using MipKeyAgent.Esp;
 using Spectre.Console;
 
 namespace MipKeyAgent.Cli.Commands;
@@ -20,6 +21,12 @@ internal static class DemoCommand
         var pcap = new Option<string>("--pcap") { Description = "Capture file written (IPv6 link type); keys for tshark go next to it.", DefaultValueFactory = _ => "mipkey-demo.pcap" };
         var rekey = CliOptions.Duration("--rekey-interval", "The HA's per-node rekey timer.", TimeSpan.FromSeconds(30));
         var html = new Option<string?>("--html") { Description = "Also write the capture's timeline as one self-contained HTML ladder report (no key bytes in it)." };
+        var variant = new Option<string>("--variant")
+        {
+            Description = "Carriage of the key messages: esp (ESP-protected Mobile IPv6, the default) or ah (AH-only signalling, suite 3).",
+            DefaultValueFactory = _ => "esp",
+        };
+        variant.AcceptOnlyFromAmong("esp", "ah");
         var loseState = new Option<bool>("--lose-state") { Description = "The HA restart loses its binding state (nodes then re-initialize) instead of keeping it." };
         nodes.Validators.Add(r =>
         {
@@ -43,9 +50,10 @@ internal static class DemoCommand
             "  mipkey demo\n" +
             "  mipkey demo --duration 10m --nodes 5 --ba-loss 0.3 --seed 7 --pcap /tmp/run.pcap\n" +
             "  mipkey demo --lose-state --rekey-interval 20s\n" +
-            "  mipkey demo --html demo.html")
+            "  mipkey demo --html demo.html\n" +
+            "  mipkey demo --variant ah")
         {
-            duration, nodes, baLoss, seed, pcap, rekey, loseState, html,
+            duration, nodes, baLoss, seed, pcap, rekey, loseState, html, variant,
         };
         command.SetAction(parse =>
         {
@@ -61,6 +69,7 @@ internal static class DemoCommand
                 RekeyInterval = parse.GetValue(rekey),
                 RestartLosesState = parse.GetValue(loseState),
                 HtmlPath = parse.GetValue(html),
+                Suite = parse.GetValue(variant) == "ah" ? EspSuite.AhHmacSha256 : EspSuite.AesGcm256,
             };
             var summary = DemoRunner.Run(settings, console());
             return summary.Data.Corrupted == 0 ? 0 : 1;

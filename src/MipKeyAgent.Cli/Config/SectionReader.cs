@@ -92,7 +92,7 @@ internal sealed class SectionReader(string file, ConfigSection section)
 
     public EspSuite Suite(ConfigEntry entry) => ConfigValues.TryParseSuite(entry.Value, out var suite)
         ? suite
-        : throw Error(entry, $"unknown suite '{entry.Value}' (aes-256-gcm or aes-128-cbc-hmac-sha256)");
+        : throw Error(entry, $"unknown suite '{entry.Value}' (aes-256-gcm, aes-128-cbc-hmac-sha256 or ah-hmac-sha256)");
 
     public KeyExchangeMode Mode(ConfigEntry entry) => entry.Value.ToLowerInvariant() switch
     {
@@ -225,6 +225,9 @@ internal static class ConfigValues
                 return true;
             case "2" or "aes-128-cbc-hmac-sha256" or "aes128cbc-hmacsha256":
                 suite = EspSuite.AesCbc128HmacSha256;
+                return true;
+            case "3" or "ah-hmac-sha256":
+                suite = EspSuite.AhHmacSha256;
                 return true;
             default:
                 suite = default;

@@ -30,6 +30,9 @@ internal sealed record DemoSettings
 
     /// <summary>Where the HTML ladder report of the capture goes, if anywhere.</summary>
     public string? HtmlPath { get; init; }
+
+    /// <summary>The nodes' suite: 1 (ESP, the default) or 3 (AH-only signalling, PROTOCOL.md section 9).</summary>
+    public EspSuite Suite { get; init; } = EspSuite.AesGcm256;
 }
 
 /// <summary>Per-node tallies of the run, taken from the event log (engines restart, event logs do not).</summary>
@@ -84,6 +87,7 @@ internal static class DemoRunner
             BindingLifetime = TimeSpan.FromSeconds(60),
             DataInterval = TimeSpan.FromSeconds(1),
             Link = new LinkProfile(LinkFaults.Perfect(TimeSpan.FromMilliseconds(15)), downlink),
+            Suite = settings.Suite,
         };
         var pcapPath = Path.GetFullPath(settings.PcapPath);
         var summaries = Enumerable.Range(0, settings.Nodes).Select(i => new DemoNodeSummary($"mn{i + 1}")).ToArray();
@@ -92,7 +96,8 @@ internal static class DemoRunner
         console.MarkupLine(Markup.Escape(
             $"rekey every {settings.RekeyInterval.TotalSeconds:0} s (HA timer + Binding Refresh Request), {settings.BindingAcknowledgementLoss:P0} loss HA->MN, " +
             $"HA restart at {settings.Duration.TotalSeconds / 2:0} s ({(settings.RestartLosesState ? "state lost" : "state kept")}), " +
-            $"one data packet per second each way per node, seed {settings.Seed}"));
+            $"one data packet per second each way per node, seed {settings.Seed}" +
+            (settings.Suite == EspSuite.AhHmacSha256 ? ", BU/BA under AH (suite 3), data under ESP" : "")));
         console.WriteLine();
 
         DemoSummary result;
@@ -211,8 +216,18 @@ internal static class DemoRunner
             while (reader.TryReadNext(out var record, out bool end).IsOk && !end)
             {
                 var bytes = record.Data.Span;
-                if (!Ipv6Datagram.TryParse(bytes, out var parsed).IsOk || parsed.UpperProtocol != IpProtocol.Esp
-                    || !SecurityAssociation.TryPeekSpi(parsed.GetUpper(bytes), out uint spi, out _).IsOk)
+                if (!Ipv6Datagram.TryParse(bytes, out var parsed).IsOk)
+                {
+                    continue;
+                }
+                uint spi = 0;
+                bool read = parsed.UpperProtocol switch
+                {
+                    IpProtocol.Esp => SecurityAssociation.TryPeekSpi(parsed.GetUpper(bytes), out spi, out _).IsOk,
+                    IpProtocol.AuthenticationHeader => SecurityAssociation.TryPeekAuthenticationHeaderSpi(parsed.GetUpper(bytes), out spi).IsOk,
+                    _ => false,
+                };
+                if (!read)
                 {
                     continue;
                 }

@@ -34,7 +34,8 @@ internal static class WiresharkKeyLog
     {
         Directory.CreateDirectory(directory);
         var table = new StringBuilder("# ESP SAs of a mipkey demo capture (throwaway test keys)\n");
-        foreach (var sa in sas)
+        // AH SAs (suite 3) have no esp_sa record: tshark dissects AH's Mobility Header in clear.
+        foreach (var sa in sas.Where(s => !EspSuites.IsAuthenticationHeader(s.Suite)))
         {
             table.Append(Record(sa)).Append('\n');
         }
@@ -49,7 +50,7 @@ internal static class WiresharkKeyLog
         var script = new StringBuilder("#!/bin/sh\n# Decrypts a mipkey demo capture (throwaway test keys).\nexec tshark -r '")
             .Append(pcap.Replace("'", "'\\''", StringComparison.Ordinal))
             .Append("' -o esp.enable_encryption_decode:TRUE -o esp.enable_authentication_check:TRUE \\\n");
-        foreach (var sa in sas)
+        foreach (var sa in sas.Where(s => !EspSuites.IsAuthenticationHeader(s.Suite)))
         {
             script.Append("  -o 'uat:esp_sa:").Append(Record(sa)).Append("' \\\n");
         }

@@ -22,7 +22,7 @@ public static class TunnelMtu
     public const int EthernetMtu = 1500;
 
     /// <summary>Octets the tunnel adds around an inner packet of <paramref name="innerLength"/> octets.</summary>
-    public static int Overhead(EspSuite suite, int innerLength) => OuterHeaderLength + EspSuites.Overhead(suite, innerLength);
+    public static int Overhead(EspSuite suite, int innerLength) => OuterHeaderLength + EspSuites.Overhead(EspSuites.DataSuite(suite), innerLength);
 
     /// <summary>
     /// The largest inner packet whose tunnel datagram fits <paramref name="linkMtu"/>: the tunnel's
@@ -30,6 +30,7 @@ public static class TunnelMtu
     /// </summary>
     public static int MaxInnerLength(EspSuite suite, int linkMtu)
     {
+        suite = EspSuites.DataSuite(suite);
         int encryptedRoom = linkMtu - OuterHeaderLength - EspSuites.HeaderLength - EspSuites.IvLength(suite) - EspSuites.IcvLength;
         int align = EspSuites.CiphertextAlignment(suite);
         return Math.Max(0, encryptedRoom / align * align - EspSuites.TrailerLength);

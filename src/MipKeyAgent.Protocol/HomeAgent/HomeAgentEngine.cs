@@ -215,7 +215,8 @@ public sealed partial class HomeAgentEngine : IDisposable
         {
             return Dropped(drop);
         }
-        if (!_spis.TryGet(spi, out var entry) || entry.Direction != KeyDirection.MnToHa)
+        if (!_spis.TryGet(spi, out var entry) || entry.Direction != KeyDirection.MnToHa
+            || (entry.IsData && parsed.UpperProtocol != IpProtocol.Esp))
         {
             return Dropped(DropReason.UnknownSpi);
         }
@@ -223,7 +224,7 @@ public sealed partial class HomeAgentEngine : IDisposable
         var keys = entry.Keys;
         return entry.IsData
             ? ReceiveData(node, keys, esp, innerDestination)
-            : ReceiveControl(node, keys, parsed, esp);
+            : ReceiveControl(node, keys, parsed, datagram);
     }
 
     private ReceiveResult ReceiveData(HomeAgentNode node, GenerationKeys keys, ReadOnlySpan<byte> esp, Span<byte> innerDestination)
@@ -255,14 +256,14 @@ public sealed partial class HomeAgentEngine : IDisposable
         return new ReceiveResult(ReceiveOutcome.Data, DropReason.None, node.HomeAddress, keys.Generation, length);
     }
 
-    private ReceiveResult ReceiveControl(HomeAgentNode node, GenerationKeys keys, in Ipv6Datagram parsed, ReadOnlySpan<byte> esp)
+    private ReceiveResult ReceiveControl(HomeAgentNode node, GenerationKeys keys, in Ipv6Datagram parsed, ReadOnlySpan<byte> datagram)
     {
         // IK is always open for control: a node that restarted or re-initializes asks under IK (rule 1).
         if (!keys.Generation.IsInitialization && !node.Ring.IsReceivable(keys))
         {
             return Dropped(DropReason.GenerationNotReceivable, node, keys);
         }
-        var error = keys.ControlMnToHa.Open(esp, _plain, out int length, out byte nextHeader);
+        var error = ProtectedDatagram.OpenControl(keys.ControlMnToHa, datagram, parsed, _plain, out int length, out byte nextHeader);
         if (!error.IsOk)
         {
             return Dropped(EspDrop.From(error), node, keys);

@@ -229,14 +229,16 @@ public sealed class GenerationKeys : IDisposable
     private SecurityAssociation CreateSa(KeyDirection direction, Spi control, bool data)
     {
         Span<byte> material = stackalloc byte[KeyLengths.MaxKeyMaterial];
-        material = material[..EspSuites.KeyMaterialLength(Suite)];
+        // Suite 3 (AH signalling) keeps suite 1 for data (PROTOCOL.md section 9).
+        var suite = data ? EspSuites.DataSuite(Suite) : Suite;
+        material = material[..EspSuites.KeyMaterialLength(suite)];
         try
         {
             SecurityAssociation sa;
             if (data)
             {
-                KeyDerivation.DeriveDataKeyMaterial(_secret, direction, control.Data.Value, Suite, material);
-                sa = new SecurityAssociation(control.Data.Value, Suite, material, _replayWindowSize, _initialSequence, Ring?.Ciphers);
+                KeyDerivation.DeriveDataKeyMaterial(_secret, direction, control.Data.Value, suite, material);
+                sa = new SecurityAssociation(control.Data.Value, suite, material, _replayWindowSize, _initialSequence, Ring?.Ciphers);
             }
             else
             {

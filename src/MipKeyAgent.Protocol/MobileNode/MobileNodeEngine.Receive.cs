@@ -20,7 +20,8 @@ public sealed partial class MobileNodeEngine
         {
             return Dropped(drop);
         }
-        if (!_spis.TryGet(spi, out var entry) || entry.Direction != KeyDirection.HaToMn)
+        if (!_spis.TryGet(spi, out var entry) || entry.Direction != KeyDirection.HaToMn
+            || (entry.IsData && parsed.UpperProtocol != IpProtocol.Esp))
         {
             return Dropped(DropReason.UnknownSpi);
         }
@@ -46,7 +47,7 @@ public sealed partial class MobileNodeEngine
             CheckpointDataWindow(keys);
             return new ReceiveResult(ReceiveOutcome.Data, DropReason.None, HomeAddress, keys.Generation, length);
         }
-        var error = keys.ControlHaToMn.Open(esp, _plain, out int mhLength, out byte nextHeader);
+        var error = ProtectedDatagram.OpenControl(keys.ControlHaToMn, datagram, parsed, _plain, out int mhLength, out byte nextHeader);
         if (!error.IsOk)
         {
             return Dropped(EspDrop.From(error), keys);

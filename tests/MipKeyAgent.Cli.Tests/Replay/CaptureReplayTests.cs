@@ -142,4 +142,28 @@ public sealed class CaptureReplayTests
     [
     ], data: 28);
 
+    [Fact]
+    public void AhNodeTimerUpdateCapture_ReplayedAsHomeAgent_ExpectedTimeline() => AssertTimeline("ah-node-timer-update",
+    [
+        "MN->HA mn1 | BU seq 0 KEY-INIT-REQ epoch 1 | IK | 1000 | ok | accepted",
+        "HA->MN mn1 | BA seq 0 status 0 KEY-DIST g1 spi 1477545082/1010030514 | IK | 1001 | ok | match",
+        "MN->HA mn1 | BU seq 1 KEY-UPDATE-REQ g1 | g1 | 1477545082 | ok | accepted",
+        "HA->MN mn1 | BA seq 1 status 0 KEY-DIST g2 spi 1641426028/850622519 | g1 | 1010030514 | ok | match",
+        "MN->HA mn1 | BU seq 2 KEY-RESEND-REQ g1 | g1 | 1477545082 | ok | accepted",
+        "HA->MN mn1 | BA seq 2 status 0 KEY-DIST g2 spi 1641426028/850622519 | g1 | 1010030514 | ok | match",
+    ],
+    [
+    ], data: 8);
+
+    [Fact]
+    public void AhHaTimerRekeyCapture_ReplayedAsHomeAgent_ExpectedTimeline() => AssertTimeline("ah-ha-timer-rekey",
+    [
+        "MN->HA mn1 | BU seq 0 | IK | 1000 | ok | accepted",
+        "HA->MN mn1 | BA seq 0 status 0 KEY-DIST g1 spi 1272629826/304764962 | IK | 1001 | ok | match",
+        "HA->MN mn1 | BRR | IK | 1001 | ok | match",
+        "MN->HA mn1 | BU seq 1 | g1 | 1272629826 | ok | accepted",
+        "HA->MN mn1 | BA seq 1 status 0 KEY-DIST g2 spi 562681449/1734427552 | g1 | 304764962 | ok | match",
+    ],
+    [
+    ], data: 8);
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using MipKeyAgent.Cli.Config;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Simulation;
 
@@ -60,6 +62,20 @@ internal static class GoldenCaptures
             },
             // Each node's rekey timer runs from its own g1 confirmation (PROTOCOL.md 8.4); long enough for each to use g2.
             TimeSpan.FromSeconds(10)),
+        new("ah-node-timer-update", "suite 3 (AH-only signalling): init, node-timer update, KEY-DIST(g2) lost, KEY-RESEND-REQ(1), KEY-DIST(g2) again; data under ESP",
+            new SimulationOptions
+            {
+                Seed = 19, Link = Link, Suite = EspSuite.AhHmacSha256, NodeRekeyInterval = TimeSpan.FromSeconds(4),
+                DataInterval = TimeSpan.FromSeconds(2),
+            },
+            TimeSpan.FromSeconds(8), DropBasBetween(TimeSpan.FromSeconds(3.9), TimeSpan.FromSeconds(4.5))),
+        new("ah-ha-timer-rekey", "suite 3 (AH-only signalling), implicit mode: HA-timer rekey with Binding Refresh Request under AH",
+            new SimulationOptions
+            {
+                Seed = 20, Link = Link, Suite = EspSuite.AhHmacSha256, Mode = KeyExchangeMode.Implicit,
+                HomeAgentRekeyInterval = TimeSpan.FromSeconds(4), SendBindingRefreshRequest = true, DataInterval = TimeSpan.FromSeconds(2),
+            },
+            TimeSpan.FromSeconds(7)),
     ];
 
     private static Action<SimulationWorld> DropBasBetween(TimeSpan from, TimeSpan to) => w =>
@@ -114,6 +130,10 @@ internal static class GoldenCaptures
                 spi-ha-to-mn = {p.SpiHaToMn.Value}
 
                 """);
+            if (p.Suite != EspSuite.AesGcm256)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"suite = {ConfigValues.SuiteName(p.Suite)}\n");
+            }
         }
         return text.ToString();
     }

@@ -1,0 +1,63 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using MipKeyAgent.Esp;
+using MipKeyAgent.Tools.Bench;
+
+namespace MipKeyAgent.Benchmarks;
+
+/// <summary>
+/// Engine cost per exchange of the carriages side by side in one run: the ESP/Mobile IPv6 path
+/// (suite 1, the baseline of each category; suite 2, its HMAC-SHA-256 family) against AH-only
+/// signalling (suite 3, PROTOCOL.md section 9). Ratio is carriage time / suite-1 time; the target
+/// is within 1.2x. The same two engines back to back as <see cref="ExchangeBenchmarks"/>.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(ShortInProcessConfig))]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
+[CategoriesColumn]
+public class CarriageBenchmarks
+{
+    private ExchangeRig _gcm = null!;
+    private ExchangeRig _cbc = null!;
+    private ExchangeRig _ah = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _gcm = new ExchangeRig(EspSuite.AesGcm256);
+        _cbc = new ExchangeRig(EspSuite.AesCbc128HmacSha256);
+        _ah = new ExchangeRig(EspSuite.AhHmacSha256);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _gcm.Dispose();
+        _cbc.Dispose();
+        _ah.Dispose();
+    }
+
+    [Benchmark(Baseline = true, Description = "ESP suite 1: steady BU/BA")]
+    [BenchmarkCategory("1 steady")]
+    public void SteadyEspGcm() => _gcm.SteadyExchange();
+
+    [Benchmark(Description = "ESP suite 2: steady BU/BA")]
+    [BenchmarkCategory("1 steady")]
+    public void SteadyEspCbc() => _cbc.SteadyExchange();
+
+    [Benchmark(Description = "AH suite 3: steady BU/BA")]
+    [BenchmarkCategory("1 steady")]
+    public void SteadyAh() => _ah.SteadyExchange();
+
+    [Benchmark(Baseline = true, Description = "ESP suite 1: rekey BU/BA")]
+    [BenchmarkCategory("2 rekey")]
+    public void RekeyEspGcm() => _gcm.RekeyExchange();
+
+    [Benchmark(Description = "ESP suite 2: rekey BU/BA")]
+    [BenchmarkCategory("2 rekey")]
+    public void RekeyEspCbc() => _cbc.RekeyExchange();
+
+    [Benchmark(Description = "AH suite 3: rekey BU/BA")]
+    [BenchmarkCategory("2 rekey")]
+    public void RekeyAh() => _ah.RekeyExchange();
+}
