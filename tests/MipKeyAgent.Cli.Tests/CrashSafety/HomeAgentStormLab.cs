@@ -59,11 +59,15 @@ internal sealed class HomeAgentStormLab : IDisposable
     private Process? _ha;
     private volatile bool _started;
     private bool _announcementsChecked = true;
+    private readonly PcapWriter? _capture;
+    private DateTimeOffset? _killedAt;
 
     /// <param name="output">Test output for failure details.</param>
     /// <param name="seed">Derives the nodes' IKs.</param>
     /// <param name="nodes">How many mobile nodes rekey at once.</param>
-    public HomeAgentStormLab(ITestOutputHelper output, int seed, int nodes = DefaultNodes)
+    /// <param name="rekeyMilliseconds">The first node's rekey interval; the others' are up to 1.95 times as long.</param>
+    /// <param name="capturePath">Also write every datagram, both ways, to this pcap (IPv6 link type) for an independent check.</param>
+    public HomeAgentStormLab(ITestOutputHelper output, int seed, int nodes = DefaultNodes, int rekeyMilliseconds = 400, string? capturePath = null)
     {
         _output = output;
         _directory = Directory.CreateTempSubdirectory("mipkey-crash-").FullName;
@@ -104,7 +108,7 @@ internal sealed class HomeAgentStormLab : IDisposable
                 CareOfAddress = careOf,
                 // A storm: every node asks for a new generation every 0.4-1.2 s, and the HA's own
                 // 1 s timer adds Binding Refresh Requests.
-                RekeyInterval = TimeSpan.FromMilliseconds(400 + (40 * i)),
+                RekeyInterval = TimeSpan.FromMilliseconds(rekeyMilliseconds + (rekeyMilliseconds / 10 * (i % 20))),
                 // Enough patience to outlive any HA downtime of this test: a re-init would be a failure.
                 MaxUnansweredRetransmissions = 60,
                 InitialBindAckTimeout = TimeSpan.FromMilliseconds(250),
@@ -116,12 +120,31 @@ internal sealed class HomeAgentStormLab : IDisposable
         var configPath = Path.Combine(_directory, "ha.conf");
         File.WriteAllText(configPath, config.ToString());
         File.SetUnixFileMode(configPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        if (capturePath is not null)
+        {
+            _capture = new PcapWriter(File.Create(capturePath), PcapLinkType.Ipv6);
+        }
         foreach (var node in _nodes)
         {
             node.Engine.Start();
         }
         Flush();
     }
+
+    /// <summary>Per SIGKILL: from the kill until the first datagram of the HA started next reached a node.</summary>
+    public List<TimeSpan> Restorations { get; } = [];
+
+    /// <summary>
+    /// Per node and SIGKILL, the node's wait for an answer across the failover: from the kill when the node was waiting for one
+    /// then, else from its first datagram after the kill, until its next datagram from an HA (BU to BA, or a data round trip).
+    /// </summary>
+    public List<TimeSpan> NodeRestorations { get; } = [];
+
+    /// <summary>Nodes waiting for an answer (a BU of an exchange, or a ping) at the SIGKILLs, summed over the kills.</summary>
+    public int WaitingAtKills { get; private set; }
+
+    /// <summary>Ends the capture (flushed); the pcap can be read from here on.</summary>
+    public void CloseCapture() => _capture?.Dispose();
 
     public int Rekeys => _nodes.Sum(n => n.Installs);
 
@@ -315,6 +338,7 @@ internal sealed class HomeAgentStormLab : IDisposable
         Assert.False(_ha.HasExited, "mipkey ha died on its own:\n" + Logs());
         _ha.Kill(); // SIGKILL on Unix: no handler runs, no checkpoint, no flush.
         _ha.WaitForExit();
+        var killedAt = DateTimeOffset.UtcNow;
         _ha.Dispose();
         _ha = null;
         whileDown?.Invoke();
@@ -327,7 +351,11 @@ internal sealed class HomeAgentStormLab : IDisposable
         foreach (var node in _nodes)
         {
             node.HighestAtKill = node.HighestGeneration;
+            node.WaitingSince = node.LastSent > node.LastReceived ? killedAt : null;
+            node.WaitsFromNextSend = node.WaitingSince is null;
+            WaitingAtKills += node.WaitingSince is null ? 0 : 1;
         }
+        _killedAt = killedAt;
         _announcementsChecked = false;
     }
 
@@ -424,6 +452,13 @@ internal sealed class HomeAgentStormLab : IDisposable
         int length = _socket.ReceiveFrom(_buffer, ref from);
         string sender = from.ToString() ?? "";
         _receivedFrom[sender] = _receivedFrom.GetValueOrDefault(sender) + 1;
+        var now = DateTimeOffset.UtcNow;
+        _capture?.Write(now, _buffer.AsSpan(0, length));
+        if (_killedAt is { } killed)
+        {
+            Restorations.Add(now - killed);
+            _killedAt = null;
+        }
         Deliver(_buffer.AsSpan(0, length));
     }
 
@@ -436,6 +471,12 @@ internal sealed class HomeAgentStormLab : IDisposable
         }
         if (datagram.Length >= Ipv6Header.Length && _byCareOf.TryGetValue(Ipv6Address.Read(datagram.Slice(24, 16)), out var node))
         {
+            node.LastReceived = DateTimeOffset.UtcNow;
+            if (node.WaitingSince is { } since)
+            {
+                NodeRestorations.Add(node.LastReceived - since);
+                node.WaitingSince = null;
+            }
             node.Receive(datagram);
         }
     }
@@ -444,8 +485,18 @@ internal sealed class HomeAgentStormLab : IDisposable
     {
         foreach (var node in _nodes)
         {
+            if (node.Outbox.Count > 0)
+            {
+                node.LastSent = DateTimeOffset.UtcNow;
+                if (node.WaitsFromNextSend)
+                {
+                    node.WaitsFromNextSend = false;
+                    node.WaitingSince = node.LastSent;
+                }
+            }
             foreach (var datagram in node.Outbox)
             {
+                _capture?.Write(DateTimeOffset.UtcNow, datagram);
                 foreach (var target in _mirrorSocket is null ? [_haSocket] : new[] { _haSocket, _mirrorSocket })
                 {
                     try
@@ -497,6 +548,7 @@ internal sealed class HomeAgentStormLab : IDisposable
             _ha.WaitForExit();
         }
         _ha?.Dispose();
+        _capture?.Dispose();
         foreach (var node in _nodes)
         {
             node.Engine.Dispose();
@@ -546,6 +598,16 @@ internal sealed class HomeAgentStormLab : IDisposable
         public IEnumerable<byte[]> Secrets => SecretByGeneration.Values.Select(Convert.FromHexString);
 
         public uint HighestGeneration { get; set; }
+
+        /// <summary>Since when the node waits for an answer across the last SIGKILL (see <see cref="NodeRestorations"/>).</summary>
+        public DateTimeOffset? WaitingSince { get; set; }
+
+        /// <summary>Not waiting at the last SIGKILL: the wait starts with the node's next datagram.</summary>
+        public bool WaitsFromNextSend { get; set; }
+
+        public DateTimeOffset LastSent { get; set; }
+
+        public DateTimeOffset LastReceived { get; set; }
 
         /// <summary><see cref="HighestGeneration"/> when the HA was last killed.</summary>
         public uint HighestAtKill { get; set; }
