@@ -57,6 +57,8 @@ internal sealed class HomeAgentStormLab : IDisposable
     private readonly byte[] _buffer = new byte[65_535 + 40];
     private string _statusSocket;
     private Process? _ha;
+    private Process? _standby;
+    private string? _standbyStatusSocket;
     private volatile bool _started;
     private bool _announcementsChecked = true;
     private readonly PcapWriter? _capture;
@@ -185,6 +187,37 @@ internal sealed class HomeAgentStormLab : IDisposable
             "--unix-peer", _labSocket, "--store", storePath ?? "ha.db", "--status-socket", _statusSocket, .. extraArguments]);
         _ha = process;
         StartedAt = DateTimeOffset.UtcNow;
+    }
+
+    /// <summary>
+    /// Starts a second <c>mipkey ha</c> beside the running one, as a pair's standby waits (<paramref name="extraArguments"/> with
+    /// --standby), serving its status on <paramref name="statusName"/>; it binds the same transport socket once it takes the lease.
+    /// Returns once its status says it is the standby. <see cref="KillHomeAgent"/> then makes it the HA the lab runs.
+    /// </summary>
+    public void StartStandby(string storePath, string statusName, params string[] extraArguments)
+    {
+        Assert.Null(_standby);
+        _standbyStatusSocket = Path.Combine(_directory, statusName);
+        _standby = MipkeyProcess.Start(_directory, Log, ["ha", "-c", "ha.conf", "--transport", "unix", "-i", _haSocket,
+            "--unix-peer", _labSocket, "--store", storePath, "--status-socket", _standbyStatusSocket, .. extraArguments]);
+        var limit = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            Assert.False(_standby.HasExited, "the standby exited:\n" + Logs());
+            Assert.True(DateTimeOffset.UtcNow < limit, "the standby did not report its role within 60 s:\n" + Logs());
+            try
+            {
+                if (StatusClient.GetAsync(_standbyStatusSocket, null).GetAwaiter().GetResult().Cluster is { Role: "standby" })
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException or InvalidOperationException)
+            {
+                // Not listening yet.
+            }
+            Step(TimeSpan.FromMilliseconds(100));
+        }
     }
 
     private void Log(string? line)
@@ -341,6 +374,15 @@ internal sealed class HomeAgentStormLab : IDisposable
         var killedAt = DateTimeOffset.UtcNow;
         _ha.Dispose();
         _ha = null;
+        if (_standby is not null)
+        {
+            // The waiting standby is the next HA; its start is its takeover, which WaitUntilStarted waits for (its status says active).
+            _ha = _standby;
+            _statusSocket = _standbyStatusSocket!;
+            _standby = null;
+            _started = true;
+            StartedAt = killedAt;
+        }
         whileDown?.Invoke();
         // What the dead HA sent is queued in this socket: the nodes take it in now, so their
         // highest generation counts every announcement the HA made.
@@ -548,6 +590,12 @@ internal sealed class HomeAgentStormLab : IDisposable
             _ha.WaitForExit();
         }
         _ha?.Dispose();
+        if (_standby is { HasExited: false })
+        {
+            _standby.Kill();
+            _standby.WaitForExit();
+        }
+        _standby?.Dispose();
         _capture?.Dispose();
         foreach (var node in _nodes)
         {
