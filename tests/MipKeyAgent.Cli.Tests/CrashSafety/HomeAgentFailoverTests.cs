@@ -26,6 +26,7 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
     private static readonly int Nodes = Size("MIPKEY_FAILOVER_NODES", 10);
     private static readonly int Failovers = Size("MIPKEY_FAILOVER_KILLS", 4);
     private static readonly int RekeyMilliseconds = Size("MIPKEY_FAILOVER_REKEY_MS", 400);
+    private static readonly int LeaseSeconds = Size("MIPKEY_FAILOVER_LEASE_SECONDS", 2);
 
     [Fact]
     public void SigkillActive_StandbyTakesTheLease_NodesGoOnWithoutReinitOrReuse()
@@ -38,7 +39,7 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
         MasterKey.Create(masterKey);
         var random = new Random(Seed);
         var takeovers = new List<TimeSpan>();
-        string[] Pair(int incarnation) => ["--master-key", masterKey, "--lease-seconds", "2",
+        string[] Pair(int incarnation) => ["--master-key", masterKey, "--lease-seconds", LeaseSeconds.ToString(CultureInfo.InvariantCulture),
             "--lease-holder", string.Create(CultureInfo.InvariantCulture, $"ha-{incarnation}")];
         lab.StartHomeAgent(url, Pair(0));
         lab.WaitUntilStarted();
@@ -68,7 +69,7 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
             $"failover: {Failovers} SIGKILLs of the active, {Nodes} nodes, {lab.Rekeys} rekeys, {lab.Reinitializations} re-inits, " +
             $"{lab.ReusedSpis} reused SPIs, {lab.ReusedGenerations} reused generations, {lab.ReusedSequenceNumbers} reused sequence numbers, " +
             $"{lab.Rollbacks} rollbacks, {lab.LostAnnouncements} lost announcements, converged {converged}/{Nodes}, " +
-            $"kill to standby serving (lease 2 s): {string.Join(", ", takeovers.Select(t => t.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)))} s; " +
+            $"kill to standby serving (lease {LeaseSeconds} s): {string.Join(", ", takeovers.Select(t => t.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)))} s; " +
             $"{lab.WaitingAtKills} nodes mid-exchange at the kills; kill to the new active's first answer: {Percentiles(lab.Restorations)}; a node's wait for an answer across a failover " +
             $"({lab.NodeRestorations.Count} waits): {Percentiles(lab.NodeRestorations)}; capture: {wire}");
         output.WriteLine(summary);
@@ -85,7 +86,7 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
         Assert.True(wire.Reuses.Count == 0, wire.ToString());
         Assert.True(wire.EspPackets > 0, wire.ToString());
         // The standby waited for the lease of the killed active: it took over only once the lease had expired.
-        Assert.All(takeovers, t => Assert.True(t >= TimeSpan.FromSeconds(1), $"took over after {t} with a 2 s lease"));
+        Assert.All(takeovers, t => Assert.True(t >= TimeSpan.FromSeconds(LeaseSeconds) / 2, $"took over after {t} with a {LeaseSeconds} s lease"));
     }
 
     private static int Size(string variable, int fallback) =>
