@@ -44,8 +44,8 @@ public sealed partial class PostgresBindingStore
 
     /// <summary>Renews the lease (the host, at a third of its duration); false when it is lost: the HA must stop answering.</summary>
     /// <remarks>
-    /// Not under the store's lock: the renewal's UPDATE waits for the open group's transaction, which holds the lease row
-    /// FOR SHARE, and that group's next write needs the lock. It runs on a connection of its own.
+    /// Not under the store's lock (a group may be open), on a connection of its own. Its UPDATE changes no key column, so it
+    /// does not wait for the open group's FOR KEY SHARE lock of the lease row (only a takeover's FOR UPDATE does).
     /// </remarks>
     public bool RenewLease()
     {

@@ -80,7 +80,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
 
     /// <summary>
     /// The connection settings; with a lease, the server ends a session left idle inside a transaction after as long as the
-    /// lease lasts (at least 2 s). A write transaction holds the lease row FOR SHARE: an HA paused in the middle of one (SIGSTOP, a frozen
+    /// lease lasts (at least 2 s). A write transaction holds the lease row FOR KEY SHARE: an HA paused in the middle of one (SIGSTOP, a frozen
     /// VM) would otherwise block the takeover that fences it for as long as it stays paused.
     /// </summary>
     private static NpgsqlConnectionStringBuilder SessionSettings(PostgresUrl url, LeaseOptions? lease)
