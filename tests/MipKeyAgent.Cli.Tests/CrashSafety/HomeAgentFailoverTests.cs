@@ -33,8 +33,8 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
     {
         using var cluster = new PostgresCluster();
         string url = cluster.Url(cluster.CreateDatabase());
-        string capture = Path.Combine(Path.GetTempPath(), $"mipkey-failover-{Environment.ProcessId}.pcap");
-        using var lab = new HomeAgentStormLab(output, Seed, Nodes, RekeyMilliseconds, capture);
+        using var lab = new HomeAgentStormLab(output, Seed, Nodes, RekeyMilliseconds, "failover.pcap");
+        string capture = Path.Combine(lab.WorkingDirectory, "failover.pcap");
         string masterKey = Path.Combine(lab.WorkingDirectory, "pair.key");
         MasterKey.Create(masterKey);
         var random = new Random(Seed);
@@ -63,7 +63,6 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
         lab.KillHomeAgent();
         lab.CloseCapture();
         var wire = EspCounterUniqueness.Check(capture);
-        File.Delete(capture);
 
         string summary = string.Create(CultureInfo.InvariantCulture,
             $"failover: {Failovers} SIGKILLs of the active, {Nodes} nodes, {lab.Rekeys} rekeys, {lab.Reinitializations} re-inits, " +

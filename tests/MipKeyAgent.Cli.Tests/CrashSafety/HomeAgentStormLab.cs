@@ -68,8 +68,8 @@ internal sealed class HomeAgentStormLab : IDisposable
     /// <param name="seed">Derives the nodes' IKs.</param>
     /// <param name="nodes">How many mobile nodes rekey at once.</param>
     /// <param name="rekeyMilliseconds">The first node's rekey interval; the others' are up to 1.95 times as long.</param>
-    /// <param name="capturePath">Also write every datagram, both ways, to this pcap (IPv6 link type) for an independent check.</param>
-    public HomeAgentStormLab(ITestOutputHelper output, int seed, int nodes = DefaultNodes, int rekeyMilliseconds = 400, string? capturePath = null)
+    /// <param name="captureName">Also write every datagram, both ways, to this pcap (IPv6 link type) in <see cref="WorkingDirectory"/>, for an independent check.</param>
+    public HomeAgentStormLab(ITestOutputHelper output, int seed, int nodes = DefaultNodes, int rekeyMilliseconds = 400, string? captureName = null)
     {
         _output = output;
         _directory = Directory.CreateTempSubdirectory("mipkey-crash-").FullName;
@@ -122,9 +122,9 @@ internal sealed class HomeAgentStormLab : IDisposable
         var configPath = Path.Combine(_directory, "ha.conf");
         File.WriteAllText(configPath, config.ToString());
         File.SetUnixFileMode(configPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        if (capturePath is not null)
+        if (captureName is not null)
         {
-            _capture = new PcapWriter(File.Create(capturePath), PcapLinkType.Ipv6);
+            _capture = new PcapWriter(File.Create(Path.Combine(_directory, captureName)), PcapLinkType.Ipv6);
         }
         foreach (var node in _nodes)
         {
