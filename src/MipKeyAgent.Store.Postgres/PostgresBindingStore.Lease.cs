@@ -5,6 +5,8 @@ namespace MipKeyAgent.Store.Postgres;
 /// <summary>The lease: taken at open (a standby waits for it), renewed by its keeper, released at a clean stop.</summary>
 public sealed partial class PostgresBindingStore
 {
+    private static readonly TimeSpan ExpiryMargin = TimeSpan.FromMilliseconds(20);
+
     private PostgresLease TakeLease(LeaseOptions options, Action<LeaseState?>? waiting, CancellationToken cancellationToken)
     {
         var poll = TimeSpan.FromTicks(Math.Clamp(options.Duration.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
@@ -30,7 +32,10 @@ public sealed partial class PostgresBindingStore
                     : $"the lease '{options.Name}' of '{Url.Text}' could not be taken");
             }
             waiting?.Invoke(held);
-            if (cancellationToken.WaitHandle.WaitOne(poll))
+            // Try again just after the lease as read expires (its remaining time is the database's, so no clock of ours matters),
+            // else at the next poll: a killed active's lease is taken within a few tens of milliseconds of its expiry.
+            var wait = held is { } lease ? TimeSpan.FromTicks(Math.Clamp(lease.Remaining.Ticks + ExpiryMargin.Ticks, ExpiryMargin.Ticks, poll.Ticks)) : poll;
+            if (cancellationToken.WaitHandle.WaitOne(wait))
             {
                 cancellationToken.ThrowIfCancellationRequested();
             }
@@ -39,8 +44,8 @@ public sealed partial class PostgresBindingStore
 
     /// <summary>Renews the lease (the host, at a third of its duration); false when it is lost: the HA must stop answering.</summary>
     /// <remarks>
-    /// Not under the store's lock: the renewal's UPDATE waits for the open group's transaction, which holds the lease row
-    /// FOR SHARE, and that group's next write needs the lock. It runs on a connection of its own.
+    /// Not under the store's lock (a group may be open), on a connection of its own. Its UPDATE changes no key column, so it
+    /// does not wait for the open group's FOR KEY SHARE lock of the lease row (only a takeover's FOR UPDATE does).
     /// </remarks>
     public bool RenewLease()
     {

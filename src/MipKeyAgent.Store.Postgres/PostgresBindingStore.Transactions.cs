@@ -51,12 +51,17 @@ public sealed partial class PostgresBindingStore
             }
             try
             {
+                group.SendPending();
                 transaction.Commit();
                 Healthy();
             }
             catch (Exception e) when (e is DbException or TimeoutException or IOException)
             {
                 throw Failed("committing a group", e);
+            }
+            finally
+            {
+                group.DisposePending();
             }
         }
     }
@@ -72,6 +77,8 @@ public sealed partial class PostgresBindingStore
             }
             try
             {
+                // The group's pending saves go first, so the writes reach the database in the order they were made.
+                group.SendPending();
                 write(group.Connection, group.Transaction);
             }
             catch (Exception e) when (e is DbException or TimeoutException or IOException or BindingStoreException)
@@ -134,13 +141,48 @@ public sealed partial class PostgresBindingStore
         return new BindingStoreException($"{what} in '{Url.Text}' failed: {e.Message}", e);
     }
 
-    /// <summary>The open group's connection and transaction, and its first failure (the transaction is then aborted).</summary>
+    /// <summary>
+    /// The open group's connection and transaction, its first failure (the transaction is then aborted), and the statements of
+    /// its saves not sent yet: one batch, one round trip, sent before the group's next other write or its commit.
+    /// </summary>
     private sealed class Group(NpgsqlConnection connection, NpgsqlTransaction transaction)
     {
+        private NpgsqlBatch? _pending;
+
         public NpgsqlConnection Connection { get; } = connection;
 
         public NpgsqlTransaction Transaction { get; } = transaction;
 
         public Exception? Failure { get; set; }
+
+        public NpgsqlBatch Pending() => _pending ??= new NpgsqlBatch(Connection, Transaction);
+
+        /// <summary>Sends the pending statements (a failure is the group's: it throws, and nothing of the group commits).</summary>
+        public void SendPending()
+        {
+            if (_pending is not { } pending)
+            {
+                return;
+            }
+            _pending = null;
+            using (pending)
+            {
+                try
+                {
+                    pending.ExecuteNonQuery();
+                }
+                catch (Exception e)
+                {
+                    Failure ??= e;
+                    throw;
+                }
+            }
+        }
+
+        public void DisposePending()
+        {
+            _pending?.Dispose();
+            _pending = null;
+        }
     }
 }

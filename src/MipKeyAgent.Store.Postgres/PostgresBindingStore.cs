@@ -80,7 +80,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
 
     /// <summary>
     /// The connection settings; with a lease, the server ends a session left idle inside a transaction after as long as the
-    /// lease lasts (at least 2 s). A write transaction holds the lease row FOR SHARE: an HA paused in the middle of one (SIGSTOP, a frozen
+    /// lease lasts (at least 2 s). A write transaction holds the lease row FOR KEY SHARE: an HA paused in the middle of one (SIGSTOP, a frozen
     /// VM) would otherwise block the takeover that fences it for as long as it stays paused.
     /// </summary>
     private static NpgsqlConnectionStringBuilder SessionSettings(PostgresUrl url, LeaseOptions? lease)
@@ -234,20 +234,17 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             lock (_lock)
             {
                 _preloaded.ForgetRecord(record.HomeAddress);
-                // One round trip for the row and its generation rows (after the fencing check, before the commit).
+                // One round trip for the row and its generation rows (after the fencing check, before the commit); in a group,
+                // one round trip for every save of the group, sent by CommitGroup (or before the group's next other write).
+                if (_group is { Failure: null } group)
+                {
+                    AddBinding(group.Pending(), home, record);
+                    return;
+                }
                 Write($"writing the binding of {home}", (connection, transaction) =>
                 {
                     using var batch = new NpgsqlBatch(connection, transaction);
-                    var upsert = PostgresStatements.BatchCommand(PostgresStatements.UpsertBinding, BindingRows.Bindings);
-                    BindingRows.BindBinding(upsert.Parameters, home, record, _seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
-                    batch.BatchCommands.Add(upsert);
-                    var delete = new NpgsqlBatchCommand(PostgresStatements.DeleteStaleGenerations);
-                    delete.Parameters.AddWithValue("home", home);
-                    delete.Parameters.AddWithValue("newest", record.Newest is not null);
-                    delete.Parameters.AddWithValue("previous", record.Previous is not null);
-                    batch.BatchCommands.Add(delete);
-                    AddGeneration(batch, home, GenerationColumns.NewestSlot, record.Newest);
-                    AddGeneration(batch, home, GenerationColumns.PreviousSlot, record.Previous);
+                    AddBinding(batch, home, record);
                     batch.ExecuteNonQuery();
                 });
             }
@@ -257,6 +254,21 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             // IBindingStore.Save takes ownership of the secrets: encrypted and written, the plain copies go.
             BindingRows.ZeroSecrets(record);
         }
+    }
+
+    /// <summary>The statements of one <see cref="Save(BindingRecord)"/>: the sealed binding row, stale generation rows deleted, the generation rows.</summary>
+    private void AddBinding(NpgsqlBatch batch, string home, BindingRecord record)
+    {
+        var upsert = PostgresStatements.BatchCommand(PostgresStatements.UpsertBinding, BindingRows.Bindings);
+        BindingRows.BindBinding(upsert.Parameters, home, record, _seal.Seal([], BindingRows.BindingAssociated(_associated, record)));
+        batch.BatchCommands.Add(upsert);
+        var delete = new NpgsqlBatchCommand(PostgresStatements.DeleteStaleGenerations);
+        delete.Parameters.AddWithValue("home", home);
+        delete.Parameters.AddWithValue("newest", record.Newest is not null);
+        delete.Parameters.AddWithValue("previous", record.Previous is not null);
+        batch.BatchCommands.Add(delete);
+        AddGeneration(batch, home, GenerationColumns.NewestSlot, record.Newest);
+        AddGeneration(batch, home, GenerationColumns.PreviousSlot, record.Previous);
     }
 
     private void AddGeneration(NpgsqlBatch batch, string home, int slot, GenerationRecord? generation)
@@ -385,6 +397,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             if (_group is { } group)
             {
                 _group = null;
+                group.DisposePending();
                 group.Transaction.Dispose();
                 group.Connection.Dispose();
             }

@@ -13,26 +13,32 @@ public readonly record struct LeaseState(string Holder, long Token, TimeSpan Age
 /// <summary>
 /// The active HA's lease: one row in <c>ha_lease</c> (name, holder, token, expiry) that an HA takes when it is
 /// free or expired and renews while it serves. Every write transaction of the <see cref="PostgresBindingStore"/>
-/// that holds it first locks the row (<c>FOR SHARE</c>) and checks that the token is still this lease's and
-/// unexpired, in the same transaction: a takeover (which raises the token) waits for that transaction and
-/// every later write of the former holder is refused, however long it was paused. Times are the database's
-/// (<c>now()</c>), so the HAs' clocks do not matter.
+/// that holds it first locks the row (<c>FOR KEY SHARE</c>) and checks that the token is still this lease's and
+/// unexpired, in the same transaction: a takeover (which locks the row <c>FOR UPDATE</c> before it raises the
+/// token) waits for that transaction and every later write of the former holder is refused, however long it was
+/// paused. The renewal, an <c>UPDATE</c> of the expiry alone (a no-key update), does not conflict with the
+/// writes' lock: an active HA whose groups follow one another without a gap (a busy one) never starves its own
+/// renewal. Times are the database's, so the HAs' clocks do not matter.
 /// </summary>
 public sealed class PostgresLease
 {
     /// <summary>The lease of one home agent (load sharing would use one name per partition).</summary>
     public const string DefaultName = "home-agent";
 
+    /// <summary>The takeover's first statement: waits for every write transaction still holding the expired lease's row.</summary>
+    private const string LockExpiredSql = "SELECT 1 FROM ha_lease WHERE name = @name AND expires_at <= clock_timestamp() FOR UPDATE";
+
     private const string TakeSql = """
-        INSERT INTO ha_lease AS l (name, holder, token, acquired_at, expires_at) VALUES (@name, @holder, 1, now(), now() + @duration)
-        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, token = l.token + 1, acquired_at = now(), expires_at = excluded.expires_at
-        WHERE l.expires_at <= now()
+        INSERT INTO ha_lease AS l (name, holder, token, acquired_at, expires_at)
+        VALUES (@name, @holder, 1, clock_timestamp(), clock_timestamp() + @duration)
+        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, token = l.token + 1, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+        WHERE l.expires_at <= clock_timestamp()
         RETURNING token
         """;
 
     private const string RenewSql = "UPDATE ha_lease SET expires_at = now() + @duration WHERE name = @name AND token = @token AND expires_at > now()";
 
-    private const string CheckSql = "SELECT 1 FROM ha_lease WHERE name = @name AND token = @token AND expires_at > now() FOR SHARE";
+    private const string CheckSql = "SELECT 1 FROM ha_lease WHERE name = @name AND token = @token AND expires_at > now() FOR KEY SHARE";
 
     private const string ReleaseSql = "UPDATE ha_lease SET expires_at = now() WHERE name = @name AND token = @token";
 
@@ -64,11 +70,19 @@ public sealed class PostgresLease
     public static PostgresLease? TryTake(NpgsqlConnection connection, string name, string holder, TimeSpan duration)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        using var take = new NpgsqlCommand(TakeSql, connection);
+        using var transaction = connection.BeginTransaction();
+        using (var lockExpired = new NpgsqlCommand(LockExpiredSql, connection, transaction))
+        {
+            lockExpired.Parameters.AddWithValue("name", name);
+            lockExpired.ExecuteScalar();
+        }
+        using var take = new NpgsqlCommand(TakeSql, connection, transaction);
         take.Parameters.AddWithValue("name", name);
         take.Parameters.AddWithValue("holder", holder);
         take.Parameters.AddWithValue("duration", duration);
-        return take.ExecuteScalar() is long token ? new PostgresLease(name, holder, token, duration) : null;
+        var taken = take.ExecuteScalar() is long token ? new PostgresLease(name, holder, token, duration) : null;
+        transaction.Commit();
+        return taken;
     }
 
     /// <summary>The lease row named <paramref name="name"/>, or null when no HA ever took it.</summary>

@@ -23,6 +23,10 @@ namespace MipKeyAgent.Transport;
 /// Discovery) are copied to <see cref="ReceiveAsync"/> for the data plane to tunnel. The kernel
 /// beside us drops them: IPv6 forwarding must be off on the home agent's host (docs/dataplane.md).</item>
 /// <item><see cref="Remove"/>: stops both at once.</item>
+/// <item><see cref="AddOwnAddress"/>: an address this host answers for as its owner though the kernel does not hold it
+/// (the home agent's own address on the active HA of a pair on different machines, docs/cluster.md): the same unsolicited
+/// advertisements, solicitations answered with Override set (RFC 4861 section 7.2.4), and frames to it left to the
+/// transport (never intercepted). Disposing the proxy (the HA stops or loses its lease) stops answering for it.</item>
 /// </list>
 /// The ND codec is <see cref="NeighborDiscovery"/>; frames come from an internal frame device
 /// (a packet socket in production, a fake in tests).
@@ -37,6 +41,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
     private readonly byte[] _mac;
     private readonly Dictionary<Ipv6Address, ITimer?> _addresses = [];
     private readonly Dictionary<Ipv6Address, int> _advertisementsLeft = [];
+    private readonly HashSet<Ipv6Address> _ownAddresses = [];
     private readonly Lock _gate = new();
     private long _answeredSolicitations;
     private long _unsolicitedAdvertisements;
@@ -113,19 +118,44 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
                 return;
             }
 
-            ITimer? timer = null;
-            if (_options.UnsolicitedAdvertisements > 0)
+            AddLocked(homeAddress);
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="address"/> over on the link as its owner (see the remarks): unsolicited advertisements with
+    /// Override, so neighbours that cached another host's MAC for it switch to ours (RFC 4861 section 7.2.6), and answers
+    /// to its solicitations with Override set. Frames to it are not intercepted: the transport receives them.
+    /// </summary>
+    public void AddOwnAddress(Ipv6Address address)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_ownAddresses.Add(address) || _addresses.ContainsKey(address))
             {
-                SendUnsolicitedAdvertisement(homeAddress);
-                if (_options.UnsolicitedAdvertisements > 1)
-                {
-                    _advertisementsLeft[homeAddress] = _options.UnsolicitedAdvertisements - 1;
-                    timer = _options.TimeProvider.CreateTimer(OnAdvertisementTimer, homeAddress, _options.AdvertisementInterval, _options.AdvertisementInterval);
-                }
+                return;
             }
 
-            _addresses.Add(homeAddress, timer);
+            AddLocked(address);
         }
+    }
+
+    /// <summary>Called under the lock.</summary>
+    private void AddLocked(Ipv6Address address)
+    {
+        ITimer? timer = null;
+        if (_options.UnsolicitedAdvertisements > 0)
+        {
+            SendUnsolicitedAdvertisement(address);
+            if (_options.UnsolicitedAdvertisements > 1)
+            {
+                _advertisementsLeft[address] = _options.UnsolicitedAdvertisements - 1;
+                timer = _options.TimeProvider.CreateTimer(OnAdvertisementTimer, address, _options.AdvertisementInterval, _options.AdvertisementInterval);
+            }
+        }
+
+        _addresses.Add(address, timer);
     }
 
     public void Remove(Ipv6Address homeAddress)
@@ -137,6 +167,8 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
                 timer?.Dispose();
                 _advertisementsLeft.Remove(homeAddress);
             }
+
+            _ownAddresses.Remove(homeAddress);
         }
     }
 
@@ -203,7 +235,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
 
         lock (_gate)
         {
-            if (!_addresses.ContainsKey(parsed.Header.Destination))
+            if (!_addresses.ContainsKey(parsed.Header.Destination) || _ownAddresses.Contains(parsed.Header.Destination))
             {
                 return;
             }
@@ -220,19 +252,20 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
             return;
         }
 
-        // RFC 4861 section 7.2.8: a proxy answers with Override clear, so the owner (the node, back
-        // home) wins over it; the unsolicited advertisements of Add carry the override.
         Span<byte> advertisement = stackalloc byte[AdvertisementLength];
         Span<byte> destinationMac = stackalloc byte[Ethernet.MacLength];
-        int length = NeighborAnswer.Write(solicitation, _options.HomeAgentAddress, NeighborAdvertisementFlags.None, _mac, frameSourceMac,
-            advertisement, destinationMac);
-
         lock (_gate)
         {
             if (_disposed || !_addresses.ContainsKey(solicitation.TargetAddress))
             {
                 return;
             }
+
+            // RFC 4861 section 7.2.8: a proxy answers with Override clear, so the owner (the node, back
+            // home) wins over it; the unsolicited advertisements of Add carry the override. For an address
+            // of our own we are the owner (section 7.2.4).
+            var flags = _ownAddresses.Contains(solicitation.TargetAddress) ? NeighborAdvertisementFlags.Override : NeighborAdvertisementFlags.None;
+            int length = NeighborAnswer.Write(solicitation, _options.HomeAgentAddress, flags, _mac, frameSourceMac, advertisement, destinationMac);
 
             Interlocked.Increment(ref _answeredSolicitations);
             WriteFrame(destinationMac, advertisement[..length]);

@@ -157,6 +157,22 @@ public sealed class CommandLineMistakeTests : IDisposable
     }
 
     [Fact]
+    public async Task Ha_TakeoverLinkMistakes_Named()
+    {
+        var withoutPair = await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--store", Path.Combine(_dir, "ha.db"), "--takeover-link", "lo");
+        Assert.Contains("--takeover-link", withoutPair, StringComparison.Ordinal);
+        Assert.Contains("postgresql://", withoutPair, StringComparison.Ordinal);
+
+        Assert.Contains("--takeover-link", await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--store", "postgresql://ha@/mipkey",
+            "--takeover-link", "mk-no-such0"), StringComparison.Ordinal);
+
+        // The address held by the host itself: its kernel would answer for it beside the active HA.
+        var configured = await Mistake("ha", "-c", HaConfig(), "-i", "lo", "--address", "::1", "--store", "postgresql://ha@/mipkey",
+            "--takeover-link", "lo");
+        Assert.Contains("::1 is configured on lo", configured, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Ha_UnreadableConfigAndMissingOption_Named()
     {
         var missing = Missing("ha.conf");

@@ -118,8 +118,11 @@ public sealed class PostgresBindingStoreTests : BindingStoreContract<PostgresBin
         store.SaveInitializationSequenceReserved(Other, 8192);
         // A row the codec cannot bind: the database refuses it and aborts the group's transaction.
         Sql("ALTER TABLE bindings ADD CONSTRAINT no_binding CHECK (expires_at < 0)");
-        Assert.Throws<BindingStoreException>(() => store.Save(SqliteBindingStoreTests.FullRecord(Home)));
+        // In a group a save is sent with the group's next other write or its commit (one round trip for all its saves):
+        // the refusal comes there, and every later write of the group is refused too.
+        store.Save(SqliteBindingStoreTests.FullRecord(Home));
         Assert.Throws<BindingStoreException>(() => store.SaveRetiredSpis([1]));
+        Assert.Throws<BindingStoreException>(() => store.SaveRetiredSpis([2]));
 
         var error = Assert.Throws<BindingStoreException>(store.CommitGroup);
 
@@ -128,6 +131,40 @@ public sealed class PostgresBindingStoreTests : BindingStoreContract<PostgresBin
         // The store goes on: the next write is its own transaction again.
         store.SaveInitializationSequenceReserved(Other, 9000);
         Assert.Equal("9000", _cluster.Psql(Database, "SELECT reserved FROM ik_reservations").Trim());
+    }
+
+    [Fact]
+    public void Group_SavesSentAtCommit_RefusalThrowsFromCommitAndNothingIsDurable()
+    {
+        using var store = Open();
+        store.BeginGroup();
+        store.SaveInitializationSequenceReserved(Other, 8192);
+        Sql("ALTER TABLE bindings ADD CONSTRAINT no_binding CHECK (expires_at < 0)");
+        store.Save(SqliteBindingStoreTests.FullRecord(Home));
+
+        var error = Assert.Throws<BindingStoreException>(store.CommitGroup);
+
+        Assert.Contains("committing a group", error.Message, StringComparison.Ordinal);
+        Assert.Equal("0", _cluster.Psql(Database, "SELECT count(*) FROM ik_reservations").Trim());
+        Assert.Equal("0", _cluster.Psql(Database, "SELECT count(*) FROM bindings").Trim());
+    }
+
+    [Fact]
+    public void Group_ManySaves_AllDurableAtCommitInTheirOrder()
+    {
+        using var store = Open();
+        store.BeginGroup();
+        store.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 1 });
+        store.Save(SqliteBindingStoreTests.FullRecord(Other) with { LastSequence = 5 });
+        store.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 2 });
+        store.Remove(Other);
+        Assert.Equal("0", _cluster.Psql(Database, "SELECT count(*) FROM bindings").Trim());
+
+        store.CommitGroup();
+
+        using var reopened = Open();
+        Assert.Equal<ushort?>(2, reopened.Load(Home)!.LastSequence);
+        Assert.Null(reopened.Load(Other));
     }
 
     [Fact]

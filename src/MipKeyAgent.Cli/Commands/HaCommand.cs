@@ -55,7 +55,7 @@ internal static class HaCommand
         IReadOnlyList<string> lostNodes = [];
         var nodes = volatileBindings is null ? null
             : HomeAgentStores.ServableNodes(volatileBindings, file.Nodes, configPath, options.SequenceReservationBlock, out lostNodes);
-        var (socketPath, postgresUrl) = CheckHost(parse, o);
+        var (socketPath, postgresUrl) = CheckHost(parse, o, options.Address);
         using var loggers = CliOptions.Loggers(parse.GetValue(o.LogLevel), parse.GetValue(o.JsonLogs));
         using var durableBindings = volatileBindings is not null || postgresUrl is not null ? null
             : HomeAgentStores.Open(parse.GetValue(o.Store) ?? HomeAgentStores.DefaultPath, parse.GetValue(o.MasterKey),
@@ -106,7 +106,7 @@ internal static class HaCommand
     /// The transport, data plane, status endpoint and store options, checked before anything is opened: the status
     /// socket's full path, and a shared PostgreSQL store's URL (null for SQLite or --volatile).
     /// </summary>
-    private static (string SocketPath, PostgresUrl? Postgres) CheckHost(ParseResult parse, HaOptions o)
+    private static (string SocketPath, PostgresUrl? Postgres) CheckHost(ParseResult parse, HaOptions o, Ipv6Address address)
     {
         o.Transport.Check(parse);
         o.DataPlane.Check(parse);
@@ -123,6 +123,10 @@ internal static class HaCommand
         if (!postgres && (parse.GetValue(o.Standby) || parse.GetValue(o.PasswordFile) is not null))
         {
             throw new ConfigException(parse.GetValue(o.Standby) ? "--standby" : "--store-password-file", 0, null, "needs a postgresql:// --store");
+        }
+        if (parse.GetValue(o.TakeoverLink) is { } takeoverLink)
+        {
+            AddressTakeover.Check(takeoverLink, postgres, address);
         }
         if (postgres)
         {
@@ -169,6 +173,9 @@ internal static class HaCommand
         using var ownedClusterBindings = clusterBindings;
         await using var clusterLink = parts.Keeper is null ? null : o.Transport.Open(parse, parts.Options.Address);
         await using var clusterHomeLink = parts.Keeper is null ? null : o.DataPlane.OpenHomeAgent(parse, parts.Options.Address, parts.Loggers);
+        await using var takeover = parts.Keeper is not null && parse.GetValue(o.TakeoverLink) is { } takeoverLink
+            ? AddressTakeover.Start(takeoverLink, parts.Options.Address, parts.Loggers.CreateLogger("mipkey.ha"), parts.Keeper.Lost)
+            : null;
         var bindings = parts.Bindings ?? clusterBindings!;
         var lostNodes = parts.LostNodes;
         var nodes = parts.Nodes ?? HomeAgentStores.ServableNodes(bindings, file.Nodes, parts.ConfigPath, parts.Options.SequenceReservationBlock, out lostNodes);
@@ -261,6 +268,12 @@ internal static class HaCommand
             Description = "How long the active HA's lease lasts without renewal (renewed every third of it): the longest a failover waits.",
             DefaultValueFactory = _ => 10,
         };
+        public Option<string?> TakeoverLink { get; } = new("--takeover-link")
+        {
+            Description = "With a postgresql:// store, for HAs on different machines: the home link on which the active HA answers Neighbor " +
+                "Discovery for the HA's address from its own MAC, announcing it with unsolicited Neighbor Advertisements (override) when it takes " +
+                "the lease. The address must be configured on no host of the pair (docs/cluster.md).",
+        };
         public Option<bool> VolatileStore { get; } = new("--volatile") { Description = "Keep bindings in memory only: a restart loses them and every node re-initializes. " +
             "The initialization keys' ESP counter reservations still outlive the process, in --ik-counters." };
         public Option<string?> IkCounters { get; } = new("--ik-counters")
@@ -287,7 +300,7 @@ internal static class HaCommand
         public Option<string> Socket { get; } = new("--status-socket") { Description = "Unix socket of the status endpoint read by 'mipkey ha status' and 'mipkey keys show'.", DefaultValueFactory = _ => DefaultSocket };
         public HomeAgentQkdOptions Qkd { get; } = new();
 
-        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, PasswordFile, Standby, LeaseHolder, LeaseSeconds, VolatileStore, IkCounters, MasterKey, NoRollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
+        public void AddTo(Command command) => AddTo(command, Config, [Address, Store, PasswordFile, Standby, LeaseHolder, LeaseSeconds, TakeoverLink, VolatileStore, IkCounters, MasterKey, NoRollbackAnchor, AcceptRollback, Rekey, ImplicitMode, MetricsPort, Socket], Qkd);
     }
 
     private static Command StatusCommand(Func<IAnsiConsole> console)

@@ -57,13 +57,19 @@ internal sealed class HomeAgentStormLab : IDisposable
     private readonly byte[] _buffer = new byte[65_535 + 40];
     private string _statusSocket;
     private Process? _ha;
+    private Process? _standby;
+    private string? _standbyStatusSocket;
     private volatile bool _started;
     private bool _announcementsChecked = true;
+    private readonly PcapWriter? _capture;
+    private DateTimeOffset? _killedAt;
 
     /// <param name="output">Test output for failure details.</param>
     /// <param name="seed">Derives the nodes' IKs.</param>
     /// <param name="nodes">How many mobile nodes rekey at once.</param>
-    public HomeAgentStormLab(ITestOutputHelper output, int seed, int nodes = DefaultNodes)
+    /// <param name="rekeyMilliseconds">The first node's rekey interval; the others' are up to 1.95 times as long.</param>
+    /// <param name="captureName">Also write every datagram, both ways, to this pcap (IPv6 link type) in <see cref="WorkingDirectory"/>, for an independent check.</param>
+    public HomeAgentStormLab(ITestOutputHelper output, int seed, int nodes = DefaultNodes, int rekeyMilliseconds = 400, string? captureName = null)
     {
         _output = output;
         _directory = Directory.CreateTempSubdirectory("mipkey-crash-").FullName;
@@ -104,7 +110,7 @@ internal sealed class HomeAgentStormLab : IDisposable
                 CareOfAddress = careOf,
                 // A storm: every node asks for a new generation every 0.4-1.2 s, and the HA's own
                 // 1 s timer adds Binding Refresh Requests.
-                RekeyInterval = TimeSpan.FromMilliseconds(400 + (40 * i)),
+                RekeyInterval = TimeSpan.FromMilliseconds(rekeyMilliseconds + (rekeyMilliseconds / 10 * (i % 20))),
                 // Enough patience to outlive any HA downtime of this test: a re-init would be a failure.
                 MaxUnansweredRetransmissions = 60,
                 InitialBindAckTimeout = TimeSpan.FromMilliseconds(250),
@@ -116,12 +122,31 @@ internal sealed class HomeAgentStormLab : IDisposable
         var configPath = Path.Combine(_directory, "ha.conf");
         File.WriteAllText(configPath, config.ToString());
         File.SetUnixFileMode(configPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        if (captureName is not null)
+        {
+            _capture = new PcapWriter(File.Create(Path.Combine(_directory, captureName)), PcapLinkType.Ipv6);
+        }
         foreach (var node in _nodes)
         {
             node.Engine.Start();
         }
         Flush();
     }
+
+    /// <summary>Per SIGKILL: from the kill until the first datagram of the HA started next reached a node.</summary>
+    public List<TimeSpan> Restorations { get; } = [];
+
+    /// <summary>
+    /// Per node and SIGKILL, the node's wait for an answer across the failover: from the kill when the node was waiting for one
+    /// then, else from its first datagram after the kill, until its next datagram from an HA (BU to BA, or a data round trip).
+    /// </summary>
+    public List<TimeSpan> NodeRestorations { get; } = [];
+
+    /// <summary>Nodes waiting for an answer (a BU of an exchange, or a ping) at the SIGKILLs, summed over the kills.</summary>
+    public int WaitingAtKills { get; private set; }
+
+    /// <summary>Ends the capture (flushed); the pcap can be read from here on.</summary>
+    public void CloseCapture() => _capture?.Dispose();
 
     public int Rekeys => _nodes.Sum(n => n.Installs);
 
@@ -162,6 +187,37 @@ internal sealed class HomeAgentStormLab : IDisposable
             "--unix-peer", _labSocket, "--store", storePath ?? "ha.db", "--status-socket", _statusSocket, .. extraArguments]);
         _ha = process;
         StartedAt = DateTimeOffset.UtcNow;
+    }
+
+    /// <summary>
+    /// Starts a second <c>mipkey ha</c> beside the running one, as a pair's standby waits (<paramref name="extraArguments"/> with
+    /// --standby), serving its status on <paramref name="statusName"/>; it binds the same transport socket once it takes the lease.
+    /// Returns once its status says it is the standby. <see cref="KillHomeAgent"/> then makes it the HA the lab runs.
+    /// </summary>
+    public void StartStandby(string storePath, string statusName, params string[] extraArguments)
+    {
+        Assert.Null(_standby);
+        _standbyStatusSocket = Path.Combine(_directory, statusName);
+        _standby = MipkeyProcess.Start(_directory, Log, ["ha", "-c", "ha.conf", "--transport", "unix", "-i", _haSocket,
+            "--unix-peer", _labSocket, "--store", storePath, "--status-socket", _standbyStatusSocket, .. extraArguments]);
+        var limit = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            Assert.False(_standby.HasExited, "the standby exited:\n" + Logs());
+            Assert.True(DateTimeOffset.UtcNow < limit, "the standby did not report its role within 60 s:\n" + Logs());
+            try
+            {
+                if (StatusClient.GetAsync(_standbyStatusSocket, null).GetAwaiter().GetResult().Cluster is { Role: "standby" })
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException or InvalidOperationException)
+            {
+                // Not listening yet.
+            }
+            Step(TimeSpan.FromMilliseconds(100));
+        }
     }
 
     private void Log(string? line)
@@ -265,7 +321,7 @@ internal sealed class HomeAgentStormLab : IDisposable
     {
         _announcementsChecked = true;
         AgentStatus? status = null;
-        var limit = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
+        var limit = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30 + (_nodes.Count / 10));
         while (status is null)
         {
             try
@@ -274,7 +330,7 @@ internal sealed class HomeAgentStormLab : IDisposable
                 if (status.Cluster is { Role: not "active" })
                 {
                     // A standby of a pair serves its status while it waits for the lease: the bindings come with the takeover.
-                    Assert.True(DateTimeOffset.UtcNow < limit, "the standby did not take the lease within 30 s:\n" + Logs());
+                    Assert.True(DateTimeOffset.UtcNow < limit, "the standby did not take the lease in time:\n" + Logs());
                     status = null;
                     Step(TimeSpan.FromMilliseconds(50));
                 }
@@ -282,7 +338,7 @@ internal sealed class HomeAgentStormLab : IDisposable
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
             {
                 // Not listening yet, or slow to answer on a loaded machine (the client gives up after 5 s).
-                Assert.True(DateTimeOffset.UtcNow < limit, $"no status from the restarted mipkey ha within 30 s ({e.Message}):\n" + Logs());
+                Assert.True(DateTimeOffset.UtcNow < limit, $"no status from the restarted mipkey ha in time ({e.Message}):\n" + Logs());
                 Assert.False(_ha is null || _ha.HasExited, "mipkey ha exited before its status was read:\n" + Logs());
                 _output.WriteLine($"status not ready: {e.Message}");
                 Step(TimeSpan.FromMilliseconds(100));
@@ -315,8 +371,18 @@ internal sealed class HomeAgentStormLab : IDisposable
         Assert.False(_ha.HasExited, "mipkey ha died on its own:\n" + Logs());
         _ha.Kill(); // SIGKILL on Unix: no handler runs, no checkpoint, no flush.
         _ha.WaitForExit();
+        var killedAt = DateTimeOffset.UtcNow;
         _ha.Dispose();
         _ha = null;
+        if (_standby is not null)
+        {
+            // The waiting standby is the next HA; its start is its takeover, which WaitUntilStarted waits for (its status says active).
+            _ha = _standby;
+            _statusSocket = _standbyStatusSocket!;
+            _standby = null;
+            _started = true;
+            StartedAt = killedAt;
+        }
         whileDown?.Invoke();
         // What the dead HA sent is queued in this socket: the nodes take it in now, so their
         // highest generation counts every announcement the HA made.
@@ -327,7 +393,11 @@ internal sealed class HomeAgentStormLab : IDisposable
         foreach (var node in _nodes)
         {
             node.HighestAtKill = node.HighestGeneration;
+            node.WaitingSince = node.LastSent > node.LastReceived ? killedAt : null;
+            node.WaitsFromNextSend = node.WaitingSince is null;
+            WaitingAtKills += node.WaitingSince is null ? 0 : 1;
         }
+        _killedAt = killedAt;
         _announcementsChecked = false;
     }
 
@@ -424,6 +494,13 @@ internal sealed class HomeAgentStormLab : IDisposable
         int length = _socket.ReceiveFrom(_buffer, ref from);
         string sender = from.ToString() ?? "";
         _receivedFrom[sender] = _receivedFrom.GetValueOrDefault(sender) + 1;
+        var now = DateTimeOffset.UtcNow;
+        _capture?.Write(now, _buffer.AsSpan(0, length));
+        if (_killedAt is { } killed)
+        {
+            Restorations.Add(now - killed);
+            _killedAt = null;
+        }
         Deliver(_buffer.AsSpan(0, length));
     }
 
@@ -436,6 +513,12 @@ internal sealed class HomeAgentStormLab : IDisposable
         }
         if (datagram.Length >= Ipv6Header.Length && _byCareOf.TryGetValue(Ipv6Address.Read(datagram.Slice(24, 16)), out var node))
         {
+            node.LastReceived = DateTimeOffset.UtcNow;
+            if (node.WaitingSince is { } since)
+            {
+                NodeRestorations.Add(node.LastReceived - since);
+                node.WaitingSince = null;
+            }
             node.Receive(datagram);
         }
     }
@@ -444,8 +527,18 @@ internal sealed class HomeAgentStormLab : IDisposable
     {
         foreach (var node in _nodes)
         {
+            if (node.Outbox.Count > 0)
+            {
+                node.LastSent = DateTimeOffset.UtcNow;
+                if (node.WaitsFromNextSend)
+                {
+                    node.WaitsFromNextSend = false;
+                    node.WaitingSince = node.LastSent;
+                }
+            }
             foreach (var datagram in node.Outbox)
             {
+                _capture?.Write(DateTimeOffset.UtcNow, datagram);
                 foreach (var target in _mirrorSocket is null ? [_haSocket] : new[] { _haSocket, _mirrorSocket })
                 {
                     try
@@ -497,6 +590,13 @@ internal sealed class HomeAgentStormLab : IDisposable
             _ha.WaitForExit();
         }
         _ha?.Dispose();
+        if (_standby is { HasExited: false })
+        {
+            _standby.Kill();
+            _standby.WaitForExit();
+        }
+        _standby?.Dispose();
+        _capture?.Dispose();
         foreach (var node in _nodes)
         {
             node.Engine.Dispose();
@@ -546,6 +646,16 @@ internal sealed class HomeAgentStormLab : IDisposable
         public IEnumerable<byte[]> Secrets => SecretByGeneration.Values.Select(Convert.FromHexString);
 
         public uint HighestGeneration { get; set; }
+
+        /// <summary>Since when the node waits for an answer across the last SIGKILL (see <see cref="NodeRestorations"/>).</summary>
+        public DateTimeOffset? WaitingSince { get; set; }
+
+        /// <summary>Not waiting at the last SIGKILL: the wait starts with the node's next datagram.</summary>
+        public bool WaitsFromNextSend { get; set; }
+
+        public DateTimeOffset LastSent { get; set; }
+
+        public DateTimeOffset LastReceived { get; set; }
 
         /// <summary><see cref="HighestGeneration"/> when the HA was last killed.</summary>
         public uint HighestAtKill { get; set; }

@@ -141,6 +141,47 @@ public sealed class HomeLinkProxyTests : IAsyncLifetime
         Assert.Equal(1, _proxy.AnsweredSolicitations);
     }
 
+    [Fact]
+    public async Task AddOwnAddress_HomeAgentAddress_OverrideAdvertisementsAndOwnerAnswers()
+    {
+        _proxy.AddOwnAddress(HomeAgent);
+        var unsolicited = await _device.NextWrittenAsync();
+        Assert.True(NeighborDiscovery.TryReadNeighborAdvertisement(unsolicited.AsSpan(Ethernet.HeaderLength), out var announced).IsOk);
+        Assert.Equal(NeighborDiscovery.AllNodes, announced.Destination);
+        Assert.Equal(HomeAgent, announced.TargetAddress);
+        Assert.Equal(NeighborAdvertisementFlags.Override, announced.Flags);
+        Assert.Equal(Hex(HomeAgentMac), Hex(announced.TargetLinkLayerAddress));
+
+        _device.Inject(Frame(SolicitedNodeMac(HomeAgent), CorrespondentMac, Solicitation(Correspondent, HomeAgent, CorrespondentMac)));
+        var frame = await _device.NextWrittenAsync();
+
+        // RFC 4861 section 7.2.4: the owner's answer overrides what a neighbour cached (the former active's MAC).
+        Assert.Equal(Hex(CorrespondentMac), Hex(frame.AsSpan(0, 6)));
+        Assert.True(NeighborDiscovery.TryReadNeighborAdvertisement(frame.AsSpan(Ethernet.HeaderLength), out var answer).IsOk);
+        Assert.Equal(HomeAgent, answer.TargetAddress);
+        Assert.Equal(NeighborAdvertisementFlags.Solicited | NeighborAdvertisementFlags.Override, answer.Flags);
+        Assert.Equal(Hex(HomeAgentMac), Hex(answer.TargetLinkLayerAddress));
+    }
+
+    [Fact]
+    public async Task Frames_ToOwnAddress_LeftToTheTransportNotIntercepted()
+    {
+        _proxy.AddOwnAddress(HomeAgent);
+        AddQuietly();
+        Assert.True(_device.TryTakeWritten(out _));
+        var toHomeAgent = TunnelBed.Echo(Correspondent, HomeAgent, sequence: 1);
+        var toHome = TunnelBed.Echo(Correspondent, HomeAddress, sequence: 2);
+
+        _device.Inject(Frame(HomeAgentMac, CorrespondentMac, toHomeAgent));
+        _device.Inject(Frame(HomeAgentMac, CorrespondentMac, toHome));
+
+        var buffer = new byte[2000];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        int length = await _proxy.ReceiveAsync(buffer, timeout.Token);
+        Assert.Equal(Hex(toHome), Hex(buffer.AsSpan(0, length)));
+        Assert.Equal(1, _proxy.Intercepted);
+    }
+
     private void AddQuietly()
     {
         _proxy.Add(HomeAddress);
