@@ -95,6 +95,7 @@ public sealed class ConformLabTests(ITestOutputHelper output)
             Assert.Contains("HA-RESTART-01", File.ReadAllText(Path.Combine(dir, "conform.html")), StringComparison.Ordinal);
             Assert.True(File.Exists(Path.Combine(dir, "conform-cases", "HA-INIT-01.html")));
             Assert.Contains("HA-INIT-01", File.ReadAllText(Path.Combine(dir, "conform.md")), StringComparison.Ordinal);
+            AssertNoKeyInReports(dir, haConf);
         }
         finally
         {
@@ -114,6 +115,35 @@ public sealed class ConformLabTests(ITestOutputHelper output)
             }
             await Task.Run(() => topology.Down(Shell.Command));
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Every key the run knew (each node's initialization key, and every SA key of every case's
+    /// esp_sa table) is absent from the HTML, Markdown and JUnit reports, as hex or base64.
+    /// </summary>
+    private static void AssertNoKeyInReports(string dir, string haConf)
+    {
+        var keys = System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(haConf), "hex:([0-9a-f]{64})")
+            .Select(m => Convert.FromHexString(m.Groups[1].Value))
+            .Concat(Directory.GetFiles(Path.Combine(dir, "cases"), "*.esp_sa")
+                .SelectMany(f => System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(f), "0x([0-9a-fA-F]{32,})"))
+                .Select(m => Convert.FromHexString(m.Groups[1].Value)))
+            .DistinctBy(Convert.ToHexString)
+            .ToList();
+        Assert.True(keys.Count > 72, $"{keys.Count} keys known");
+        var reports = Directory.GetFiles(Path.Combine(dir, "conform-cases"), "*.html")
+            .Concat([Path.Combine(dir, "conform.html"), Path.Combine(dir, "conform.md"), Path.Combine(dir, "conform.xml")]);
+        foreach (var report in reports)
+        {
+            var text = File.ReadAllText(report);
+            foreach (var key in keys)
+            {
+                var hex = Convert.ToHexString(key);
+                var base64 = Convert.ToBase64String(key).TrimEnd('=');
+                Assert.False(text.Contains(hex, StringComparison.OrdinalIgnoreCase) || text.Contains(base64, StringComparison.Ordinal),
+                    $"a {key.Length}-octet key appears in {Path.GetFileName(report)}");
+            }
         }
     }
 }
