@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using MipKeyAgent.Esp;
 using MipKeyAgent.Protocol;
 
 namespace MipKeyAgent.Conformance;
@@ -39,7 +40,7 @@ internal sealed class CaseContext : IDisposable
         }
     }
 
-    public IReadOnlyList<CaseSecurityAssociation> SecurityAssociations => [.. _nodes.SelectMany(n => n.SecurityAssociations)];
+    public IReadOnlyList<SecurityAssociationKeys> SecurityAssociations => [.. _nodes.SelectMany(n => n.SecurityAssociations)];
 
     /// <summary>A node identity no other case of the run uses (of the provisioned suite <paramref name="suite"/>, if given).</summary>
     public TesterNode NewNode(Esp.EspSuite? suite = null)

@@ -13,8 +13,6 @@ internal enum EvidenceDirection
 /// <summary>One datagram of a case (its bytes, and what the tester read in it, decrypted) or a note.</summary>
 internal sealed record EvidenceEntry(DateTimeOffset Time, EvidenceDirection Direction, byte[]? Datagram, string Text);
 
-/// <summary>An SA the tester knew during a case, so tshark can decrypt the case's pcap (throwaway test keys).</summary>
-internal sealed record CaseSecurityAssociation(uint Spi, EspSuite Suite, byte[] KeyMaterial, string Description);
 
 /// <summary>The verdict of one case with its evidence.</summary>
 internal sealed class CaseResult
@@ -31,7 +29,7 @@ internal sealed class CaseResult
 
     public required IReadOnlyList<EvidenceEntry> Evidence { get; init; }
 
-    public required IReadOnlyList<CaseSecurityAssociation> SecurityAssociations { get; init; }
+    public required IReadOnlyList<SecurityAssociationKeys> SecurityAssociations { get; init; }
 
     public required TimeSpan Duration { get; init; }
 

@@ -131,18 +131,8 @@ internal static class ConformanceReports
         var table = new StringBuilder("# ESP SAs the tester knew in this case (throwaway test keys unless the target's provisioning is real)\n");
         foreach (var sa in result.SecurityAssociations)
         {
-            table.Append(EspSaRecord(sa)).Append('\n');
+            table.Append(WiresharkEspSa.Record(sa)).Append('\n');
         }
         File.WriteAllText(Path.Combine(directory, result.Case.Id + ".esp_sa"), table.ToString());
-    }
-
-    /// <summary>One record of tshark's esp_sa table (as <c>mipkey demo</c> writes them).</summary>
-    public static string EspSaRecord(CaseSecurityAssociation sa)
-    {
-        if (sa.Suite == EspSuite.AesGcm256)
-        {
-            return $"\"IPv6\",\"*\",\"*\",\"0x{sa.Spi:x8}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{Convert.ToHexString(sa.KeyMaterial)}\",\"NULL\",\"\"";
-        }
-        return $"\"IPv6\",\"*\",\"*\",\"0x{sa.Spi:x8}\",\"AES-CBC [RFC3602]\",\"0x{Convert.ToHexString(sa.KeyMaterial.AsSpan(0, 16))}\",\"HMAC-SHA-256-128 [RFC4868]\",\"0x{Convert.ToHexString(sa.KeyMaterial.AsSpan(16))}\"";
     }
 }

@@ -75,7 +75,7 @@ internal sealed class HeldGeneration : IDisposable
     public bool SameAs(ReadOnlySpan<byte> secret, uint spiMnToHa, uint spiHaToMn) =>
         SpiMnToHa == spiMnToHa && SpiHaToMn == spiHaToMn && CryptographicOperations.FixedTimeEquals(Secret, secret);
 
-    public IEnumerable<CaseSecurityAssociation> SecurityAssociations(string node)
+    public IEnumerable<SecurityAssociationKeys> SecurityAssociations(string node)
     {
         yield return new(SpiMnToHa, Suite, ControlOutMaterial, $"{node} {Name} control mn->ha");
         yield return new(SpiHaToMn, Suite, ControlInMaterial, $"{node} {Name} control ha->mn");

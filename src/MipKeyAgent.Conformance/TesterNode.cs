@@ -67,7 +67,7 @@ internal sealed class TesterNode : IDisposable
 
     public uint VendorId => _context.Settings.VendorId;
 
-    public IEnumerable<CaseSecurityAssociation> SecurityAssociations => _all.SelectMany(g => g.SecurityAssociations(Name));
+    public IEnumerable<SecurityAssociationKeys> SecurityAssociations => _all.SelectMany(g => g.SecurityAssociations(Name));
 
     private HeldGeneration Hold(HeldGeneration generation)
     {

@@ -232,8 +232,8 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
         public AssociatedData Field(Ipv6Address address)
         {
             Separator();
-            Reserve(AddressText.MaxUtf8Length);
-            _length += AddressText.Utf8(address, _buffer.AsSpan(_length));
+            Reserve(Ipv6Address.MaxUtf8Length);
+            _length += address.FormatUtf8(_buffer.AsSpan(_length));
             return this;
         }
 

@@ -226,15 +226,15 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
 
     private void WriteBinding(in BindingState state)
     {
-        Span<byte> home = stackalloc byte[AddressText.MaxUtf8Length];
-        home = home[..AddressText.Utf8(state.HomeAddress, home)];
-        Span<byte> careOf = stackalloc byte[AddressText.MaxUtf8Length];
+        Span<byte> home = stackalloc byte[Ipv6Address.MaxUtf8Length];
+        home = home[..state.HomeAddress.FormatUtf8(home)];
+        Span<byte> careOf = stackalloc byte[Ipv6Address.MaxUtf8Length];
         Span<byte> seal = stackalloc byte[RowSeal.SealedLength(KeyLengths.Secret)];
 
         var upsert = _db.Statements.GetRaw(BindingStatements.UpsertBinding, BindingStatements.UpsertBindingParameters);
         int sealedLength = _db.Seal.Seal([], BindingRows.BindingAssociated(_associated, state), seal);
         bool hasCareOf = state.CareOfAddress is not null;
-        careOf = state.CareOfAddress is { } address ? careOf[..AddressText.Utf8(address, careOf)] : default;
+        careOf = state.CareOfAddress is { } address ? careOf[..address.FormatUtf8(careOf)] : default;
         BindingRows.BindBinding(upsert, home, careOf, hasCareOf, state, seal[..sealedLength]);
         upsert.Execute();
         // The generation rows the state no longer holds go (none when it holds both slots); the held ones are upserted in place.

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -92,7 +93,78 @@ public readonly struct Ipv6Address : IEquatable<Ipv6Address>
     }
 
     /// <summary>Canonical text (RFC 5952), as <see cref="IPAddress"/> prints it.</summary>
-    public override string ToString() => ToIPAddress().ToString();
+    public override string ToString()
+    {
+        Span<byte> text = stackalloc byte[MaxUtf8Length];
+        return System.Text.Encoding.ASCII.GetString(text[..FormatUtf8(text)]);
+    }
+
+    /// <summary>Room for any address's text (<see cref="FormatUtf8"/>).</summary>
+    public const int MaxUtf8Length = 64;
+
+    /// <summary>
+    /// Writes the canonical text (RFC 5952, as <see cref="IPAddress"/> prints it) as UTF-8 to <paramref name="destination"/>
+    /// (at least <see cref="MaxUtf8Length"/> octets) and returns its length, without a heap object: the store's write path
+    /// names addresses in every row. The forms the runtime prints with an embedded IPv4 address (the first 64 bits zero, or an
+    /// ISATAP identifier) are formatted by the runtime.
+    /// </summary>
+    public int FormatUtf8(Span<byte> destination)
+    {
+        Span<ushort> words = stackalloc ushort[8];
+        UInt128 value = Value;
+        for (int i = 0; i < 8; i++)
+        {
+            words[i] = (ushort)(value >> (112 - 16 * i));
+        }
+        if (HasEmbeddedIpv4(words))
+        {
+            return ToIPAddress().TryFormat(destination, out int formatted)
+                ? formatted
+                : throw new InvalidOperationException("an IPv6 address did not fit its buffer");
+        }
+
+        // The longest run of two or more zero words (the first of equal runs) becomes "::".
+        int start = -1;
+        int longest = 0;
+        int run = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            run = words[i] == 0 ? run + 1 : 0;
+            if (run > longest)
+            {
+                longest = run;
+                start = i - run + 1;
+            }
+        }
+        if (longest < 2)
+        {
+            start = -1;
+        }
+
+        int written = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            if (i == start)
+            {
+                destination[written++] = (byte)':';
+                destination[written++] = (byte)':';
+                i += longest - 1;
+                continue;
+            }
+            if (i > 0 && i != start + longest)
+            {
+                destination[written++] = (byte)':';
+            }
+            Utf8Formatter.TryFormat(words[i], destination[written..], out int digits, new System.Buffers.StandardFormat('x'));
+            written += digits;
+        }
+        return written;
+    }
+
+    // The runtime's rule for printing the last 32 bits as dotted decimal (::a.b.c.d, ::ffff:a.b.c.d, ::ffff:0:a.b.c.d, ISATAP).
+    private static bool HasEmbeddedIpv4(ReadOnlySpan<ushort> words) =>
+        (words[0] == 0 && words[1] == 0 && words[2] == 0 && words[3] == 0)
+        || (words[4] == 0 && words[5] == 0x5EFE);
 
     public bool Equals(Ipv6Address other) => Value == other.Value;
 

@@ -56,7 +56,7 @@ internal static class ReportFiles
     /// Every key a replay of the capture knows: each node's IK and KEK, each generation secret unwrapped from a
     /// KEY-DIST, and every derived ESP key (control and data, both directions).
     /// </summary>
-    public static List<byte[]> KeysOf(string pcap, IReadOnlyList<MobileNodeProvisioning> nodes, uint vendorId, IEnumerable<RecoveredSecurityAssociation> sas)
+    public static List<byte[]> KeysOf(string pcap, IReadOnlyList<MobileNodeProvisioning> nodes, uint vendorId, IEnumerable<SecurityAssociationKeys> sas)
     {
         var keys = new List<byte[]>();
         foreach (var node in nodes)

@@ -19,7 +19,7 @@ public sealed class DemoTests : IDisposable
     }
 
     /// <summary>Opens every control datagram of the capture with the recovered SAs and counts Mobility Header types.</summary>
-    private static Dictionary<MobilityHeaderType, int> MobilityTypes(string pcap, IReadOnlyList<RecoveredSecurityAssociation> sas)
+    private static Dictionary<MobilityHeaderType, int> MobilityTypes(string pcap, IReadOnlyList<SecurityAssociationKeys> sas)
     {
         var byspi = sas.ToDictionary(s => s.Spi, s => new SecurityAssociation(s.Spi, s.Suite, s.KeyMaterial, replayWindowSize: 1024));
         var types = new Dictionary<MobilityHeaderType, int>();

@@ -33,7 +33,7 @@ internal sealed class CaptureObserver : IDisposable
     private readonly Ipv6Address? _homeAgentAddress;
     private readonly Dictionary<uint, Entry> _sas = [];
     private readonly Dictionary<Ipv6Address, byte[]> _keks = [];
-    private readonly List<RecoveredSecurityAssociation> _recovered = [];
+    private readonly List<SecurityAssociationKeys> _recovered = [];
     private readonly List<LearnedGeneration> _learned = [];
     private readonly HashSet<uint> _confirmed = [];
     private readonly List<CapturedInit> _inits = [];
@@ -55,7 +55,7 @@ internal sealed class CaptureObserver : IDisposable
     }
 
     /// <summary>Every SA known so far (IK's and each learned generation's), for tshark's esp_sa table.</summary>
-    public IReadOnlyList<RecoveredSecurityAssociation> SecurityAssociations => _recovered;
+    public IReadOnlyList<SecurityAssociationKeys> SecurityAssociations => _recovered;
 
     /// <summary>Dynamic generations in the order their first KEY-DIST appeared.</summary>
     public IReadOnlyList<LearnedGeneration> Generations => _learned;
@@ -260,7 +260,7 @@ internal sealed class CaptureObserver : IDisposable
             {
                 KeyDerivation.DeriveDataKeyMaterial(secret, direction, spi, saSuite, material);
             }
-            _recovered.Add(new RecoveredSecurityAssociation(spi, saSuite, material, description));
+            _recovered.Add(new SecurityAssociationKeys(spi, saSuite, material, description));
             if (!_sas.ContainsKey(spi))
             {
                 _sas[spi] = new Entry(new SecurityAssociation(spi, saSuite, material, ReplayWindowSize), homeAddress, generation, direction, control,

@@ -6,9 +6,6 @@ using MipKeyAgent.Wire;
 
 namespace MipKeyAgent.Cli.Demo;
 
-/// <summary>One ESP SA a capture reader needs: SPI, suite and the derived key material.</summary>
-internal sealed record RecoveredSecurityAssociation(uint Spi, EspSuite Suite, byte[] KeyMaterial, string Description);
-
 /// <summary>
 /// Recovers every ESP SA of a capture with the nodes' (test) initialization keys, through
 /// <see cref="CaptureObserver"/> (IK's SAs, then each KEY-DIST unwrapped under the node's KEK).
@@ -16,7 +13,7 @@ internal sealed record RecoveredSecurityAssociation(uint Spi, EspSuite Suite, by
 /// </summary>
 internal static class CaptureKeyRecovery
 {
-    public static IReadOnlyList<RecoveredSecurityAssociation> Recover(Stream pcap, IReadOnlyList<MobileNodeProvisioning> nodes, uint vendorId)
+    public static IReadOnlyList<SecurityAssociationKeys> Recover(Stream pcap, IReadOnlyList<MobileNodeProvisioning> nodes, uint vendorId)
     {
         ArgumentNullException.ThrowIfNull(nodes);
         using var observer = new CaptureObserver(nodes, vendorId);

@@ -55,13 +55,13 @@ internal sealed record DemoSummary(
     int CapturedBindingUpdates,
     int CapturedBindingAcknowledgements,
     int CapturedData,
-    int RecoveredSecurityAssociations,
+    int SecurityAssociationKeyss,
     string PcapPath,
     string WiresharkDirectory,
     string ScriptPath)
 {
     /// <summary>The SAs recovered from the capture (throwaway demo keys; for tests).</summary>
-    internal IReadOnlyList<RecoveredSecurityAssociation> SecurityAssociations { get; init; } = [];
+    internal IReadOnlyList<SecurityAssociationKeys> SecurityAssociations { get; init; } = [];
 
     /// <summary>The nodes' provisioning, initialization keys included (throwaway demo keys; for tests).</summary>
     internal IReadOnlyList<MobileNodeProvisioning> Provisioning { get; init; } = [];
@@ -276,7 +276,7 @@ internal static class DemoRunner
         console.WriteLine();
         console.MarkupLine(Markup.Escape($"capture: {summary.PcapPath} ({summary.CapturedBindingUpdates} BU, {summary.CapturedBindingAcknowledgements} BA/BRR, " +
             $"{summary.CapturedData} data; every datagram at its send time, lost ones included)"));
-        console.MarkupLine(Markup.Escape($"{summary.RecoveredSecurityAssociations} ESP SAs recovered from the capture with the nodes' test initialization keys. Decrypt with:"));
+        console.MarkupLine(Markup.Escape($"{summary.SecurityAssociationKeyss} ESP SAs recovered from the capture with the nodes' test initialization keys. Decrypt with:"));
         // Written raw: a command must not be wrapped at the console width.
         var raw = console.Profile.Out.Writer;
         raw.WriteLine($"  WIRESHARK_CONFIG_DIR={Quote(summary.WiresharkDirectory)} tshark -r {Quote(summary.PcapPath)} -Y mip6.mhtype -V");

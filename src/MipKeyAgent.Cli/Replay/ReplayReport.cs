@@ -1,5 +1,6 @@
 using MipKeyAgent.Cli.Capture;
 using MipKeyAgent.Cli.Demo;
+using MipKeyAgent.Esp;
 
 namespace MipKeyAgent.Cli.Replay;
 
@@ -17,7 +18,7 @@ internal sealed record ReplayAnomaly(TimeSpan? Time, string Node, string What);
 internal sealed record ReplayReport(
     IReadOnlyList<ReplayRow> Rows,
     IReadOnlyList<ReplayAnomaly> Anomalies,
-    IReadOnlyList<RecoveredSecurityAssociation> SecurityAssociations,
+    IReadOnlyList<SecurityAssociationKeys> SecurityAssociations,
     int EngineAnswers,
     int MatchedAnswers,
     int OutsideProtocol = 0);
