@@ -98,6 +98,9 @@ internal sealed class RawStatement : IDisposable
         raw.sqlite3_reset(_statement);
     }
 
+    /// <summary>Rows the connection's last completed INSERT, UPDATE or DELETE changed (after <see cref="Execute"/>).</summary>
+    public int Changes => raw.sqlite3_changes(_db);
+
     /// <summary>
     /// Steps a query: true with a row ready for the column reads, false at its end (the statement is then reset for
     /// the next use); throws <see cref="SqliteException"/> with SQLite's message when it fails (reset as well).
