@@ -72,6 +72,7 @@ public sealed class HomeAgentHost : IDisposable
         var engine = new HomeAgentEngine(_settings.Options, _time, _settings.KeySource, _settings.SpiSource, _loop, _settings.Store, OnEvent);
         try
         {
+            engine.EnsureCapacity(_settings.Nodes.Count);
             foreach (var node in _settings.Nodes)
             {
                 engine.Provision(node.Provisioning);

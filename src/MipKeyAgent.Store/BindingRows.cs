@@ -1,5 +1,8 @@
 using System.Data.Common;
+using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Text;
 
 namespace MipKeyAgent.Store;
 
@@ -42,6 +45,9 @@ internal static class BindingRows
     private static readonly int IkControlEdge = Bindings["ik_control_edge"];
     private static readonly int IkDataEdge = Bindings["ik_data_edge"];
     private static readonly int BindingSeal = Bindings["seal"];
+
+    /// <summary>The seal's column in a <see cref="Bindings"/> row (the snapshot loader reads it in place).</summary>
+    public static int BindingSealColumn => BindingSeal;
     private static readonly int InitSequence = Bindings["init_sequence"];
 
     /// <summary>Where the <see cref="GenerationColumns.Map"/> columns start in a <see cref="Generations"/> row or parameter list.</summary>
@@ -77,6 +83,42 @@ internal static class BindingRows
     }
 
     private static long? NullableInt64(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
+
+    /// <summary>A binding row's values other than its home address and seal, as the snapshot loader reads them in place (no strings).</summary>
+    public readonly record struct BindingColumns(Ipv6Address? CareOf, long ExpiresAt, long? LastSequence, long? InitEpoch, long EpochGeneration,
+        long HighestIssued, long? RekeyDueAt, long RekeyPending, long IkControlEdge, long IkDataEdge, long? InitSequence);
+
+    /// <summary>
+    /// The binding columns of the current row of <paramref name="s"/> (the <see cref="Bindings"/> columns from result column 0);
+    /// <paramref name="home"/> is the UTF-8 of its home_address column, which names it in an error.
+    /// </summary>
+    public static BindingColumns ReadBinding(RawStatement s, ReadOnlySpan<byte> home)
+    {
+        Ipv6Address? careOf = null;
+        if (!s.IsNull(CareOf))
+        {
+            careOf = TryParseAddress(s.Bytes(CareOf), out var parsed)
+                ? parsed
+                : throw new BindingStoreException($"bindings(home_address={Encoding.UTF8.GetString(home)}): care_of is not an IPv6 address (corrupted store)");
+        }
+        return new BindingColumns(careOf, s.Int64(ExpiresAt), NullableInt64(s, LastSequence), NullableInt64(s, InitEpoch), s.Int64(EpochGeneration),
+            s.Int64(HighestIssued), NullableInt64(s, RekeyDueAt), s.Int64(RekeyPending), s.Int64(IkControlEdge), s.Int64(IkDataEdge),
+            NullableInt64(s, InitSequence));
+    }
+
+    private static long? NullableInt64(RawStatement s, int column) => s.IsNull(column) ? null : s.Int64(column);
+
+    /// <summary>IPv6 text given as UTF-8 (an address column read in place); false for anything else, IPv4 text included.</summary>
+    public static bool TryParseAddress(ReadOnlySpan<byte> utf8, out Ipv6Address address)
+    {
+        if (IPAddress.TryParse(utf8, out var ip) && ip.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            address = Ipv6Address.FromIPAddress(ip);
+            return true;
+        }
+        address = default;
+        return false;
+    }
 
     /// <summary>Binds <paramref name="record"/>'s binding row (sealed with <paramref name="seal"/>) to the <see cref="Bindings"/> parameters.</summary>
     public static void BindBinding(DbParameterCollection p, string home, BindingRecord record, byte[] seal) => BindBinding(p, home, View(record), seal);
@@ -172,6 +214,17 @@ internal static class BindingRows
     public static RowSeal.AssociatedData ReservationAssociated(RowSeal.AssociatedData data, string home, uint reserved) =>
         data.Start().Field("ik_reservations").Field(home).Field(reserved).Field("seal");
 
+    /// <summary>An IK reservation row read in place (<paramref name="home"/>: its home_address column's UTF-8); throws naming it.</summary>
+    public static uint OpenReservation(ReadOnlySpan<byte> home, long reserved, ReadOnlySpan<byte> seal, AesGcm gcm, RowSeal.AssociatedData associated)
+    {
+        associated.Start().Field("ik_reservations").Field(home).Field((uint)reserved).Field("seal");
+        if (!RowSeal.TryOpen(seal, associated, gcm, out _, out bool truncated))
+        {
+            throw RowSeal.Failure($"ik_reservations(home_address={Encoding.UTF8.GetString(home)})", truncated);
+        }
+        return (uint)reserved;
+    }
+
     /// <summary>Authenticates an IK reservation row; throws <see cref="BindingStoreException"/> naming it.</summary>
     public static uint OpenReservation(string home, long reserved, byte[]? seal, AesGcm gcm, RowSeal.AssociatedData associated)
     {
@@ -226,6 +279,33 @@ internal static class BindingRows
         }
     }
 
+    /// <summary>
+    /// Authenticates a binding row read in place (the snapshot loader: <paramref name="home"/> its home_address column's UTF-8,
+    /// <paramref name="seal"/> its seal, <paramref name="row"/> its other values) with its generation records, already opened,
+    /// and builds the record; zeroes the generations' secrets and throws <see cref="BindingStoreException"/> naming the row when
+    /// it fails.
+    /// </summary>
+    public static BindingRecord Open(Ipv6Address homeAddress, ReadOnlySpan<byte> home, in BindingColumns row, ReadOnlySpan<byte> seal,
+        GenerationRecord? newest, GenerationRecord? previous, AesGcm gcm, RowSeal.AssociatedData associated)
+    {
+        try
+        {
+            var record = ToRecord(homeAddress, row, newest, previous, null, home);
+            // The binding seal covers which generations the record holds (as in the other Open).
+            if (!RowSeal.TryOpen(seal, BindingAssociated(associated, record), gcm, out _, out bool truncated))
+            {
+                throw RowSeal.Failure($"bindings(home_address={Encoding.UTF8.GetString(home)})", truncated);
+            }
+            return record;
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(newest?.Secret);
+            CryptographicOperations.ZeroMemory(previous?.Secret);
+            throw;
+        }
+    }
+
     private static BindingRecord ToRecord(Ipv6Address homeAddress, BindingRow row, GenerationRecord? newest, GenerationRecord? previous)
     {
         Ipv6Address? careOf = null;
@@ -235,11 +315,21 @@ internal static class BindingRows
                 ? parsed
                 : throw new BindingStoreException($"bindings(home_address={row.Home}): care_of is not an IPv6 address (corrupted store)");
         }
+        return ToRecord(homeAddress, new BindingColumns(careOf, row.ExpiresAt, row.LastSequence, row.InitEpoch, row.EpochGeneration, row.HighestIssued,
+            row.RekeyDueAt, row.RekeyPending, row.IkControlEdge, row.IkDataEdge, row.InitSequence), newest, previous, row.Home, default);
+    }
+
+    /// <param name="homeText">The row's home_address as read, for an error; null: <paramref name="homeUtf8"/> holds it.</param>
+    private static BindingRecord ToRecord(Ipv6Address homeAddress, in BindingColumns row, GenerationRecord? newest, GenerationRecord? previous,
+        string? homeText, ReadOnlySpan<byte> homeUtf8)
+    {
+        var careOf = row.CareOf;
         ushort? initSequence = row.InitSequence switch
         {
             null => null,
             >= 0 and <= ushort.MaxValue => (ushort)row.InitSequence.Value,
-            _ => throw new BindingStoreException($"bindings(home_address={row.Home}): init_sequence is not a sequence number (corrupted store)"),
+            _ => throw new BindingStoreException(
+                $"bindings(home_address={homeText ?? Encoding.UTF8.GetString(homeUtf8)}): init_sequence is not a sequence number (corrupted store)"),
         };
         return new BindingRecord(homeAddress, careOf, new DateTimeOffset(row.ExpiresAt, TimeSpan.Zero),
             row.LastSequence is { } last ? (ushort)last : null, row.InitEpoch is { } epoch ? unchecked((ulong)epoch) : null,

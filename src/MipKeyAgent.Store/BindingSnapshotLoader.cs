@@ -209,15 +209,22 @@ internal sealed class BindingSnapshotLoader
             : new BindingStoreException($"'{_db.Path}': generation rows without a binding row (corrupted store)");
     }
 
-    /// <summary>One worker's read-only connection (file mapped), cipher, associated-data buffer and range queries.</summary>
+    /// <summary>
+    /// One worker's read-only connection (file mapped), cipher, associated-data buffer and range queries. The queries
+    /// are stepped through SQLite's API (<see cref="RawStatement"/>): each column is read in place, so a row costs no
+    /// string, boxed value or array beyond what its record keeps (the secrets, the addresses' parse).
+    /// </summary>
     private sealed class RangeReader : IDisposable
     {
         private readonly SqliteConnection _connection;
         private readonly System.Security.Cryptography.AesGcm _gcm;
         private readonly RowSeal.AssociatedData _associated = new();
-        private readonly SqliteCommand _joined;
-        private readonly SqliteCommand _reservations;
-        private readonly List<BindingRows.GenerationRow> _rowGenerations = new(2);
+        private readonly RawStatement _joined;
+        private readonly RawStatement _reservations;
+
+        /// <summary>The current binding's home_address and seal, kept while its joined generation rows are stepped through.</summary>
+        private byte[] _home = new byte[Ipv6Address.MaxUtf8Length];
+        private byte[] _seal = new byte[64];
 
         public RangeReader(string path, RowSeal seal)
         {
@@ -235,76 +242,106 @@ internal sealed class BindingSnapshotLoader
                 pragma.ExecuteNonQuery();
             }
             _gcm = seal.CreateCipher();
-            _joined = RangeCommand(BindingStatements.SelectJoinedRange);
-            _reservations = RangeCommand(BindingStatements.SelectReservationRange);
-        }
-
-        private SqliteCommand RangeCommand(string sql)
-        {
-            var command = _connection.CreateCommand();
-            command.CommandText = sql;
-            command.Parameters.Add("$lo", SqliteType.Integer);
-            command.Parameters.Add("$hi", SqliteType.Integer);
-            return command;
+            _joined = RawStatement.Prepare(_connection, BindingStatements.SelectJoinedRange, ["$lo", "$hi"]);
+            _reservations = RawStatement.Prepare(_connection, BindingStatements.SelectReservationRange, ["$lo", "$hi"]);
         }
 
         public void Read(ScanRange range, WorkerRows into)
         {
-            var command = range.Reservations ? _reservations : _joined;
-            command.Parameters[0].Value = range.Low;
-            command.Parameters[1].Value = range.High;
-            using var reader = command.ExecuteReader();
-            if (range.Reservations)
+            var statement = range.Reservations ? _reservations : _joined;
+            statement.Bind(0, range.Low);
+            statement.Bind(1, range.High);
+            try
             {
-                ReadReservations(reader, into);
+                if (range.Reservations)
+                {
+                    ReadReservations(statement, into);
+                }
+                else
+                {
+                    ReadBindings(statement, into);
+                }
             }
-            else
+            finally
             {
-                ReadBindings(reader, into);
+                // A row that failed leaves the query mid-way: end it (a no-op after its last row).
+                statement.Reset();
             }
         }
 
-        private void ReadReservations(SqliteDataReader reader, WorkerRows into)
+        private void ReadReservations(RawStatement s, WorkerRows into)
         {
-            while (reader.Read())
+            while (s.Step())
             {
-                string home = reader.GetString(BindingRows.ReservationHome);
-                uint opened = BindingRows.OpenReservation(home, reader.GetInt64(BindingRows.Reserved),
-                    reader.GetValue(BindingRows.ReservationSeal) as byte[], _gcm, _associated);
-                if (Ipv6Address.TryParse(home, out var address))
+                var home = s.Bytes(BindingRows.ReservationHome);
+                uint opened = BindingRows.OpenReservation(home, s.Int64(BindingRows.Reserved), SealColumn(s, BindingRows.ReservationSeal), _gcm, _associated);
+                if (BindingRows.TryParseAddress(home, out var address))
                 {
                     into.Reserved.Add((address, opened));
                 }
             }
         }
 
+        /// <summary>A sealed column in place; empty (refused as truncated) when NULL or not a blob.</summary>
+        private static ReadOnlySpan<byte> SealColumn(RawStatement s, int column) => s.IsBlob(column) ? s.Bytes(column) : default;
+
         /// <summary>Each binding row comes once per generation row it holds (once with NULL generation columns when it holds none).</summary>
-        private void ReadBindings(SqliteDataReader reader, WorkerRows into)
+        private void ReadBindings(RawStatement s, WorkerRows into)
         {
-            int generationSlot = BindingStatements.JoinedGenerationFirst + GenerationColumns.SlotColumn;
-            bool more = reader.Read();
+            int generationFirst = BindingStatements.JoinedGenerationFirst;
+            int generationSlot = generationFirst + GenerationColumns.SlotColumn;
+            bool more = s.Step();
             while (more)
             {
-                long rowid = reader.GetInt64(BindingStatements.JoinedRowid);
-                string home = reader.GetString(BindingRows.HomeAddress);
-                if (!Ipv6Address.TryParse(home, out var address))
+                long rowid = s.Int64(BindingStatements.JoinedRowid);
+                int homeLength = Keep(ref _home, s.Bytes(BindingRows.HomeAddress));
+                if (!BindingRows.TryParseAddress(_home.AsSpan(0, homeLength), out var address))
                 {
-                    throw new BindingStoreException($"bindings(home_address={home}): not an IPv6 address (corrupted store)");
+                    throw new BindingStoreException($"bindings(home_address={System.Text.Encoding.UTF8.GetString(_home, 0, homeLength)}): not an IPv6 address (corrupted store)");
                 }
-                var binding = BindingRows.ReadBinding(reader, 0, home);
-                _rowGenerations.Clear();
-                do
+                var binding = BindingRows.ReadBinding(s, _home.AsSpan(0, homeLength));
+                int sealLength = Keep(ref _seal, SealColumn(s, BindingRows.BindingSealColumn));
+                GenerationRecord? newest = null;
+                GenerationRecord? previous = null;
+                try
                 {
-                    if (!reader.IsDBNull(generationSlot))
+                    do
                     {
-                        _rowGenerations.Add(BindingRows.ReadGeneration(reader, home, BindingStatements.JoinedGenerationFirst));
+                        if (!s.IsNull(generationSlot))
+                        {
+                            var home = _home.AsSpan(0, homeLength);
+                            long slot = GenerationColumns.ReadSlot(s, generationFirst);
+                            GenerationRowKey.RequireKnownSlot(home, slot);
+                            var generation = GenerationColumns.Read(s, generationFirst, home, slot)
+                                .Open(GenerationColumns.ReadSealedSecret(s, generationFirst), home, slot, _associated, _gcm);
+                            ref var held = ref slot == GenerationColumns.NewestSlot ? ref newest : ref previous;
+                            System.Security.Cryptography.CryptographicOperations.ZeroMemory(held?.Secret);
+                            held = generation;
+                            into.Generations++;
+                        }
+                        more = s.Step();
                     }
-                    more = reader.Read();
+                    while (more && s.Int64(BindingStatements.JoinedRowid) == rowid);
                 }
-                while (more && reader.GetInt64(BindingStatements.JoinedRowid) == rowid);
-                into.Generations += _rowGenerations.Count;
-                into.Records.Add(BindingRows.Open(address, binding, _rowGenerations, _gcm, _associated));
+                catch
+                {
+                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(newest?.Secret);
+                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(previous?.Secret);
+                    throw;
+                }
+                into.Records.Add(BindingRows.Open(address, _home.AsSpan(0, homeLength), binding, _seal.AsSpan(0, sealLength), newest, previous, _gcm, _associated));
             }
+        }
+
+        /// <summary>Copies a column out of SQLite's row buffer (valid only until the next step) into <paramref name="buffer"/>; returns its length.</summary>
+        private static int Keep(ref byte[] buffer, ReadOnlySpan<byte> column)
+        {
+            if (column.Length > buffer.Length)
+            {
+                buffer = new byte[column.Length];
+            }
+            column.CopyTo(buffer);
+            return column.Length;
         }
 
         public void Dispose()

@@ -1,6 +1,8 @@
+using System.Buffers.Text;
 using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
 using MipKeyAgent.Esp;
 
 namespace MipKeyAgent.Store;
@@ -80,6 +82,42 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
         return new KeyReference(id, reader.GetString(keySource));
     }
 
+    /// <summary>The slot of the current row of <paramref name="s"/> whose <see cref="Map"/> columns start at <paramref name="first"/>.</summary>
+    public static long ReadSlot(RawStatement s, int first) => s.Int64(first + SlotColumn);
+
+    /// <summary>The sealed secret of the current row, in place (empty when NULL; null-equivalent when not a blob: the seal check refuses it).</summary>
+    public static ReadOnlySpan<byte> ReadSealedSecret(RawStatement s, int first) => s.IsBlob(first + SecretColumn) ? s.Bytes(first + SecretColumn) : default;
+
+    /// <summary>
+    /// The values of the current row of <paramref name="s"/> (the snapshot loader's raw read) whose <see cref="Map"/> columns
+    /// start at <paramref name="first"/>; <paramref name="owner"/> and <paramref name="slot"/> name the row in an error.
+    /// </summary>
+    public static GenerationColumns Read(RawStatement s, int first, ReadOnlySpan<byte> owner, long slot) =>
+        new(new Generation((uint)s.Int64(first + GenerationColumn)), new Spi((uint)s.Int64(first + SpiMnToHaColumn)),
+            new Spi((uint)s.Int64(first + SpiHaToMnColumn)), (EspSuite)s.Int64(first + SuiteColumn),
+            s.Int64(first + ConfirmedColumn) != 0, new DateTimeOffset(s.Int64(first + CreatedAtColumn), TimeSpan.Zero),
+            (uint)s.Int64(first + TransmitReservedColumn), (uint)s.Int64(first + ControlEdgeColumn),
+            (uint)s.Int64(first + DataEdgeColumn), ReadReference(s, first, owner, slot));
+
+    /// <summary>Both reference columns or neither (as <see cref="ReadReference(DbDataReader, int, GenerationRowKey)"/>): strings only when present.</summary>
+    private static KeyReference? ReadReference(RawStatement s, int first, ReadOnlySpan<byte> owner, long slot)
+    {
+        int keyId = first + KeyIdColumn;
+        int keySource = first + KeySourceColumn;
+        bool noId = s.IsNull(keyId);
+        bool noSource = s.IsNull(keySource);
+        if (noId && noSource)
+        {
+            return null;
+        }
+        if (noId || noSource || !Utf8Parser.TryParse(s.Bytes(keyId), out Guid id, out int consumed, 'D') || consumed != s.Bytes(keyId).Length
+            || s.Bytes(keySource).Length == 0)
+        {
+            throw new BindingStoreException($"{GenerationRowKey.HomeAgent(Encoding.UTF8.GetString(owner), slot).Name}: key_id/key_source do not form a key reference (corrupted store)");
+        }
+        return new KeyReference(id, Encoding.UTF8.GetString(s.Bytes(keySource)));
+    }
+
     /// <summary>Binds the slot, these values, the sealed secret and the reference to the <see cref="Map"/> parameters from <paramref name="first"/> on.</summary>
     public void Bind(DbParameterCollection p, int first, int slot, byte[] sealedSecret)
     {
@@ -139,6 +177,10 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
     public static RowSeal.AssociatedData Associated(RowSeal.AssociatedData data, Ipv6Address home, int slot, GenerationColumns v) =>
         Fields(data.Start().Field("generations").Field(home).Field(SlotName(slot)), v);
 
+    /// <summary>The HA's generation row's associated data, its owner given as the UTF-8 of its home_address column (the snapshot loader).</summary>
+    public static RowSeal.AssociatedData Associated(RowSeal.AssociatedData data, ReadOnlySpan<byte> home, long slot, GenerationColumns v) =>
+        Fields(data.Start().Field("generations").Field(home).Field(SlotName(slot)), v);
+
     private static RowSeal.AssociatedData Fields(RowSeal.AssociatedData data, GenerationColumns v)
     {
         data.Field(v.Generation.Value).Field(v.SpiMnToHa.Value).Field(v.SpiHaToMn.Value)
@@ -164,10 +206,28 @@ internal readonly record struct GenerationColumns(Generation Generation, Spi Spi
         {
             throw RowSeal.Failure(row.Name, truncated);
         }
+        return ToRecord(secret, row.Name);
+    }
+
+    /// <summary>
+    /// <see cref="Open(byte[], GenerationRowKey, RowSeal.AssociatedData, AesGcm)"/> of an HA generation row read in place
+    /// (the snapshot loader): <paramref name="home"/> is the UTF-8 of its home_address column; the row's name is built only for an error.
+    /// </summary>
+    public GenerationRecord Open(ReadOnlySpan<byte> sealedSecret, ReadOnlySpan<byte> home, long slot, RowSeal.AssociatedData data, AesGcm gcm)
+    {
+        if (!RowSeal.TryOpen(sealedSecret, Associated(data, home, slot, this), gcm, out byte[] secret, out bool truncated))
+        {
+            throw RowSeal.Failure(GenerationRowKey.HomeAgent(Encoding.UTF8.GetString(home), slot).Name, truncated);
+        }
+        return ToRecord(secret, null, home, slot);
+    }
+
+    private GenerationRecord ToRecord(byte[] secret, string? name, ReadOnlySpan<byte> home = default, long slot = 0)
+    {
         if (secret.Length != KeyLengths.Secret)
         {
             CryptographicOperations.ZeroMemory(secret);
-            throw new BindingStoreException($"{row.Name}: secret is not {KeyLengths.Secret} octets");
+            throw new BindingStoreException($"{name ?? GenerationRowKey.HomeAgent(Encoding.UTF8.GetString(home), slot).Name}: secret is not {KeyLengths.Secret} octets");
         }
         return new GenerationRecord(Generation, secret, SpiMnToHa, SpiHaToMn, Suite, Confirmed, CreatedAt, TransmitReserved)
         {
@@ -191,6 +251,15 @@ internal readonly record struct GenerationRowKey(string Table, string Owner, lon
     public string Name => NamedByOwner
         ? $"{Table}(home_address={Owner}, slot={GenerationColumns.SlotName(Slot)})"
         : $"{Table}(slot={GenerationColumns.SlotName(Slot)})";
+
+    /// <summary>Throws for a slot other than newest (0) or previous (1) of an HA generation row (<paramref name="home"/>: its home_address's UTF-8).</summary>
+    public static void RequireKnownSlot(ReadOnlySpan<byte> home, long slot)
+    {
+        if (slot is not (GenerationColumns.NewestSlot or GenerationColumns.PreviousSlot))
+        {
+            HomeAgent(Encoding.UTF8.GetString(home), slot).RequireKnownSlot();
+        }
+    }
 
     /// <summary>Throws for a slot other than newest (0) or previous (1).</summary>
     public void RequireKnownSlot()

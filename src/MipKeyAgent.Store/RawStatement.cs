@@ -3,10 +3,11 @@ using SQLitePCL;
 namespace MipKeyAgent.Store;
 
 /// <summary>
-/// One hot write statement stepped through SQLite's own API (SQLitePCLRaw, under Microsoft.Data.Sqlite on the same
-/// connection handle): prepared once, its parameters bound by index (no parameter objects, no boxing, no data
-/// reader), stepped and reset. It runs in whatever transaction the connection has open (the store's
-/// <see cref="SqliteTransaction"/>). Not thread-safe: the owning store calls it under its lock.
+/// One hot statement (a write of the store's, a range query of the snapshot loader) stepped through SQLite's own API
+/// (SQLitePCLRaw, under Microsoft.Data.Sqlite on the same connection handle): prepared once, its parameters bound by
+/// index and its columns read by index (no parameter objects, no boxing, no data reader, no string or array per
+/// value), stepped and reset. It runs in whatever transaction the connection has open (the store's
+/// <see cref="SqliteTransaction"/>). Not thread-safe: its owner (the store under its lock, one loader worker) alone uses it.
 /// </summary>
 internal sealed class RawStatement : IDisposable
 {
@@ -96,6 +97,48 @@ internal sealed class RawStatement : IDisposable
         }
         raw.sqlite3_reset(_statement);
     }
+
+    /// <summary>Rows the connection's last completed INSERT, UPDATE or DELETE changed (after <see cref="Execute"/>).</summary>
+    public int Changes => raw.sqlite3_changes(_db);
+
+    /// <summary>
+    /// Steps a query: true with a row ready for the column reads, false at its end (the statement is then reset for
+    /// the next use); throws <see cref="SqliteException"/> with SQLite's message when it fails (reset as well).
+    /// </summary>
+    public bool Step()
+    {
+        int rc = raw.sqlite3_step(_statement);
+        if (rc == raw.SQLITE_ROW)
+        {
+            return true;
+        }
+        if (rc != raw.SQLITE_DONE)
+        {
+            string message = raw.sqlite3_errmsg(_db).utf8_to_string();
+            raw.sqlite3_reset(_statement);
+            throw new SqliteException(message, rc);
+        }
+        raw.sqlite3_reset(_statement);
+        return false;
+    }
+
+    /// <summary>Ends a query before its last row (its read lock is released; the bindings stay).</summary>
+    public void Reset() => raw.sqlite3_reset(_statement);
+
+    /// <summary>Whether result column <paramref name="column"/> of the current row is NULL.</summary>
+    public bool IsNull(int column) => raw.sqlite3_column_type(_statement, column) == raw.SQLITE_NULL;
+
+    /// <summary>Whether result column <paramref name="column"/> of the current row is a blob.</summary>
+    public bool IsBlob(int column) => raw.sqlite3_column_type(_statement, column) == raw.SQLITE_BLOB;
+
+    /// <summary>Result column <paramref name="column"/> as an integer (SQLite's conversion for other types).</summary>
+    public long Int64(int column) => raw.sqlite3_column_int64(_statement, column);
+
+    /// <summary>
+    /// Result column <paramref name="column"/>'s octets: a blob as stored, text as its UTF-8 (no terminator), NULL as
+    /// empty. The span points into SQLite's row buffer: valid until the next step, reset or column read of another type.
+    /// </summary>
+    public ReadOnlySpan<byte> Bytes(int column) => raw.sqlite3_column_blob(_statement, column);
 
     private void Check(int rc)
     {

@@ -141,17 +141,32 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
     /// </summary>
     public static bool TryOpen(byte[]? sealedRow, AssociatedData associated, AesGcm cipher, out byte[] plaintext, out bool truncated)
     {
+        if (sealedRow is null)
+        {
+            plaintext = [];
+            truncated = true;
+            return false;
+        }
+        return TryOpen(sealedRow.AsSpan(), associated, cipher, out plaintext, out truncated);
+    }
+
+    /// <summary>
+    /// <see cref="TryOpen(byte[], AssociatedData, AesGcm, out byte[], out bool)"/> of a sealed column read in place
+    /// (the snapshot loader's row buffer): only the plaintext gets an array.
+    /// </summary>
+    public static bool TryOpen(ReadOnlySpan<byte> sealedRow, AssociatedData associated, AesGcm cipher, out byte[] plaintext, out bool truncated)
+    {
         plaintext = [];
-        truncated = sealedRow is null || sealedRow.Length < NonceLength + TagLength;
+        truncated = sealedRow.Length < NonceLength + TagLength;
         if (truncated)
         {
             return false;
         }
-        int length = sealedRow!.Length - NonceLength - TagLength;
+        int length = sealedRow.Length - NonceLength - TagLength;
         byte[] opened = length == 0 ? [] : new byte[length];
         try
         {
-            cipher.Decrypt(sealedRow.AsSpan(0, NonceLength), sealedRow.AsSpan(NonceLength, length), sealedRow.AsSpan(NonceLength + length),
+            cipher.Decrypt(sealedRow[..NonceLength], sealedRow.Slice(NonceLength, length), sealedRow[(NonceLength + length)..],
                 opened, associated.Bytes);
         }
         catch (AuthenticationTagMismatchException)
@@ -206,6 +221,16 @@ internal sealed class RowSeal(MasterKey key) : IDisposable
         {
             Separator();
             return Text(text);
+        }
+
+        /// <summary>A field given as the UTF-8 of its text (a column read in place: the same octets as <see cref="Field(string)"/> of its string).</summary>
+        public AssociatedData Field(ReadOnlySpan<byte> utf8)
+        {
+            Separator();
+            Reserve(utf8.Length);
+            utf8.CopyTo(_buffer.AsSpan(_length));
+            _length += utf8.Length;
+            return this;
         }
 
         public AssociatedData Field(ulong value) => Number(value);

@@ -295,13 +295,13 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
 
     public uint LoadInitializationSequenceReserved(Ipv6Address homeAddress)
     {
-        string home = homeAddress.ToString();
         lock (_lock)
         {
             if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
             {
                 return preloaded;
             }
+            string home = homeAddress.ToString();
             var command = _db.Statements.Get(BindingStatements.SelectReservation, _group, "$home");
             command.Parameters[0].Value = home;
             using var reader = command.ExecuteReader();
@@ -366,12 +366,13 @@ public sealed partial class SqliteBindingStore : IBindingStore, IDisposable
             var transaction = BeginWrite();
             try
             {
-                using var insert = _db.Command("INSERT OR IGNORE INTO retired_spis (spi) VALUES ($spi)", transaction);
-                var parameter = insert.Parameters.Add("$spi", SqliteType.Integer);
+                // Prepared once and stepped through SQLite's API like the binding writes: every rekey retires two SPIs.
+                var insert = _db.Statements.GetRaw(BindingStatements.InsertRetiredSpi, BindingStatements.InsertRetiredSpiParameters);
                 foreach (uint spi in spis)
                 {
-                    parameter.Value = (long)spi;
-                    added += insert.ExecuteNonQuery();
+                    insert.Bind(0, (long)spi);
+                    insert.Execute();
+                    added += insert.Changes;
                 }
                 EndWrite(transaction);
             }

@@ -37,6 +37,20 @@ public sealed class StoreRollbackTests : IDisposable
     }
 
     [Fact]
+    public void RetiredSpiSavedTwice_Reopen_AnchorCountedItOnce()
+    {
+        using (var store = _directory.Open())
+        {
+            store.SaveRetiredSpis([500, 501]);
+            store.SaveRetiredSpis([501, 502]);
+        }
+
+        // An anchor that counted the second 501 would hold 4 retired SPIs against the database's 3 and refuse the open.
+        using var reopened = _directory.Open();
+        Assert.Equal([500u, 501u, 502u], reopened.LoadRetiredSpis().Order());
+    }
+
+    [Fact]
     public void OlderCopyMissingRetiredSpis_Open_Refused()
     {
         using (var store = _directory.Open())

@@ -33,6 +33,46 @@ public sealed class StoreTamperingTests : IDisposable
     }
 
     [Fact]
+    public void BindingSealStoredAsText_Open_RefusedAsMissingNamingTheRow()
+    {
+        Sql("UPDATE bindings SET seal = CAST(seal AS TEXT) WHERE home_address = '2001:db8:2::8'");
+
+        var error = OpenFails();
+
+        Assert.Contains("bindings(home_address=2001:db8:2::8): sealed column missing or truncated", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CareOfNotAnIpv6Address_Open_RefusedNamingTheRow()
+    {
+        Sql("UPDATE bindings SET care_of = '192.0.2.1' WHERE home_address = '2001:db8:2::8'");
+
+        var error = OpenFails();
+
+        Assert.Contains("bindings(home_address=2001:db8:2::8): care_of is not an IPv6 address", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GenerationRowDeleted_Open_RefusedNamingTheBinding()
+    {
+        Sql("DELETE FROM generations WHERE home_address = '2001:db8:2::7' AND slot = 1");
+
+        var error = OpenFails();
+
+        Assert.Contains("bindings(home_address=2001:db8:2::7): fails authentication", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ReservationRaised_Open_RefusedNamingTheRow()
+    {
+        Sql("UPDATE ik_reservations SET reserved = 8192 WHERE home_address = '2001:db8:2::7'");
+
+        var error = OpenFails();
+
+        Assert.Contains("ik_reservations(home_address=2001:db8:2::7): fails authentication", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void WrongMasterKey_Open_RefusedNamingTheDatabase()
     {
         string otherKey = Path.Combine(_directory.Path, "other.key");

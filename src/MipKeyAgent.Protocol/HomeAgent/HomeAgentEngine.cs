@@ -80,6 +80,17 @@ public sealed partial class HomeAgentEngine : IDisposable
     }
 
     /// <summary>
+    /// Sizes the node and SPI tables for <paramref name="nodes"/> nodes (each with IK and one generation) before
+    /// they are provisioned, so a start with many nodes does not rehash the tables as they grow.
+    /// </summary>
+    public void EnsureCapacity(int nodes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(nodes);
+        _nodes.EnsureCapacity(nodes);
+        _spis.EnsureCapacity(4 * nodes);
+    }
+
+    /// <summary>
     /// Adds a mobile node. When the binding store holds a record for it (a restart with stored
     /// state), its generations, epoch, sequence number and binding are restored.
     /// </summary>

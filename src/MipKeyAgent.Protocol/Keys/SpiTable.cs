@@ -53,6 +53,9 @@ public sealed class SpiTable(bool rememberRetired = true, CipherCache? ciphers =
     /// <summary>True when the control SPI (and its data SPI) is live in this table.</summary>
     public bool IsLive(Spi control) => _entries.ContainsKey(control.Value);
 
+    /// <summary>Sizes the table for <paramref name="controlSpis"/> live control SPIs (two per generation).</summary>
+    internal void EnsureCapacity(int controlSpis) => _entries.EnsureCapacity(controlSpis);
+
     internal void Register(KeyRing ring, GenerationKeys keys)
     {
         if (_entries.ContainsKey(keys.SpiMnToHa.Value) || _entries.ContainsKey(keys.SpiHaToMn.Value))
