@@ -15,4 +15,7 @@ internal interface IFrameDevice : IDisposable
 
     /// <summary>Writes one whole frame.</summary>
     void WriteFrame(ReadOnlySpan<byte> frame);
+
+    /// <summary>Frames the kernel dropped before we read them (a full receive buffer or ring); 0 where nothing counts them.</summary>
+    long KernelDropped => 0;
 }

@@ -12,6 +12,7 @@ namespace MipKeyAgent.Transport.Internal;
 internal sealed class PacketSocketDevice : IFrameDevice
 {
     private const ushort EtherTypeIpv6 = 0x86DD;
+    private const int EthernetHeaderLength = 14;
     private const int SolPacket = 263;
     private const int PacketAddMembership = 1;
     private const int PacketIgnoreOutgoing = 23;
@@ -35,8 +36,13 @@ internal sealed class PacketSocketDevice : IFrameDevice
     /// <summary>The interface's own MAC (SIOCGIFHWADDR).</summary>
     public byte[] MacAddress { get; }
 
-    /// <summary>Opens the socket on <paramref name="interfaceName"/> in the calling thread's namespace. Needs CAP_NET_RAW.</summary>
-    public static PacketSocketDevice Open(string interfaceName)
+    /// <summary>
+    /// Opens the socket on <paramref name="interfaceName"/> in the calling thread's namespace. Needs CAP_NET_RAW.
+    /// <paramref name="receiveBufferBytes"/>: the socket's receive buffer (null: the kernel's default).
+    /// <paramref name="ownAddress"/>: frames to this address other than ICMPv6 are dropped in the kernel (the host's
+    /// own traffic, which its stack and transport take).
+    /// </summary>
+    public static PacketSocketDevice Open(string interfaceName, int? receiveBufferBytes = null, Wire.Ipv6Address? ownAddress = null)
     {
         var index = (int)LibC.if_nametoindex(interfaceName);
         if (index == 0)
@@ -53,6 +59,16 @@ internal sealed class PacketSocketDevice : IFrameDevice
             BitConverter.TryWriteBytes(membership, index);
             BitConverter.TryWriteBytes(membership.AsSpan(MembershipTypeOffset), PacketMrAllMulti);
             socket.SetRawSocketOption(SolPacket, PacketAddMembership, membership);
+            if (receiveBufferBytes is { } bytes)
+            {
+                PacketSocketKernel.SetReceiveBuffer(socket, bytes);
+            }
+
+            if (ownAddress is { } own && PacketSocketKernel.FiltersSupported)
+            {
+                PacketSocketKernel.Attach(socket, PacketSocketKernel.DropToAddressUnlessIcmpv6(EthernetHeaderLength, own));
+            }
+
             socket.Bind(new LinkLayerEndPoint(index, EtherTypeIpv6));
             return new PacketSocketDevice(socket, interfaceName, mac);
         }
@@ -68,6 +84,8 @@ internal sealed class PacketSocketDevice : IFrameDevice
 
     /// <summary>A bound packet socket sends on its interface without a destination address (packet(7)).</summary>
     public void WriteFrame(ReadOnlySpan<byte> frame) => _socket.Send(frame);
+
+    public long KernelDropped => PacketSocketKernel.Drops(_socket);
 
     public void Dispose() => _socket.Dispose();
 }
