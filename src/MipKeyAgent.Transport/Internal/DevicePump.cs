@@ -20,6 +20,8 @@ internal sealed class DevicePump : IAsyncDisposable
     private readonly Channel<byte[]> _queue;
     private readonly CancellationTokenSource _stop = new();
     private readonly bool _waitWhenFull;
+    private const int BatchCapacity = 64;
+    private const int PollMilliseconds = 100;
     private Task _loop = Task.CompletedTask;
     private long _droppedQueueFull;
     private int _disposed;
@@ -143,11 +145,30 @@ internal sealed class DevicePump : IAsyncDisposable
         _stop.Dispose();
     }
 
+    /// <summary>Up to <see cref="BatchCapacity"/> frames per system call, waiting in short polls so a stop is seen.</summary>
+    private void ReadBatches(IBatchFrameDevice device, DeviceReadHandler handler, int bufferLength)
+    {
+        var batch = new RawReceiveBatch(BatchCapacity, bufferLength);
+        while (!_stop.IsCancellationRequested)
+        {
+            int count = device.ReadFrames(batch, PollMilliseconds);
+            for (int i = 0; i < count; i++)
+            {
+                handler(batch[i].Span);
+            }
+        }
+    }
+
     private async Task ReadLoopAsync(DeviceReadHandler handler, int bufferLength)
     {
         var buffer = new byte[bufferLength];
         try
         {
+            if (Device is IBatchFrameDevice batched && MessageLayout.Supported)
+            {
+                ReadBatches(batched, handler, bufferLength);
+            }
+
             while (!_stop.IsCancellationRequested)
             {
                 var length = await Device.ReadFrameAsync(buffer, _stop.Token).ConfigureAwait(false);
