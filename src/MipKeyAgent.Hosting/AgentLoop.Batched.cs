@@ -154,10 +154,12 @@ internal sealed partial class AgentLoop
         }
         catch (ObjectDisposedException e)
         {
+            Interlocked.Add(ref _sendFailures, batch.Count);
             AgentLog.SendFailed(_logger, _transport.Name, e);
         }
         if (batch.Failed != failed)
         {
+            Interlocked.Add(ref _sendFailures, batch.Failed - failed);
             AgentLog.SendFailed(_logger, _transport.Name,
                 new IOException($"{batch.Failed - failed} datagram(s) refused by the kernel, errno {batch.LastError}"));
         }

@@ -71,6 +71,17 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
     public long SentDatagrams => Interlocked.Read(ref _sent);
 
     private long _sent;
+    private long _sendFailures;
+
+    /// <summary>Datagrams the transport refused or failed to send (each also logged).</summary>
+    public long SendFailures => Interlocked.Read(ref _sendFailures);
+
+    /// <summary>What the transport lost, for the status endpoint: sends that failed, datagrams the kernel dropped before we read them.</summary>
+    internal void AddTransportCounters(IDictionary<string, long> counters)
+    {
+        counters["send_failed"] = SendFailures;
+        counters["receive_dropped_kernel"] = _transport.KernelDropped;
+    }
 
     /// <summary>
     /// The engine's sink. On the batched raw loop's thread: copied into the send batch, sent at the
@@ -101,6 +112,7 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
         {
+            Interlocked.Increment(ref _sendFailures);
             AgentLog.SendFailed(_logger, _transport.Name, e);
         }
     }
@@ -267,6 +279,7 @@ internal sealed partial class AgentLoop : IDatagramSink, IDisposable
             }
             catch (Exception e)
             {
+                Interlocked.Increment(ref _sendFailures);
                 AgentLog.SendFailed(_logger, _transport.Name, e);
             }
         }

@@ -29,6 +29,7 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
     private HomeAgentEngine? _engine;
     private AgentLoop? _loop;
     private HomeAgentDataPlane? _plane;
+    private long _storeDownDropped;
 
     private HomeAgentDataPlaneHost(HomeLinkProxy proxy, int linkMtu, ILogger logger)
     {
@@ -99,10 +100,16 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
 
     /// <summary>Pumps intercepted packets from the home link onto the loop until cancelled.</summary>
     internal Task RunAsync(CancellationToken cancellationToken) =>
-        PacketFeed.RunAsync(_proxy.Name, _proxy.ReceiveAsync, packet => _loop?.Post(() =>
+        PacketFeed.RunAsync(_proxy.Name, _proxy.ReceivePacketsAsync, packets => _loop?.Post(() =>
         {
-            // Without its store the engine is paused: the packet is lost, as on a link without its router.
-            if (_loop?.StoreDown != true)
+            // Without its store the engine is paused: the packets are lost, as on a link without its router.
+            if (_loop?.StoreDown == true)
+            {
+                _storeDownDropped += packets.Count;
+                return;
+            }
+
+            foreach (var packet in packets)
             {
                 FromHomeLink(packet);
             }
@@ -149,7 +156,8 @@ public sealed class HomeAgentDataPlaneHost : IAsyncDisposable
         counters["proxy_answered_solicitations"] = _proxy.AnsweredSolicitations;
         counters["proxy_unsolicited_advertisements"] = _proxy.UnsolicitedAdvertisementsSent;
         counters["proxy_intercepted"] = _proxy.Intercepted;
-        counters["proxy_dropped_queue_full"] = _proxy.DroppedReceiveQueueFull;
+        counters["proxy_dropped_kernel"] = _proxy.KernelDropped;
+        counters["proxy_dropped_store_down"] = _storeDownDropped;
     }
 
     /// <summary>Shared by both roles: <c>dp_*</c> verdicts and drops, <c>dp_sealed_gen_N</c> / <c>dp_opened_gen_N</c>.</summary>

@@ -135,6 +135,7 @@ public sealed class MobileNodeHost : IDisposable
             ["echo_replies"] = _echoReplies,
         };
         _tun?.AddCounters(counters);
+        _loop.AddTransportCounters(counters);
         var view = _engine.View;
         var ring = _engine.KeyRing;
         var generations = ring.All().Select(k => new GenerationStatus(k.Generation.ToString(),

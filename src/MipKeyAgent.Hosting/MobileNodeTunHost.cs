@@ -90,7 +90,13 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
     /// <summary>Pumps packets the node's stack wrote to the tun onto the loop until cancelled.</summary>
     internal Task RunAsync(CancellationToken cancellationToken) => _tun is null
         ? Task.CompletedTask
-        : PacketFeed.RunAsync(_tun.Name, _tun.ReceiveAsync, packet => _loop?.Post(() => FromTun(packet)), _logger, cancellationToken);
+        : PacketFeed.RunAsync(_tun.Name, _tun.ReceivePacketsAsync, packets => _loop?.Post(() =>
+        {
+            foreach (var packet in packets)
+            {
+                FromTun(packet);
+            }
+        }), _logger, cancellationToken);
 
     /// <summary>Tunnelled data the engine opened: written to the tun when it is for the home address.</summary>
     internal void FromTunnel(in ReceiveResult result, ReadOnlySpan<byte> inner)
@@ -148,6 +154,7 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
         {
             HomeAgentDataPlaneHost.AddPlaneCounters(counters, _plane.Counters, _sealedByGeneration, _openedByGeneration);
             counters["tun_mtu"] = _plane.TunnelMtu;
+            counters["tun_dropped_kernel"] = _tun?.KernelDropped ?? 0;
         }
     }
 

@@ -4,27 +4,33 @@ namespace MipKeyAgent.Hosting;
 
 /// <summary>
 /// The pump of a device beside the engine's transport (the home link's proxy, the node's tun): it
-/// only copies each packet the device delivers and hands it to <c>post</c>, which queues the work on
-/// the <see cref="AgentLoop"/>; the loop alone touches the engine and the data plane.
+/// hands the packets the device has queued to <c>post</c> in batches, which queues the work on the
+/// <see cref="AgentLoop"/>; the loop alone touches the engine and the data plane.
 /// </summary>
 internal static class PacketFeed
 {
-    /// <summary>Runs until cancelled or the device closes (a read of 0); any other failure is logged and ends the pump.</summary>
-    public static async Task RunAsync(string name, Func<Memory<byte>, CancellationToken, ValueTask<int>> receive, Action<byte[]> post,
+    /// <summary>Packets handed to the loop in one posted work item at most.</summary>
+    public const int MaxBatch = 64;
+
+    /// <summary>
+    /// Runs until cancelled or the device closes (a receive of 0); any other failure is logged and ends the
+    /// pump. Each turn hands what the device has queued (up to <see cref="MaxBatch"/> packets, their arrays
+    /// owned by <paramref name="post"/>) to the loop as one piece of work.
+    /// </summary>
+    public static async Task RunAsync(string name, Func<List<byte[]>, int, CancellationToken, ValueTask<int>> receive, Action<List<byte[]>> post,
         ILogger logger, CancellationToken cancellationToken)
     {
-        var buffer = new byte[65_535 + 40];
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                int length = await receive(buffer, cancellationToken).ConfigureAwait(false);
-                if (length == 0)
+                var packets = new List<byte[]>(MaxBatch);
+                if (await receive(packets, MaxBatch, cancellationToken).ConfigureAwait(false) == 0)
                 {
                     return;
                 }
 
-                post(buffer.AsSpan(0, length).ToArray());
+                post(packets);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -31,6 +31,11 @@ internal static class PrometheusText
         ["deregistrations"] = "Bindings removed by lifetime 0.",
         ["bindings_expired"] = "Bindings that expired without refresh.",
         ["dropped"] = "Received datagrams dropped, all reasons.",
+        ["send_failed"] = "Datagrams the transport refused or failed to send.",
+        ["receive_dropped_kernel"] = "Datagrams the kernel dropped before the transport read them (its receive buffer was full).",
+        ["proxy_dropped_kernel"] = "Home-link frames the kernel dropped before the proxy read them (its packet socket's buffer was full).",
+        ["proxy_dropped_store_down"] = "Intercepted packets dropped while the store was down (HA).",
+        ["tun_dropped_kernel"] = "Packets the node's programs sent that the kernel dropped because the tun's queue was full.",
     };
 
     public static string Render(AgentStatus status)

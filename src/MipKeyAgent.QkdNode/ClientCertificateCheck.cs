@@ -32,7 +32,7 @@ internal sealed class ClientCertificateCheck(TrustedCaBundle bundle, ILogger log
     /// bundle (with the intermediates the client sent) and lets the handshake complete.</summary>
     public bool NoteChain(X509Certificate2 certificate, X509Chain? chain)
     {
-        if (bundle.Verifies(certificate, Intermediates(chain)))
+        if (bundle.Verifies(certificate, chain))
         {
             _chained.AddOrUpdate(certificate, Accepted);
         }
@@ -85,19 +85,6 @@ internal sealed class ClientCertificateCheck(TrustedCaBundle bundle, ILogger log
         ClientCertificateRefusal.Missing => "a client certificate is required (mutual TLS, ETSI GS QKD 014 4.3); none was presented",
         _ => "the client certificate is not issued by a CA this KME trusts",
     };
-
-    private static X509Certificate2Collection Intermediates(X509Chain? chain)
-    {
-        var extra = new X509Certificate2Collection();
-        if (chain is not null)
-        {
-            foreach (var element in chain.ChainElements)
-            {
-                extra.Add(element.Certificate);
-            }
-        }
-        return extra;
-    }
 
     private void Log(ClientCertificateRefusal refusal, string peer, string detail)
     {

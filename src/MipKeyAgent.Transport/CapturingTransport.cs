@@ -43,6 +43,8 @@ public sealed class CapturingTransport : IDatagramTransport
 
     public string Name => $"capture({_inner.Name})";
 
+    public long KernelDropped => _inner.KernelDropped;
+
     /// <summary>Datagrams written to the capture so far.</summary>
     public long Recorded { get; private set; }
 

@@ -60,7 +60,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
             throw new ArgumentException("The proxy needs a 6-octet unicast MAC.", nameof(options));
         }
 
-        _pump = new DevicePump(device, options.ReceiveQueueLength);
+        _pump = new DevicePump(device, options.ReceiveQueueLength, waitWhenFull: true);
         _options = options;
         _mac = mac.ToArray();
         _pump.Start(HandleFrame, MaxFrameLength);
@@ -77,7 +77,8 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
 
     public long Intercepted => Interlocked.Read(ref _interceptedCount);
 
-    public long DroppedReceiveQueueFull => _pump.DroppedQueueFull;
+    /// <summary>Frames the kernel dropped before the proxy read them (its packet socket's buffer was full).</summary>
+    public long KernelDropped => _pump.Device.KernelDropped;
 
     /// <summary>The home addresses answered for now.</summary>
     public IReadOnlyList<Ipv6Address> HomeAddresses
@@ -96,7 +97,7 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
     public static HomeLinkProxy Open(HomeLinkProxyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var device = PacketSocketDevice.Open(options.InterfaceName);
+        var device = PacketSocketDevice.Open(options.InterfaceName, options.ReceiveBufferBytes, options.HomeAgentAddress);
         try
         {
             return new HomeLinkProxy(device, device.MacAddress, options);
@@ -175,6 +176,13 @@ public sealed class HomeLinkProxy : IHomeAddressProxy, IAsyncDisposable
     /// <summary>Waits for the next intercepted IPv6 packet (no Ethernet header) and copies it to <paramref name="buffer"/>; 0 after disposal.</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         _pump.ReceiveAsync(buffer, cancellationToken);
+
+    /// <summary>
+    /// Waits for the next intercepted IPv6 packet, then hands over up to <paramref name="max"/> of those waiting (each its own
+    /// array, owned by the caller from then on): the data plane's bulk path. 0 after disposal.
+    /// </summary>
+    public ValueTask<int> ReceivePacketsAsync(List<byte[]> into, int max, CancellationToken cancellationToken = default) =>
+        _pump.ReceiveManyAsync(into, max, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

@@ -20,8 +20,13 @@ public sealed class HomeLinkProxyOptions
     /// <summary>Spacing of the unsolicited advertisements (RFC 4861 section 7.2.6: at least RetransTimer apart).</summary>
     public TimeSpan AdvertisementInterval { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Intercepted packets waiting for <see cref="HomeLinkProxy.ReceiveAsync"/>; more are dropped.</summary>
+    /// <summary>Intercepted packets waiting for <see cref="HomeLinkProxy.ReceiveAsync"/>. When they are this many the
+    /// proxy stops reading, and frames wait in the packet socket's buffer (<see cref="ReceiveBufferBytes"/>).</summary>
     public int ReceiveQueueLength { get; init; } = 1024;
+
+    /// <summary>The packet socket's receive buffer: room for bursts while the pump catches up (what does not fit, the
+    /// kernel drops and <see cref="HomeLinkProxy.KernelDropped"/> counts). Null: the kernel's default (about 200 KiB).</summary>
+    public int? ReceiveBufferBytes { get; init; } = 4 * 1024 * 1024;
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -27,4 +27,8 @@ public interface IDatagramTransport : IAsyncDisposable
     /// <summary>The transport's synchronous batch calls, or null when it has none (then a host
     /// moves datagrams through <see cref="SendAsync"/> and <see cref="ReceiveAsync"/>).</summary>
     IBatchingTransport? Batching => null;
+
+    /// <summary>Datagrams lost below the transport before it read them (a full kernel buffer), where the
+    /// platform counts them; 0 otherwise.</summary>
+    long KernelDropped => 0;
 }

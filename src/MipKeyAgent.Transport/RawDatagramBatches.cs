@@ -247,6 +247,7 @@ public sealed class TransportWakeup : IDisposable
 {
     private static readonly byte[] One = BitConverter.GetBytes(1UL);
     private readonly byte[] _drain = new byte[8];
+    private int _signalled;
 
     public TransportWakeup()
     {
@@ -263,9 +264,17 @@ public sealed class TransportWakeup : IDisposable
 
     internal int Descriptor { get; }
 
-    /// <summary>Wakes the waiting receiver (or the next wait returns at once). Any thread.</summary>
+    /// <summary>
+    /// Wakes the waiting receiver (or the next wait returns at once). Any thread. Signals until the receiver's
+    /// next wait are one: only the first writes the eventfd, so a burst of posted work costs one system call.
+    /// </summary>
     public void Signal()
     {
+        if (Interlocked.Exchange(ref _signalled, 1) != 0)
+        {
+            return;
+        }
+
         try
         {
             _ = LibC.write(Handle, One, 8);
@@ -276,7 +285,16 @@ public sealed class TransportWakeup : IDisposable
         }
     }
 
-    internal void Clear() => _ = LibC.read(Handle, _drain, 8);
+    /// <summary>
+    /// The receiver woke: later signals write again. The eventfd is read before the flag is reset: reset first, a
+    /// signal in between would be read away with the flag left set, and every later signal lost. The receiver
+    /// handles the posted work after this, so work whose signal found the flag still set is not left waiting.
+    /// </summary>
+    internal void Clear()
+    {
+        _ = LibC.read(Handle, _drain, 8);
+        Volatile.Write(ref _signalled, 0);
+    }
 
     public void Dispose() => Handle.Dispose();
 }

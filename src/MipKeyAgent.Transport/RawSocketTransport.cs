@@ -71,6 +71,9 @@ public sealed class RawSocketTransport : IDatagramTransport, IBatchingTransport
     /// <summary>Datagrams longer than a <see cref="RawReceiveBatch"/> slot, dropped by <see cref="ReceiveBatch"/>.</summary>
     public long Truncated => Interlocked.Read(ref _truncated);
 
+    /// <summary>Datagrams the kernel dropped before we read them (the receive socket's buffer was full).</summary>
+    public long KernelDropped => PacketSocketKernel.Drops(_receive);
+
     /// <summary>Whether <see cref="ReceiveBatch"/> and <see cref="RawSendBatch"/> work here (64-bit little-endian Linux).</summary>
     public static bool SupportsBatches => MessageLayout.Supported;
 
@@ -114,7 +117,14 @@ public sealed class RawSocketTransport : IDatagramTransport, IBatchingTransport
             receive.Bind(new LinkLayerEndPoint(index, EtherTypeIpv6));
             if (options.ReceiveBufferBytes is { } bytes)
             {
-                SetReceiveBuffer(receive, bytes);
+                PacketSocketKernel.SetReceiveBuffer(receive, bytes);
+            }
+
+            // Frames to other destinations (a home link's intercepted traffic, for one) never reach us: the kernel drops
+            // them before they take room in the receive buffer. The address check in IsForUs stays authoritative.
+            if (PacketSocketKernel.FiltersSupported && PacketSocketKernel.KeepDestinations(0, [.. options.LocalAddresses]) is { } filter)
+            {
+                PacketSocketKernel.Attach(receive, filter);
             }
 
             send = new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.Raw);
@@ -275,22 +285,6 @@ public sealed class RawSocketTransport : IDatagramTransport, IBatchingTransport
     {
         var poll = new[] { new LibC.PollFd { Fd = _sendDescriptor, Events = LibC.POLLOUT } };
         _ = LibC.poll(poll, 1, 100);
-    }
-
-    private const int SoRcvBuf = 8;
-    private const int SoRcvBufForce = 33;
-
-    // SO_RCVBUFFORCE passes net.core.rmem_max with CAP_NET_ADMIN; without it SO_RCVBUF gets what the cap allows.
-    private static void SetReceiveBuffer(Socket socket, int bytes)
-    {
-        try
-        {
-            socket.SetRawSocketOption(SolSocket, SoRcvBufForce, BitConverter.GetBytes(bytes));
-        }
-        catch (SocketException)
-        {
-            socket.SetRawSocketOption(SolSocket, SoRcvBuf, BitConverter.GetBytes(bytes));
-        }
     }
 
     private static void ThrowIfNoBatches()

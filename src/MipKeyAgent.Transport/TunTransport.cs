@@ -21,11 +21,13 @@ public sealed class TunTransport : IDatagramTransport
     private const int IpVersion6 = 6;
 
     private readonly DevicePump _pump;
+    private readonly InterfaceCounters? _counters;
     private long _passedOver;
 
-    internal TunTransport(IFrameDevice device, int receiveQueueLength)
+    internal TunTransport(IFrameDevice device, int receiveQueueLength, InterfaceCounters? counters = null)
     {
-        _pump = new DevicePump(device, receiveQueueLength);
+        _counters = counters;
+        _pump = new DevicePump(device, receiveQueueLength, waitWhenFull: true);
         _pump.Start(HandlePacket, MaxPacketLength);
     }
 
@@ -33,7 +35,8 @@ public sealed class TunTransport : IDatagramTransport
 
     public string InterfaceName => _pump.Device.Name;
 
-    public long DroppedReceiveQueueFull => _pump.DroppedQueueFull;
+    /// <summary>Packets the node's stack sent that the kernel dropped because the tun's queue to our reads was full.</summary>
+    public long KernelDropped => _counters?.TransmitDropped() ?? 0;
 
     /// <summary>Packets read from the tun that were not IPv6.</summary>
     public long PassedOver => Interlocked.Read(ref _passedOver);
@@ -50,6 +53,11 @@ public sealed class TunTransport : IDatagramTransport
                 InterfaceControl.SetMtu(device.Name, mtu);
             }
 
+            if (options.TransmitQueueLength is { } queue)
+            {
+                InterfaceControl.SetTransmitQueueLength(device.Name, queue);
+            }
+
             InterfaceControl.SetUp(device.Name);
             if (options.Address is { } address)
             {
@@ -62,7 +70,7 @@ public sealed class TunTransport : IDatagramTransport
             throw;
         }
 
-        return new TunTransport(device, options.ReceiveQueueLength);
+        return new TunTransport(device, options.ReceiveQueueLength, InterfaceCounters.Open(device.Name));
     }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken = default)
@@ -76,7 +84,18 @@ public sealed class TunTransport : IDatagramTransport
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         _pump.ReceiveAsync(buffer, cancellationToken);
 
-    public ValueTask DisposeAsync() => _pump.DisposeAsync();
+    /// <summary>
+    /// Waits for the next packet, then hands over up to <paramref name="max"/> of those waiting (each its own
+    /// array, owned by the caller from then on): the data plane's bulk path. 0 after disposal.
+    /// </summary>
+    public ValueTask<int> ReceivePacketsAsync(List<byte[]> into, int max, CancellationToken cancellationToken = default) =>
+        _pump.ReceiveManyAsync(into, max, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _pump.DisposeAsync().ConfigureAwait(false);
+        _counters?.Dispose();
+    }
 
     private void HandlePacket(ReadOnlySpan<byte> packet)
     {

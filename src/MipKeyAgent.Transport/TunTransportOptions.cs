@@ -18,6 +18,12 @@ public sealed class TunTransportOptions
     /// <summary>The interface MTU (the tunnel MTU, see <see cref="DataPlane.TunnelMtu"/>), or the kernel's default.</summary>
     public int? Mtu { get; init; }
 
-    /// <summary>Packets read from the tun waiting for <see cref="TunTransport.ReceiveAsync"/>; more are dropped.</summary>
+    /// <summary>The tun's txqueuelen: packets the kernel holds for our reads. When it is full the kernel drops what
+    /// the node's programs send (<see cref="TunTransport.KernelDropped"/>); the kernel's default is 500.</summary>
+    public int? TransmitQueueLength { get; init; } = 4096;
+
+    /// <summary>Packets read from the tun waiting for <see cref="TunTransport.ReceiveAsync"/>. When they are this many
+    /// the transport stops reading and packets wait in the tun's queue (<see cref="TransmitQueueLength"/>), where TCP
+    /// Small Queues holds the node's senders back.</summary>
     public int ReceiveQueueLength { get; init; } = 1024;
 }

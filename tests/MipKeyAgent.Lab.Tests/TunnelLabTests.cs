@@ -138,8 +138,18 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
     {
         lab.AssertRunning();
         var homeAgent = (await lab.HomeAgent.GetStatusAsync()).Counters;
+        var node = (await lab.Node.GetStatusAsync()).Counters;
         Assert.Equal(0, homeAgent["dropped"]);
-        Assert.Equal(0, (await lab.Node.GetStatusAsync()).Counters["dropped"]);
+        Assert.Equal(0, node["dropped"]);
+        // Nothing lost below the agents either: the kernel's drops of each socket and of the tun's queue, failed sends.
+        foreach (var counter in new[] { "receive_dropped_kernel", "send_failed", "proxy_dropped_kernel", "proxy_dropped_store_down" })
+        {
+            Assert.Equal(0, homeAgent[counter]);
+        }
+        foreach (var counter in new[] { "receive_dropped_kernel", "send_failed", "tun_dropped_kernel" })
+        {
+            Assert.Equal(0, node[counter]);
+        }
         Assert.Equal(0, homeAgent[DropCounter(DataPlaneDrop.InnerSourceMismatch)]);
         Assert.Equal(0, homeAgent[DropCounter(DataPlaneDrop.SealFailed)]);
     }

@@ -54,6 +54,13 @@ public sealed class TrustedCaBundle : IDisposable
             return false;
         }
         using var leaf = new X509Certificate2(certificate);
+        return Verifies(leaf, chain);
+    }
+
+    /// <summary>True when <paramref name="certificate"/> chains to one of the anchors, with the
+    /// certificates of the peer's presented <paramref name="chain"/> as intermediates.</summary>
+    public bool Verifies(X509Certificate2 certificate, X509Chain? chain)
+    {
         var intermediates = new X509Certificate2Collection();
         if (chain is not null)
         {
@@ -62,7 +69,7 @@ public sealed class TrustedCaBundle : IDisposable
                 intermediates.Add(element.Certificate);
             }
         }
-        return Verifies(leaf, intermediates);
+        return Verifies(certificate, intermediates);
     }
 
     public void Dispose()

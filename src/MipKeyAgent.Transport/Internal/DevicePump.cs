@@ -9,21 +9,28 @@ internal delegate void DeviceReadHandler(ReadOnlySpan<byte> read);
 /// The receive side shared by the tap, tun and home-link transports: a dedicated thread (the
 /// device's reads block in poll()) reads each frame and hands it to the owner's handler, which
 /// queues the IPv6 datagrams it takes with <see cref="Enqueue"/> for <see cref="ReceiveAsync"/>.
-/// A full queue is a counted drop, never a stalled device. A device failure ends the pump, and the
-/// receiver sees the exception; after <see cref="DisposeAsync"/> the receiver gets 0.
+/// A full queue is a counted drop; or, with <c>waitWhenFull</c>, the pump stops reading until the
+/// receiver makes room, so the device's own queue fills instead: back-pressure where the kernel
+/// offers it (a tun's sender is held by TCP Small Queues), a kernel-counted drop where it does not.
+/// A device failure ends the pump, and the receiver sees the exception; after
+/// <see cref="DisposeAsync"/> the receiver gets 0.
 /// </summary>
 internal sealed class DevicePump : IAsyncDisposable
 {
     private readonly Channel<byte[]> _queue;
     private readonly CancellationTokenSource _stop = new();
+    private readonly bool _waitWhenFull;
+    private const int BatchCapacity = 64;
+    private const int PollMilliseconds = 100;
     private Task _loop = Task.CompletedTask;
     private long _droppedQueueFull;
     private int _disposed;
 
-    public DevicePump(IFrameDevice device, int queueLength)
+    public DevicePump(IFrameDevice device, int queueLength, bool waitWhenFull = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queueLength);
         Device = device;
+        _waitWhenFull = waitWhenFull;
         _queue = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(queueLength)
         {
             SingleWriter = true,
@@ -49,9 +56,20 @@ internal sealed class DevicePump : IAsyncDisposable
     /// <summary>Queues a copy of <paramref name="datagram"/> for the receiver (from the handler only).</summary>
     public void Enqueue(ReadOnlySpan<byte> datagram)
     {
-        if (!_queue.Writer.TryWrite(datagram.ToArray()))
+        var copy = datagram.ToArray();
+        while (!_queue.Writer.TryWrite(copy))
         {
-            Interlocked.Increment(ref _droppedQueueFull);
+            if (!_waitWhenFull)
+            {
+                Interlocked.Increment(ref _droppedQueueFull);
+                return;
+            }
+
+            // The pump's own thread: it waits for room (or the stop, which ends the read loop).
+            if (!_queue.Writer.WaitToWriteAsync(_stop.Token).AsTask().GetAwaiter().GetResult())
+            {
+                return;
+            }
         }
     }
 
@@ -69,6 +87,34 @@ internal sealed class DevicePump : IAsyncDisposable
 
                 datagram.CopyTo(buffer);
                 return datagram.Length;
+            }
+
+            if (!await _queue.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits for at least one queued datagram, then moves up to <paramref name="max"/> of those queued into
+    /// <paramref name="into"/>, which owns them from then on (no copy); 0 after disposal.
+    /// </summary>
+    public async ValueTask<int> ReceiveManyAsync(List<byte[]> into, int max, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
+        while (true)
+        {
+            int taken = 0;
+            while (taken < max && _queue.Reader.TryRead(out var datagram))
+            {
+                into.Add(datagram);
+                taken++;
+            }
+
+            if (taken > 0)
+            {
+                return taken;
             }
 
             if (!await _queue.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
@@ -99,11 +145,30 @@ internal sealed class DevicePump : IAsyncDisposable
         _stop.Dispose();
     }
 
+    /// <summary>Up to <see cref="BatchCapacity"/> frames per system call, waiting in short polls so a stop is seen.</summary>
+    private void ReadBatches(IBatchFrameDevice device, DeviceReadHandler handler, int bufferLength)
+    {
+        var batch = new RawReceiveBatch(BatchCapacity, bufferLength);
+        while (!_stop.IsCancellationRequested)
+        {
+            int count = device.ReadFrames(batch, PollMilliseconds);
+            for (int i = 0; i < count; i++)
+            {
+                handler(batch[i].Span);
+            }
+        }
+    }
+
     private async Task ReadLoopAsync(DeviceReadHandler handler, int bufferLength)
     {
         var buffer = new byte[bufferLength];
         try
         {
+            if (Device is IBatchFrameDevice batched && MessageLayout.Supported)
+            {
+                ReadBatches(batched, handler, bufferLength);
+            }
+
             while (!_stop.IsCancellationRequested)
             {
                 var length = await Device.ReadFrameAsync(buffer, _stop.Token).ConfigureAwait(false);

@@ -15,4 +15,18 @@ internal interface IFrameDevice : IDisposable
 
     /// <summary>Writes one whole frame.</summary>
     void WriteFrame(ReadOnlySpan<byte> frame);
+
+    /// <summary>Frames the kernel dropped before we read them (a full receive buffer or ring); 0 where nothing counts them.</summary>
+    long KernelDropped => 0;
+}
+
+/// <summary>A device that reads many frames per system call (recvmmsg on a packet socket).</summary>
+internal interface IBatchFrameDevice : IFrameDevice
+{
+    /// <summary>
+    /// Takes what is queued, up to the batch's capacity, in one call; when nothing is, waits up to
+    /// <paramref name="timeoutMilliseconds"/> and takes what arrived. Returns the frames kept in
+    /// <paramref name="batch"/> (a frame longer than a slot is passed over); 0 after a timeout.
+    /// </summary>
+    int ReadFrames(RawReceiveBatch batch, int timeoutMilliseconds);
 }

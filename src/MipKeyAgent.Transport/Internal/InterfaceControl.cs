@@ -28,6 +28,14 @@ internal static class InterfaceControl
         Ioctl(LibC.SIOCSIFMTU, request, $"set MTU {mtu} on {name}");
     }
 
+    /// <summary>txqueuelen; for a tun also the length of its queue of packets waiting for our reads.</summary>
+    public static void SetTransmitQueueLength(string name, int length)
+    {
+        var request = Request(name);
+        BitConverter.TryWriteBytes(request.AsSpan(LibC.IfReqUnionOffset), length);
+        Ioctl(LibC.SIOCSIFTXQLEN, request, $"set txqueuelen {length} on {name}");
+    }
+
     public static void SetUp(string name)
     {
         var request = Request(name);

@@ -24,6 +24,7 @@ internal static partial class LibC
     public const uint SIOCSIFADDR = 0x8916;
     public const uint SIOCSIFMTU = 0x8922;
     public const uint SIOCGIFHWADDR = 0x8927;
+    public const uint SIOCSIFTXQLEN = 0x8943;
 
     /// <summary>net/if.h: the interface is administratively up.</summary>
     public const short IFF_UP = 0x0001;
@@ -77,6 +78,14 @@ internal static partial class LibC
     /// <summary>sendmmsg(2): <paramref name="messages"/> is a pinned array of struct mmsghdr.</summary>
     [DllImport("libc", SetLastError = true)]
     public static extern int sendmmsg(SafeHandle fd, nint messages, uint count, int flags);
+
+    /// <summary>fcntl(2) commands and the file status flag the tun and tap reads use.</summary>
+    public const int F_GETFL = 3;
+    public const int F_SETFL = 4;
+    public const int O_NONBLOCK = 0x800;
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern int fcntl(SafeHandle fd, int command, int argument);
 
     [DllImport("libc", SetLastError = true)]
     public static extern int eventfd(uint initialValue, int flags);

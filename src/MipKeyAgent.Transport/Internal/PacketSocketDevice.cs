@@ -9,9 +9,10 @@ namespace MipKeyAgent.Transport.Internal;
 /// (all-multicast on, so solicited-node groups of proxied addresses arrive on real NICs too), not
 /// our own transmissions (PACKET_IGNORE_OUTGOING); writes whole frames onto the link.
 /// </summary>
-internal sealed class PacketSocketDevice : IFrameDevice
+internal sealed class PacketSocketDevice : IBatchFrameDevice
 {
     private const ushort EtherTypeIpv6 = 0x86DD;
+    private const int EthernetHeaderLength = 14;
     private const int SolPacket = 263;
     private const int PacketAddMembership = 1;
     private const int PacketIgnoreOutgoing = 23;
@@ -22,6 +23,7 @@ internal sealed class PacketSocketDevice : IFrameDevice
     private const ushort PacketMrAllMulti = 2;
 
     private readonly Socket _socket;
+    private readonly LibC.PollFd[] _poll = new LibC.PollFd[1];
 
     private PacketSocketDevice(Socket socket, string name, byte[] macAddress)
     {
@@ -35,8 +37,13 @@ internal sealed class PacketSocketDevice : IFrameDevice
     /// <summary>The interface's own MAC (SIOCGIFHWADDR).</summary>
     public byte[] MacAddress { get; }
 
-    /// <summary>Opens the socket on <paramref name="interfaceName"/> in the calling thread's namespace. Needs CAP_NET_RAW.</summary>
-    public static PacketSocketDevice Open(string interfaceName)
+    /// <summary>
+    /// Opens the socket on <paramref name="interfaceName"/> in the calling thread's namespace. Needs CAP_NET_RAW.
+    /// <paramref name="receiveBufferBytes"/>: the socket's receive buffer (null: the kernel's default).
+    /// <paramref name="ownAddress"/>: frames to this address other than ICMPv6 are dropped in the kernel (the host's
+    /// own traffic, which its stack and transport take).
+    /// </summary>
+    public static PacketSocketDevice Open(string interfaceName, int? receiveBufferBytes = null, Wire.Ipv6Address? ownAddress = null)
     {
         var index = (int)LibC.if_nametoindex(interfaceName);
         if (index == 0)
@@ -53,6 +60,16 @@ internal sealed class PacketSocketDevice : IFrameDevice
             BitConverter.TryWriteBytes(membership, index);
             BitConverter.TryWriteBytes(membership.AsSpan(MembershipTypeOffset), PacketMrAllMulti);
             socket.SetRawSocketOption(SolPacket, PacketAddMembership, membership);
+            if (receiveBufferBytes is { } bytes)
+            {
+                PacketSocketKernel.SetReceiveBuffer(socket, bytes);
+            }
+
+            if (ownAddress is { } own && PacketSocketKernel.FiltersSupported)
+            {
+                PacketSocketKernel.Attach(socket, PacketSocketKernel.DropToAddressUnlessIcmpv6(EthernetHeaderLength, own));
+            }
+
             socket.Bind(new LinkLayerEndPoint(index, EtherTypeIpv6));
             return new PacketSocketDevice(socket, interfaceName, mac);
         }
@@ -66,8 +83,62 @@ internal sealed class PacketSocketDevice : IFrameDevice
     public async ValueTask<int> ReadFrameAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
         await _socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
 
+    public int ReadFrames(RawReceiveBatch batch, int timeoutMilliseconds)
+    {
+        batch.Clear();
+        int received = TryReceive(batch);
+        if (received == 0)
+        {
+            _poll[0] = new LibC.PollFd { Fd = (int)_socket.SafeHandle.DangerousGetHandle(), Events = LibC.POLLIN };
+            if (LibC.poll(_poll, 1, timeoutMilliseconds) > 0)
+            {
+                received = TryReceive(batch);
+            }
+        }
+
+        for (int slot = 0; slot < received; slot++)
+        {
+            int length = batch.ReceivedLength(slot);
+            if ((batch.ReceivedFlags(slot) & LibC.MSG_TRUNC) == 0 && length <= batch.SlotLength)
+            {
+                batch.Keep(slot, length);
+            }
+        }
+
+        return batch.Count;
+    }
+
+    // One non-blocking recvmmsg: how many slots it filled (0 when nothing was readable).
+    private int TryReceive(RawReceiveBatch batch)
+    {
+        while (true)
+        {
+            int result = LibC.recvmmsg(_socket.SafeHandle, batch.HeadersAddress, (uint)batch.Capacity, LibC.MSG_DONTWAIT, 0);
+            if (result >= 0)
+            {
+                return result;
+            }
+
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (errno == LibC.EINTR)
+            {
+                continue;
+            }
+
+            if (errno == LibC.EAGAIN)
+            {
+                return 0;
+            }
+
+            ObjectDisposedException.ThrowIf(_socket.SafeHandle.IsClosed, this);
+            throw new IOException($"recvmmsg on {Name} failed: errno {errno}");
+        }
+    }
+
     /// <summary>A bound packet socket sends on its interface without a destination address (packet(7)).</summary>
     public void WriteFrame(ReadOnlySpan<byte> frame) => _socket.Send(frame);
+
+    public long KernelDropped => PacketSocketKernel.Drops(_socket);
 
     public void Dispose() => _socket.Dispose();
 }

@@ -12,8 +12,9 @@ namespace MipKeyAgent.Transport.Internal;
 /// packet-information prefix). Each read() returns one frame or packet, each write() sends one.
 /// </summary>
 /// <remarks>
-/// Reads wait in poll() with a short timeout so a cancelled read returns promptly: closing a
-/// descriptor does not wake a thread blocked in read() on it. The device lives while the
+/// The descriptor is non-blocking: a read takes what is queued at once, and only an empty queue
+/// waits in poll() (with a short timeout, so a cancelled read returns promptly: closing a
+/// descriptor does not wake a thread blocked on it). Under load that is one system call per packet. The device lives while the
 /// descriptor is open (not persistent), and it can be moved to another network namespace with
 /// <c>ip link set NAME netns NS</c> after it is created; the descriptor keeps working.
 /// </remarks>
@@ -61,40 +62,39 @@ internal sealed class TunTapDevice : IFrameDevice
             throw new Win32Exception(errno, $"TUNSETIFF {name}: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
 
+        int flags = LibC.fcntl(handle, LibC.F_GETFL, 0);
+        if (flags < 0 || LibC.fcntl(handle, LibC.F_SETFL, flags | LibC.O_NONBLOCK) < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new Win32Exception(errno, $"O_NONBLOCK on {name}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        }
+
         // The kernel writes back the name it used.
         var end = Array.IndexOf(request, (byte)0, 0, LibC.IfNameSize);
         return new TunTapDevice(handle, Encoding.ASCII.GetString(request, 0, end < 0 ? LibC.IfNameSize : end));
     }
 
-    /// <summary>Blocks (in short polls) until a frame arrives; meant for a dedicated reader thread.</summary>
+    /// <summary>Returns the next queued frame, waiting (in short polls) while there is none; meant for a dedicated reader thread.</summary>
     public ValueTask<int> ReadFrameAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            var read = LibC.read(_handle, _readBuffer, (nuint)_readBuffer.Length);
+            if (read >= 0)
+            {
+                var length = (int)Math.Min(read, buffer.Length);
+                _readBuffer.AsSpan(0, length).CopyTo(buffer.Span);
+                return ValueTask.FromResult(length);
+            }
+
+            ThrowUnlessInterrupted("read");
             _poll[0].Revents = 0;
-            var ready = LibC.poll(_poll, 1, PollTimeoutMilliseconds);
-            if (ready < 0)
+            if (LibC.poll(_poll, 1, PollTimeoutMilliseconds) < 0)
             {
                 ThrowUnlessInterrupted("poll");
-                continue;
             }
-
-            if (ready == 0)
-            {
-                continue;
-            }
-
-            var read = LibC.read(_handle, _readBuffer, (nuint)_readBuffer.Length);
-            if (read < 0)
-            {
-                ThrowUnlessInterrupted("read");
-                continue;
-            }
-
-            var length = (int)Math.Min(read, buffer.Length);
-            _readBuffer.AsSpan(0, length).CopyTo(buffer.Span);
-            return ValueTask.FromResult(length);
         }
     }
 
