@@ -27,6 +27,7 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
     private readonly MobileNodeTunSettings _settings;
     private readonly ILogger _logger;
     private readonly byte[] _output = new byte[65_535 + 200];
+    private long _tunWriteFailures;
     private readonly SortedDictionary<uint, long> _sealedByGeneration = [];
     private readonly SortedDictionary<uint, long> _openedByGeneration = [];
     private MobileNodeEngine? _engine;
@@ -139,10 +140,11 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
     {
         try
         {
-            _tun!.SendAsync(packet.ToArray()).AsTask().GetAwaiter().GetResult();
+            _tun!.Write(packet);
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or System.ComponentModel.Win32Exception)
         {
+            Interlocked.Increment(ref _tunWriteFailures);
             AgentLog.SendFailed(_logger, _tun!.Name, e);
         }
     }
@@ -155,6 +157,7 @@ public sealed partial class MobileNodeTunHost : IAsyncDisposable
             HomeAgentDataPlaneHost.AddPlaneCounters(counters, _plane.Counters, _sealedByGeneration, _openedByGeneration);
             counters["tun_mtu"] = _plane.TunnelMtu;
             counters["tun_dropped_kernel"] = _tun?.KernelDropped ?? 0;
+            counters["tun_write_failed"] = Interlocked.Read(ref _tunWriteFailures);
         }
     }
 

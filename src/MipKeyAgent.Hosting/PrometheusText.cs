@@ -35,6 +35,7 @@ internal static class PrometheusText
         ["receive_dropped_kernel"] = "Datagrams the kernel dropped before the transport read them (its receive buffer was full).",
         ["proxy_dropped_kernel"] = "Home-link frames the kernel dropped before the proxy read them (its packet socket's buffer was full).",
         ["proxy_dropped_store_down"] = "Intercepted packets dropped while the store was down (HA).",
+        ["tun_write_failed"] = "Packets for the node's programs that the tun refused (each also logged).",
         ["tun_dropped_kernel"] = "Packets the node's programs sent that the kernel dropped because the tun's queue was full.",
     };
 

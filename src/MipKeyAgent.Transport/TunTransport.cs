@@ -76,9 +76,15 @@ public sealed class TunTransport : IDatagramTransport
     public ValueTask SendAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        ObjectDisposedException.ThrowIf(_pump.IsDisposed, this);
-        _pump.Device.WriteFrame(datagram.Span);
+        Write(datagram.Span);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Writes one packet to the node's stack now, on the calling thread (one write(2); a tun never blocks it).</summary>
+    public void Write(ReadOnlySpan<byte> packet)
+    {
+        ObjectDisposedException.ThrowIf(_pump.IsDisposed, this);
+        _pump.Device.WriteFrame(packet);
     }
 
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>

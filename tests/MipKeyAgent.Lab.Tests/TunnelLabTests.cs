@@ -146,7 +146,7 @@ public sealed partial class TunnelLabTests(TunnelTopology lab) : IClassFixture<T
         {
             Assert.Equal(0, homeAgent[counter]);
         }
-        foreach (var counter in new[] { "receive_dropped_kernel", "send_failed", "tun_dropped_kernel" })
+        foreach (var counter in new[] { "receive_dropped_kernel", "send_failed", "tun_dropped_kernel", "tun_write_failed" })
         {
             Assert.Equal(0, node[counter]);
         }
