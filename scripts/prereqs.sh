@@ -30,6 +30,8 @@ ensure_test_prereqs() {
   /usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing+=(python3-scapy)
   /usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  # The NAT of the client/server lab test (Lab.Tests UdpNatLabTests): an nftables masquerade.
+  [ -x /usr/sbin/nft ] || missing+=(nftables)
   # The power-loss test (Lab.Tests/PowerLossTests): an ext4 file system on a loop device.
   [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
   [ -x /usr/sbin/losetup ] || [ -x /sbin/losetup ] || missing+=(mount)

@@ -8,7 +8,8 @@ namespace MipKeyAgent.Benchmarks;
 /// <summary>
 /// Engine cost per exchange of the carriages side by side in one run: the ESP/Mobile IPv6 path
 /// (suite 1, the baseline of each category; suite 2, its HMAC-SHA-256 family) against AH-only
-/// signalling (suite 3, PROTOCOL.md section 9). Ratio is carriage time / suite-1 time; the target
+/// signalling (suite 3, PROTOCOL.md section 9) and the client/server carriage over UDP (suite 1, PROTOCOL.md
+/// section 11, with the UDP transports' framing work on every datagram). Ratio is carriage time / suite-1 time; the target
 /// is within 1.2x. The same two engines back to back as <see cref="ExchangeBenchmarks"/>.
 /// </summary>
 [MemoryDiagnoser]
@@ -20,6 +21,7 @@ public class CarriageBenchmarks
     private ExchangeRig _gcm = null!;
     private ExchangeRig _cbc = null!;
     private ExchangeRig _ah = null!;
+    private ExchangeRig _udp = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -27,6 +29,7 @@ public class CarriageBenchmarks
         _gcm = new ExchangeRig(EspSuite.AesGcm256);
         _cbc = new ExchangeRig(EspSuite.AesCbc128HmacSha256);
         _ah = new ExchangeRig(EspSuite.AhHmacSha256);
+        _udp = new ExchangeRig(EspSuite.AesGcm256, carriage: MipKeyAgent.Protocol.Carriage.Udp);
     }
 
     [GlobalCleanup]
@@ -35,6 +38,7 @@ public class CarriageBenchmarks
         _gcm.Dispose();
         _cbc.Dispose();
         _ah.Dispose();
+        _udp.Dispose();
     }
 
     [Benchmark(Baseline = true, Description = "ESP suite 1: steady BU/BA")]
@@ -49,6 +53,10 @@ public class CarriageBenchmarks
     [BenchmarkCategory("1 steady")]
     public void SteadyAh() => _ah.SteadyExchange();
 
+    [Benchmark(Description = "UDP suite 1: steady BU/BA")]
+    [BenchmarkCategory("1 steady")]
+    public void SteadyUdp() => _udp.SteadyExchange();
+
     [Benchmark(Baseline = true, Description = "ESP suite 1: rekey BU/BA")]
     [BenchmarkCategory("2 rekey")]
     public void RekeyEspGcm() => _gcm.RekeyExchange();
@@ -60,4 +68,8 @@ public class CarriageBenchmarks
     [Benchmark(Description = "AH suite 3: rekey BU/BA")]
     [BenchmarkCategory("2 rekey")]
     public void RekeyAh() => _ah.RekeyExchange();
+
+    [Benchmark(Description = "UDP suite 1: rekey BU/BA")]
+    [BenchmarkCategory("2 rekey")]
+    public void RekeyUdp() => _udp.RekeyExchange();
 }

@@ -45,6 +45,12 @@ public sealed record SimulationOptions
     /// </summary>
     public Func<int, ISpiSource>? HomeAgentSpiSource { get; init; }
 
+    /// <summary>
+    /// How BU and BA travel: Mobile IPv6 (the default) or client/server over UDP (PROTOCOL.md section 11), each node
+    /// behind a NAT that gives it a new public port every time it restarts.
+    /// </summary>
+    public Carriage Carriage { get; init; }
+
     /// <summary>Keep every event in <see cref="SimulationWorld.Events"/> (off for bulk runs).</summary>
     public bool RecordEvents { get; init; } = true;
 

@@ -120,6 +120,7 @@ public sealed partial class SimulationWorld
             Mode = Options.Mode,
             RekeyInterval = Options.HomeAgentRekeyInterval,
             SendBindingRefreshRequest = Options.SendBindingRefreshRequest,
+            Carriage = Options.Carriage,
         };
         // Each incarnation draws from its own seeds: a restarted HA's CSPRNG does not repeat itself.
         _homeAgentKeys = new RecordingKeySource(new SeededKeySource(Derive(SaltHomeAgentKeys, HomeAgentIncarnation)));

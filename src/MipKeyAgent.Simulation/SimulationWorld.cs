@@ -287,6 +287,18 @@ public sealed partial class SimulationWorld : IDisposable
     private int Transmit(LinkDirection direction, ReadOnlySpan<byte> datagram, long tag, int senderEpoch)
     {
         var now = Clock.GetUtcNow();
+        if (Options.Carriage == Carriage.Udp)
+        {
+            datagram = CarryOverUdp(direction, datagram);
+            if (datagram.IsEmpty)
+            {
+                if (tag != 0)
+                {
+                    LoseData(tag, DataLossReason.Link);
+                }
+                return 0;
+            }
+        }
         _capture?.Write(now, datagram);
         DatagramSent?.Invoke(direction, datagram);
         int copies = _driver.Send(datagram, direction, tag, senderEpoch);

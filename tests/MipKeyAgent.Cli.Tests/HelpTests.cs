@@ -56,7 +56,7 @@ public sealed class HelpTests
     public void Help_Root_ListsEveryVerbAndNoStubs()
     {
         var text = Help();
-        foreach (var verb in new[] { "demo", "ha", "mn", "keys", "qkd-node", "provision", "fuzz", "replay", "lab", "bench" })
+        foreach (var verb in new[] { "demo", "ha", "mn", "keys", "qkd-node", "provision", "fuzz", "replay", "lab", "bench", "server", "client" })
         {
             Assert.Contains($"  {verb} ", text, StringComparison.Ordinal);
         }

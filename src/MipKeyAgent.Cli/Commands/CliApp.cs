@@ -36,6 +36,7 @@ internal static class CliApp
             LabCommand.Create(output),
             BenchCommand.Create(output),
             ConformCommand.Create(output),
+            ServerCommand.Create(), ClientCommand.Create(),
         };
         return root;
     }

@@ -23,10 +23,11 @@ internal static class DemoCommand
         var html = new Option<string?>("--html") { Description = "Also write the capture's timeline as one self-contained HTML ladder report (no key bytes in it)." };
         var variant = new Option<string>("--variant")
         {
-            Description = "Carriage of the key messages: esp (ESP-protected Mobile IPv6, the default) or ah (AH-only signalling, suite 3).",
+            Description = "Carriage of the key messages: esp (ESP-protected Mobile IPv6, the default), ah (AH-only signalling, suite 3) or udp " +
+                "(client/server over UDP, RFC 3948 framing, each node behind a NAT; the capture shows what the server's and the clients' UDP transports hand their engines).",
             DefaultValueFactory = _ => "esp",
         };
-        variant.AcceptOnlyFromAmong("esp", "ah");
+        variant.AcceptOnlyFromAmong("esp", "ah", "udp");
         var loseState = new Option<bool>("--lose-state") { Description = "The HA restart loses its binding state (nodes then re-initialize) instead of keeping it." };
         nodes.Validators.Add(r =>
         {
@@ -51,7 +52,8 @@ internal static class DemoCommand
             "  mipkey demo --duration 10m --nodes 5 --ba-loss 0.3 --seed 7 --pcap /tmp/run.pcap\n" +
             "  mipkey demo --lose-state --rekey-interval 20s\n" +
             "  mipkey demo --html demo.html\n" +
-            "  mipkey demo --variant ah")
+            "  mipkey demo --variant ah\n" +
+            "  mipkey demo --variant udp")
         {
             duration, nodes, baLoss, seed, pcap, rekey, loseState, html, variant,
         };
@@ -70,6 +72,7 @@ internal static class DemoCommand
                 RestartLosesState = parse.GetValue(loseState),
                 HtmlPath = parse.GetValue(html),
                 Suite = parse.GetValue(variant) == "ah" ? EspSuite.AhHmacSha256 : EspSuite.AesGcm256,
+                Carriage = parse.GetValue(variant) == "udp" ? MipKeyAgent.Protocol.Carriage.Udp : MipKeyAgent.Protocol.Carriage.MobileIpv6,
             };
             var summary = DemoRunner.Run(settings, console());
             return summary.Data.Corrupted == 0 ? 0 : 1;

@@ -33,6 +33,9 @@ internal sealed record DemoSettings
 
     /// <summary>The nodes' suite: 1 (ESP, the default) or 3 (AH-only signalling, PROTOCOL.md section 9).</summary>
     public EspSuite Suite { get; init; } = EspSuite.AesGcm256;
+
+    /// <summary>How BU and BA travel: Mobile IPv6 (the default) or client/server over UDP (PROTOCOL.md section 11).</summary>
+    public MipKeyAgent.Protocol.Carriage Carriage { get; init; }
 }
 
 /// <summary>Per-node tallies of the run, taken from the event log (engines restart, event logs do not).</summary>
@@ -88,6 +91,7 @@ internal static class DemoRunner
             DataInterval = TimeSpan.FromSeconds(1),
             Link = new LinkProfile(LinkFaults.Perfect(TimeSpan.FromMilliseconds(15)), downlink),
             Suite = settings.Suite,
+            Carriage = settings.Carriage,
         };
         var pcapPath = Path.GetFullPath(settings.PcapPath);
         var summaries = Enumerable.Range(0, settings.Nodes).Select(i => new DemoNodeSummary($"mn{i + 1}")).ToArray();
@@ -97,7 +101,8 @@ internal static class DemoRunner
             $"rekey every {settings.RekeyInterval.TotalSeconds:0} s (HA timer + Binding Refresh Request), {settings.BindingAcknowledgementLoss:P0} loss HA->MN, " +
             $"HA restart at {settings.Duration.TotalSeconds / 2:0} s ({(settings.RestartLosesState ? "state lost" : "state kept")}), " +
             $"one data packet per second each way per node, seed {settings.Seed}" +
-            (settings.Suite == EspSuite.AhHmacSha256 ? ", BU/BA under AH (suite 3), data under ESP" : "")));
+            (settings.Suite == EspSuite.AhHmacSha256 ? ", BU/BA under AH (suite 3), data under ESP" : "") +
+            (settings.Carriage == MipKeyAgent.Protocol.Carriage.Udp ? ", BU/BA/data as UDP-encapsulated ESP (client/server carriage), each node behind a NAT" : "")));
         console.WriteLine();
 
         DemoSummary result;

@@ -290,11 +290,13 @@ public sealed partial class HomeAgentEngine : IDisposable
         {
             return Dropped(DropReason.Malformed, node, keys);
         }
-        if (parsed.HomeAddress != node.HomeAddress)
+        // Over UDP (PROTOCOL.md section 11) the SPI alone names the node: its provisioned home address is the checksum's source.
+        bool udp = _options.Carriage == Carriage.Udp;
+        if (!udp && parsed.HomeAddress != node.HomeAddress)
         {
             return Dropped(DropReason.HomeAddressMismatch, node, keys);
         }
-        if (!mh.VerifyChecksum(parsed.PseudoHeaderSource, parsed.PseudoHeaderDestination))
+        if (!mh.VerifyChecksum(udp ? node.HomeAddress : parsed.PseudoHeaderSource, parsed.PseudoHeaderDestination))
         {
             return Dropped(DropReason.BadChecksum, node, keys);
         }
@@ -306,7 +308,8 @@ public sealed partial class HomeAgentEngine : IDisposable
         {
             return Dropped(DropReason.Malformed, node, keys);
         }
-        var careOf = bu.Options.TryGetAlternateCareOfAddress(out var alternate) ? alternate : parsed.Header.Source;
+        // Over UDP the care-of address is where the BU came from (a NAT may have rewritten it), never what the node believes it is.
+        var careOf = !udp && bu.Options.TryGetAlternateCareOfAddress(out var alternate) ? alternate : parsed.Header.Source;
         return ProcessBindingUpdate(node, keys, bu, careOf);
     }
 

@@ -79,6 +79,9 @@ public sealed class HomeAgentOptions
     /// </summary>
     public CipherCache? Ciphers { get; init; }
 
+    /// <summary>How BUs arrive and BAs leave: Mobile IPv6 (the default) or client/server over UDP (PROTOCOL.md section 11).</summary>
+    public Carriage Carriage { get; init; }
+
     /// <summary>Protocol bugs to commit, for the conformance suite's own tests only (<see cref="HomeAgentFaults"/>); internal, never set by a release.</summary>
     internal HomeAgentFaults Faults { get; init; }
 }

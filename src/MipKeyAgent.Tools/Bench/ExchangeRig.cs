@@ -23,15 +23,22 @@ internal sealed class ExchangeRig : IDisposable
     private readonly CapturingSink _toHomeAgent = new();
     private readonly CapturingSink _toMobileNode = new();
     private readonly byte[] _inner = new byte[ushort.MaxValue + 40];
+    private readonly byte[] _carried = new byte[ushort.MaxValue + 40];
+    private readonly Carriage _carriage;
+    private static readonly Ipv6Address EndpointName = UdpEncapsulation.TryGetEndpointName(
+        new System.Net.IPEndPoint(System.Net.IPAddress.Parse("198.51.100.7"), 40001), out var name) ? name : default;
 
     /// <param name="suite">The ESP suite of both engines.</param>
     /// <param name="store">The HA's binding store (default: a fresh <see cref="InMemoryBindingStore"/>, which overwrites its entry in place).</param>
-    public ExchangeRig(EspSuite suite = EspSuite.AesGcm256, IBindingStore? store = null)
+    /// <param name="carriage">With <see cref="Carriage.Udp"/> every datagram goes through what the UDP transports do
+    /// (<see cref="UdpEncapsulation"/>: ESP onward, then the receiver's view), so its cost is counted.</param>
+    public ExchangeRig(EspSuite suite = EspSuite.AesGcm256, IBindingStore? store = null, Carriage carriage = Carriage.MobileIpv6)
     {
+        _carriage = carriage;
         var ik = new byte[KeyLengths.Secret];
         new Random(1).NextBytes(ik);
         var provisioning = new MobileNodeProvisioning(HomeAddress, ik, new Spi(1000), new Spi(1001), suite);
-        HomeAgent = new HomeAgentEngine(new HomeAgentOptions { Address = HomeAgentAddress }, Clock, new LocalRandomKeySource(),
+        HomeAgent = new HomeAgentEngine(new HomeAgentOptions { Address = HomeAgentAddress, Carriage = carriage }, Clock, new LocalRandomKeySource(),
             new RandomSpiSource(), _toMobileNode, store);
         HomeAgent.Provision(provisioning);
         MobileNode = new MobileNodeEngine(
@@ -87,9 +94,9 @@ internal sealed class ExchangeRig : IDisposable
                 MobileNode.MoveTo(CareOfAddress);
             }
             long b = GC.GetAllocatedBytesForCurrentThread();
-            HomeAgent.Receive(_toHomeAgent.Take(), _inner);
+            HomeAgent.Receive(Carried(_toHomeAgent.Take(), toHomeAgent: true), _inner);
             long c = GC.GetAllocatedBytesForCurrentThread();
-            MobileNode.Receive(_toMobileNode.Take(), _inner);
+            MobileNode.Receive(Carried(_toMobileNode.Take(), toHomeAgent: false), _inner);
             long d = GC.GetAllocatedBytesForCurrentThread();
             buildBu += b - a;
             homeAgent += c - b;
@@ -102,17 +109,32 @@ internal sealed class ExchangeRig : IDisposable
     private void Deliver()
     {
         LastBindingUpdateLength = _toHomeAgent.Length;
-        var atHomeAgent = HomeAgent.Receive(_toHomeAgent.Take(), _inner);
+        var atHomeAgent = HomeAgent.Receive(Carried(_toHomeAgent.Take(), toHomeAgent: true), _inner);
         if (atHomeAgent.Outcome != ReceiveOutcome.Control)
         {
             throw new InvalidOperationException($"HA did not accept the BU: {atHomeAgent.Reason}");
         }
         LastBindingAcknowledgementLength = _toMobileNode.Length;
-        var atMobileNode = MobileNode.Receive(_toMobileNode.Take(), _inner);
+        var atMobileNode = MobileNode.Receive(Carried(_toMobileNode.Take(), toHomeAgent: false), _inner);
         if (atMobileNode.Outcome != ReceiveOutcome.Control)
         {
             throw new InvalidOperationException($"MN did not accept the BA: {atMobileNode.Reason}");
         }
+    }
+
+    // The UDP transports' work on one datagram: its ESP onward, then the datagram the receiving engine reads.
+    private ReadOnlySpan<byte> Carried(ReadOnlySpan<byte> datagram, bool toHomeAgent)
+    {
+        if (_carriage != Carriage.Udp)
+        {
+            return datagram;
+        }
+        UdpEncapsulation.TryGetPayload(datagram, out int offset, out int length, out _);
+        var esp = datagram.Slice(offset, length);
+        int written = toHomeAgent
+            ? UdpEncapsulation.WriteAtServer(_carried, EndpointName, HomeAgentAddress, esp)
+            : UdpEncapsulation.WriteAtClient(_carried, HomeAgentAddress, CareOfAddress, HomeAddress, esp);
+        return _carried.AsSpan(0, written);
     }
 
     public void Dispose()

@@ -275,6 +275,10 @@ internal sealed class ScheduleRunner
     private int WorldNodeOfSender(LinkDatagram datagram)
     {
         var source = Ipv6Address.Read(datagram.Bytes.AsSpan(8, Ipv6Address.Length));
+        if (UdpEncapsulation.IsEndpointName(source))
+        {
+            return _world.NodeOfEndpoint(source);
+        }
         foreach (var node in _world.Nodes)
         {
             if (node.CareOfAddress == source)

@@ -1,0 +1,205 @@
+using System.Net;
+using System.Net.Sockets;
+using MipKeyAgent.Wire;
+
+namespace MipKeyAgent.Transport;
+
+/// <summary>
+/// The client/server carriage (PROTOCOL.md section 11) as a transport: UDP-encapsulated ESP (RFC 3948) on an
+/// ordinary UDP socket, no privileges needed. The engines keep reading and writing IPv6 datagrams;
+/// <see cref="UdpEncapsulation"/> turns them into UDP payloads (ESP header onward) and back.
+/// <list type="bullet">
+/// <item>Server: bound to a port (4500 by default), it hands the home agent each ESP payload as coming from the
+/// sender's endpoint name, and sends each datagram the engine addresses to an endpoint name to that endpoint:
+/// the engine answers where the BU came from, so a NAT's rewritten address and port are followed.</item>
+/// <item>Client: connected to the server's endpoint, it sends the mobile node's BUs as UDP payloads and hands the
+/// engine each payload from the server as a native BA (RH2 with the home address).</item>
+/// </list>
+/// Payloads that are not ESP (the non-ESP marker, keepalives, short ones), IPv6 sources (the endpoint name has
+/// room for IPv4 only) and datagrams the engine writes that carry no ESP (suite 3's AH has no UDP encapsulation)
+/// are dropped and counted.
+/// </summary>
+public sealed class UdpCarriageTransport : IDatagramTransport
+{
+    private readonly Socket _socket;
+    private readonly bool _server;
+    private readonly Ipv6Address _serverAddress;
+    private readonly Ipv6Address _careOf;
+    private readonly Ipv6Address _homeAddress;
+    private readonly byte[] _payload = new byte[ushort.MaxValue];
+    private long _notEsp;
+    private long _keepalives;
+    private long _unsupportedSources;
+    private long _unsendable;
+
+    private UdpCarriageTransport(Socket socket, bool server, Ipv6Address serverAddress, Ipv6Address careOf, Ipv6Address homeAddress, string name)
+    {
+        _socket = socket;
+        _server = server;
+        _serverAddress = serverAddress;
+        _careOf = careOf;
+        _homeAddress = homeAddress;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    /// <summary>The bound local endpoint (the server's port, or the client's ephemeral one).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    /// <summary>Received payloads that were not ESP (the non-ESP marker, or shorter than an ESP header).</summary>
+    public long NotEspDropped => Interlocked.Read(ref _notEsp);
+
+    /// <summary>NAT-keepalives received (RFC 3948 section 2.3), ignored.</summary>
+    public long Keepalives => Interlocked.Read(ref _keepalives);
+
+    /// <summary>Payloads from IPv6 sources, which have no endpoint name: dropped.</summary>
+    public long UnsupportedSourceDropped => Interlocked.Read(ref _unsupportedSources);
+
+    /// <summary>Engine datagrams with no ESP or no endpoint to send to: dropped.</summary>
+    public long UnsendableDropped => Interlocked.Read(ref _unsendable);
+
+    /// <summary>
+    /// The server side: binds <paramref name="listen"/> (an IPv6 any-address listens on IPv4 too). The home
+    /// agent's engine must run with <c>Carriage.Udp</c>; <paramref name="serverAddress"/> is its provisioned
+    /// address, the destination of every datagram handed to it.
+    /// </summary>
+    public static UdpCarriageTransport OpenServer(IPEndPoint listen, Ipv6Address serverAddress)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        var socket = NewSocket(listen.AddressFamily);
+        try
+        {
+            socket.Bind(listen);
+            return new UdpCarriageTransport(socket, server: true, serverAddress, default, default, $"udp-server:{socket.LocalEndPoint}");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The client side: sends to <paramref name="server"/> from an ephemeral port (or <paramref name="local"/>).
+    /// <paramref name="serverAddress"/>, <paramref name="careOf"/> and <paramref name="homeAddress"/> are the names the
+    /// node's engine uses (its home agent's address, its care-of and home addresses).
+    /// </summary>
+    public static UdpCarriageTransport OpenClient(IPEndPoint server, Ipv6Address serverAddress, Ipv6Address careOf, Ipv6Address homeAddress,
+        IPEndPoint? local = null)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        var socket = NewSocket(server.AddressFamily);
+        try
+        {
+            socket.Bind(local ?? new IPEndPoint(server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
+            // Connected: the kernel delivers only the server's datagrams.
+            socket.Connect(server);
+            return new UdpCarriageTransport(socket, server: false, serverAddress, careOf, homeAddress, $"udp-client:{server}");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static Socket NewSocket(AddressFamily family)
+    {
+        var socket = new Socket(family, SocketType.Dgram, ProtocolType.Udp);
+        if (family == AddressFamily.InterNetworkV6)
+        {
+            socket.DualMode = true;
+        }
+        // Room for a burst (a server answering many clients at once).
+        socket.ReceiveBufferSize = 4 << 20;
+        socket.SendBufferSize = 4 << 20;
+        return socket;
+    }
+
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken = default)
+    {
+        if (!UdpEncapsulation.TryGetPayload(datagram.Span, out int offset, out int length, out var destination).IsOk)
+        {
+            Interlocked.Increment(ref _unsendable);
+            return;
+        }
+        var payload = datagram.Slice(offset, length);
+        try
+        {
+            if (!_server)
+            {
+                await _socket.SendAsync(payload, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            if (!UdpEncapsulation.TryGetEndpoint(destination, out var endpoint))
+            {
+                Interlocked.Increment(ref _unsendable);
+                return;
+            }
+            var target = _socket.AddressFamily == AddressFamily.InterNetworkV6
+                ? new IPEndPoint(endpoint!.Address.MapToIPv6(), endpoint.Port) : endpoint!;
+            await _socket.SendToAsync(payload, SocketFlags.None, target, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException)
+        {
+            // Unreachable peer (ICMP from an earlier send) or a full queue: lost, as on a link that is down.
+        }
+    }
+
+    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        EndPoint any = _socket.AddressFamily == AddressFamily.InterNetworkV6 ? new IPEndPoint(IPAddress.IPv6Any, 0) : new IPEndPoint(IPAddress.Any, 0);
+        while (true)
+        {
+            int received;
+            EndPoint from;
+            try
+            {
+                var result = await _socket.ReceiveFromAsync(_payload, SocketFlags.None, any, cancellationToken).ConfigureAwait(false);
+                received = result.ReceivedBytes;
+                from = result.RemoteEndPoint;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.ConnectionReset)
+            {
+                // A connected client learns of an ICMP port unreachable here (the server is restarting): keep listening.
+                continue;
+            }
+            var payload = _payload.AsSpan(0, received);
+            switch (UdpEncapsulation.Classify(payload))
+            {
+                case UdpEncapsulation.PayloadKind.Keepalive:
+                    Interlocked.Increment(ref _keepalives);
+                    continue;
+                case UdpEncapsulation.PayloadKind.NotEsp:
+                    Interlocked.Increment(ref _notEsp);
+                    continue;
+            }
+            int written;
+            if (_server)
+            {
+                if (!UdpEncapsulation.TryGetEndpointName((IPEndPoint)from, out var name))
+                {
+                    Interlocked.Increment(ref _unsupportedSources);
+                    continue;
+                }
+                written = UdpEncapsulation.WriteAtServer(buffer.Span, name, _serverAddress, payload);
+            }
+            else
+            {
+                written = UdpEncapsulation.WriteAtClient(buffer.Span, _serverAddress, _careOf, _homeAddress, payload);
+            }
+            if (written > 0)
+            {
+                return written;
+            }
+            Interlocked.Increment(ref _notEsp);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _socket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
