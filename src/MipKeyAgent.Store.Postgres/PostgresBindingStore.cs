@@ -96,16 +96,14 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         return settings;
     }
 
-    private void Preload()
-    {
-        lock (_lock)
-        {
-            _preloaded.Keep(Run("reading the bindings", ReadAll));
-        }
-    }
-
-    /// <summary>Reads and authenticates every binding (with its generations) and IK reservation; throws at the first bad row.</summary>
-    private (Dictionary<Ipv6Address, BindingRecord>, Dictionary<Ipv6Address, uint>) ReadAll(NpgsqlConnection connection)
+    /// <summary>
+    /// Reads and authenticates the binding rows (with their generations) of <paramref name="homes"/> and the IK reservations of
+    /// <paramref name="reservationHomes"/> (null: every row of the table); throws at the first bad row. With <paramref name="homes"/>,
+    /// the generation rows of <paramref name="orphanCheck"/> (the homes read and the homes whose binding row went) must all belong to a
+    /// binding row read.
+    /// </summary>
+    private (Dictionary<Ipv6Address, BindingRecord>, Dictionary<Ipv6Address, uint>) ReadRows(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        string[]? homes = null, string[]? reservationHomes = null, string[]? orphanCheck = null)
     {
         var records = new Dictionary<Ipv6Address, BindingRecord>();
         var reserved = new Dictionary<Ipv6Address, uint>();
@@ -113,45 +111,31 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         var associated = new RowSeal.AssociatedData();
         try
         {
-            long joinedGenerations = 0;
-            using (var select = new NpgsqlCommand(PostgresStatements.SelectJoined, connection))
-            using (var reader = select.ExecuteReader())
+            long joinedGenerations = homes is { Length: 0 } ? 0 : ReadBindings(connection, transaction, homes, records, gcm, associated);
+            if (homes is null || orphanCheck is { Length: > 0 })
             {
-                BindingRows.BindingRow? row = null;
-                List<BindingRows.GenerationRow>? generations = null;
-                while (reader.Read())
+                using var count = new NpgsqlCommand(homes is null ? "SELECT count(*) FROM generations" : PostgresStatements.CountGenerationsOf, connection, transaction);
+                if (homes is not null)
                 {
-                    string home = reader.GetString(BindingRows.HomeAddress);
-                    if (row is not null && row.Home != home)
-                    {
-                        Add(records, row, generations, gcm, associated);
-                        generations = null;
-                    }
-                    if (row is null || row.Home != home)
-                    {
-                        row = BindingRows.ReadBinding(reader, 0, home);
-                    }
-                    if (!reader.IsDBNull(PostgresStatements.JoinedGenerationFirst + GenerationColumns.SlotColumn))
-                    {
-                        (generations ??= []).Add(BindingRows.ReadGeneration(reader, home, PostgresStatements.JoinedGenerationFirst));
-                        joinedGenerations++;
-                    }
+                    count.Parameters.AddWithValue("homes", orphanCheck!);
                 }
-                if (row is not null)
-                {
-                    Add(records, row, generations, gcm, associated);
-                }
-            }
-            using (var count = new NpgsqlCommand("SELECT count(*) FROM generations", connection))
-            {
                 if ((long)count.ExecuteScalar()! != joinedGenerations)
                 {
                     throw new BindingStoreException($"'{Url.Text}': generation rows without a binding row (corrupted store)");
                 }
             }
-            using (var select = new NpgsqlCommand(PostgresStatements.SelectAllReservations, connection))
-            using (var reader = select.ExecuteReader())
+            if (reservationHomes is { Length: 0 })
             {
+                return (records, reserved);
+            }
+            using (var select = new NpgsqlCommand(reservationHomes is null ? PostgresStatements.SelectAllReservations : PostgresStatements.SelectReservationsOf,
+                connection, transaction))
+            {
+                if (reservationHomes is not null)
+                {
+                    select.Parameters.AddWithValue("homes", reservationHomes);
+                }
+                using var reader = select.ExecuteReader();
                 while (reader.Read())
                 {
                     string home = reader.GetString(BindingRows.ReservationHome);
@@ -169,6 +153,44 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             }
             throw;
         }
+    }
+
+    /// <summary>Reads the binding rows of <paramref name="homes"/> (null: all) with their generation rows into <paramref name="records"/>; returns how many generation rows it read.</summary>
+    private static long ReadBindings(NpgsqlConnection connection, NpgsqlTransaction? transaction, string[]? homes, Dictionary<Ipv6Address, BindingRecord> records,
+        System.Security.Cryptography.AesGcm gcm, RowSeal.AssociatedData associated)
+    {
+        long joinedGenerations = 0;
+        using var select = new NpgsqlCommand(homes is null ? PostgresStatements.SelectJoined : PostgresStatements.SelectJoinedOf, connection, transaction);
+        if (homes is not null)
+        {
+            select.Parameters.AddWithValue("homes", homes);
+        }
+        using var reader = select.ExecuteReader();
+        BindingRows.BindingRow? row = null;
+        List<BindingRows.GenerationRow>? generations = null;
+        while (reader.Read())
+        {
+            string home = reader.GetString(BindingRows.HomeAddress);
+            if (row is not null && row.Home != home)
+            {
+                Add(records, row, generations, gcm, associated);
+                generations = null;
+            }
+            if (row is null || row.Home != home)
+            {
+                row = BindingRows.ReadBinding(reader, 0, home);
+            }
+            if (!reader.IsDBNull(PostgresStatements.JoinedGenerationFirst + GenerationColumns.SlotColumn))
+            {
+                (generations ??= []).Add(BindingRows.ReadGeneration(reader, home, PostgresStatements.JoinedGenerationFirst));
+                joinedGenerations++;
+            }
+        }
+        if (row is not null)
+        {
+            Add(records, row, generations, gcm, associated);
+        }
+        return joinedGenerations;
     }
 
     private static void Add(Dictionary<Ipv6Address, BindingRecord> records, BindingRows.BindingRow row, List<BindingRows.GenerationRow>? generations,
@@ -394,6 +416,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ZeroRecords();
+            DropCopy();
             if (_group is { } group)
             {
                 _group = null;
