@@ -53,7 +53,9 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     /// <summary>
     /// Opens the store at <paramref name="url"/>: creates or migrates the schema, checks the master key, takes the
     /// lease when <paramref name="lease"/> is given (waiting for it with <see cref="LeaseOptions.Wait"/>, calling
-    /// <paramref name="waiting"/> with the current holder at each try), then reads and authenticates every row.
+    /// <paramref name="waiting"/> with the current holder at each try, and meanwhile keeping a copy of the bindings), then reads and
+    /// authenticates every row (a standby: the rows changed since its copy), and renews the lease it took, so the host's renewals start
+    /// from a full lease.
     /// </summary>
     public static PostgresBindingStore Open(PostgresUrl url, MasterKey masterKey, bool ownsMasterKey = false, LeaseOptions? lease = null,
         Action<LeaseState?>? waiting = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
@@ -69,6 +71,11 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
                 store.Lease = store.TakeLease(lease, waiting, cancellationToken);
             }
             store.Preload();
+            if (store.Lease is { } held && !store.Run("renewing the lease", held.TryRenew))
+            {
+                // The read outlasted the lease (a loaded machine): another HA may hold it now.
+                throw new BindingStoreException($"the lease '{held.Name}' of '{url.Text}' expired while the bindings were read");
+            }
             return store;
         }
         catch
@@ -260,10 +267,11 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
                 // one round trip for every save of the group, sent by CommitGroup (or before the group's next other write).
                 if (_group is { Failure: null } group)
                 {
+                    FenceInGroup(group, $"writing the binding of {home}", record.HomeAddress);
                     AddBinding(group.Pending(), home, record);
                     return;
                 }
-                Write($"writing the binding of {home}", (connection, transaction) =>
+                Write($"writing the binding of {home}", record.HomeAddress, (connection, transaction) =>
                 {
                     using var batch = new NpgsqlBatch(connection, transaction);
                     AddBinding(batch, home, record);
@@ -313,7 +321,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ForgetRecord(homeAddress);
-            Write($"removing the binding of {home}", (connection, transaction) =>
+            Write($"removing the binding of {home}", homeAddress, (connection, transaction) =>
             {
                 foreach (string sql in new[] { PostgresStatements.DeleteGenerations, PostgresStatements.DeleteBinding })
                 {
@@ -356,7 +364,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ForgetReserved(homeAddress);
-            Write($"writing the IK reservation of {home}", (connection, transaction) =>
+            Write($"writing the IK reservation of {home}", homeAddress, (connection, transaction) =>
             {
                 using var upsert = PostgresStatements.Command(PostgresStatements.UpsertReservation, connection, transaction, BindingRows.Reservations);
                 upsert.Parameters[BindingRows.ReservationHome].Value = home;
@@ -386,7 +394,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         long[] values = [.. spis.Select(s => (long)s)];
         lock (_lock)
         {
-            Write("writing retired SPIs", (connection, transaction) =>
+            Write("writing retired SPIs", null, (connection, transaction) =>
             {
                 using var insert = new NpgsqlCommand(PostgresStatements.InsertRetiredSpis, connection, transaction);
                 insert.Parameters.AddWithValue("spis", values);
@@ -401,7 +409,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ZeroRecords();
-            Write("deleting the bindings", (connection, transaction) =>
+            Write("deleting the bindings", null, (connection, transaction) =>
             {
                 using var delete = new NpgsqlCommand("DELETE FROM generations; DELETE FROM bindings;", connection, transaction);
                 delete.ExecuteNonQuery();
