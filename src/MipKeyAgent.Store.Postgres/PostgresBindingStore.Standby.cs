@@ -110,6 +110,7 @@ public sealed partial class PostgresBindingStore
             var elapsed = Stopwatch.GetElapsedTime(started);
             Read = new BindingsRead(_copyRecords.Count, _copyReserved.Count, reread, removed, _refreshes, elapsed);
             _preloaded.Keep((_copyRecords.ToDictionary(p => p.Key, p => p.Value.Record), _copyReserved.ToDictionary(p => p.Key, p => p.Value.Reserved)));
+            _preloadComplete = true;
             // The records are the preloaded set's now (handed out once, zeroed when dropped).
             _copyRecords.Clear();
             _copyReserved.Clear();

@@ -31,6 +31,13 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     private readonly PreloadedRecords _preloaded = new();
     private Group? _group;
 
+    /// <summary>Every row was read at open (<see cref="Preload"/>): a node absent then, and not written since, is absent (no query).</summary>
+    private bool _preloadComplete;
+
+    /// <summary>Nodes whose next <see cref="Load"/> (IK reservation: <see cref="LoadInitializationSequenceReserved"/>) reads the database: handed out or written since open.</summary>
+    private readonly HashSet<Ipv6Address> _recordsFromDatabase = [];
+    private readonly HashSet<Ipv6Address> _reservedFromDatabase = [];
+
     private PostgresBindingStore(PostgresUrl url, NpgsqlDataSource source, MasterKey masterKey, bool ownsMasterKey, TimeProvider time)
     {
         Url = url;
@@ -217,6 +224,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.Drop();
+            _preloadComplete = false;
         }
     }
 
@@ -224,7 +232,13 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            return _preloaded.TakeRecord(homeAddress, out var record) ? record : Run("reading a binding", c => LoadFrom(c, homeAddress));
+            if (_preloaded.TakeRecord(homeAddress, out var record))
+            {
+                _recordsFromDatabase.Add(homeAddress);
+                return record;
+            }
+            // Read at open, absent, and not written since (this HA, holding the lease, is the only writer): absent still.
+            return _preloadComplete && _recordsFromDatabase.Add(homeAddress) ? null : Run("reading a binding", c => LoadFrom(c, homeAddress));
         }
     }
 
@@ -263,6 +277,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             lock (_lock)
             {
                 _preloaded.ForgetRecord(record.HomeAddress);
+                _recordsFromDatabase.Add(record.HomeAddress);
                 // One round trip for the row and its generation rows (after the fencing check, before the commit); in a group,
                 // one round trip for every save of the group, sent by CommitGroup (or before the group's next other write).
                 if (_group is { Failure: null } group)
@@ -321,6 +336,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ForgetRecord(homeAddress);
+            _recordsFromDatabase.Add(homeAddress);
             Write($"removing the binding of {home}", homeAddress, (connection, transaction) =>
             {
                 foreach (string sql in new[] { PostgresStatements.DeleteGenerations, PostgresStatements.DeleteBinding })
@@ -340,7 +356,12 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         {
             if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
             {
+                _reservedFromDatabase.Add(homeAddress);
                 return preloaded;
+            }
+            if (_preloadComplete && _reservedFromDatabase.Add(homeAddress))
+            {
+                return 0;
             }
             return Run("reading an IK reservation", connection =>
             {
@@ -364,6 +385,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ForgetReserved(homeAddress);
+            _reservedFromDatabase.Add(homeAddress);
             Write($"writing the IK reservation of {home}", homeAddress, (connection, transaction) =>
             {
                 using var upsert = PostgresStatements.Command(PostgresStatements.UpsertReservation, connection, transaction, BindingRows.Reservations);
@@ -409,6 +431,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ZeroRecords();
+            _preloadComplete = false;
             Write("deleting the bindings", null, (connection, transaction) =>
             {
                 using var delete = new NpgsqlCommand("DELETE FROM generations; DELETE FROM bindings;", connection, transaction);
