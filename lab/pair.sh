@@ -2,7 +2,9 @@
 # A hot-standby pair of home agents on PostgreSQL in the lab (docs/cluster.md), with one command:
 #   lab/pair.sh up       lab topology (MK_NODES foreign links, default 2), a throwaway PostgreSQL (lab/pg.sh),
 #                        one shared master key, `mipkey ha` ha-a (active) and ha-b (--standby) in the home
-#                        namespace on the same home link, one `mipkey mn` per foreign link pinging through the tunnel;
+#                        namespace on the same home link, taking the HA's address over from each other
+#                        (--takeover-link: the address is on no host, the active answers Neighbor Discovery for it),
+#                        one `mipkey mn` per foreign link pinging through the tunnel;
 #                        waits for an active HA and shows which one it is
 #   lab/pair.sh status   each HA's role, lease and database health, and each node's newest generation
 #   lab/pair.sh failover kill -9 of the active HA; waits until the standby has taken the lease, then restarts the
@@ -53,7 +55,7 @@ role() {
 start_ha() {
     local name="$1"; shift
     ip netns exec "${P}home" dotnet "$dll" ha -c "$dir/ha.conf" -i "${P}h0" --store "$(cat "$dir/url")" --master-key "$dir/pair.key" \
-        --lease-holder "$name" --lease-seconds 3 --status-socket "$dir/$name.sock" "$@" >> "$dir/$name.log" 2>&1 &
+        --lease-holder "$name" --lease-seconds 3 --takeover-link "${P}h0" --status-socket "$dir/$name.sock" "$@" >> "$dir/$name.log" 2>&1 &
     echo $! > "$dir/$name.pid"
 }
 
@@ -96,6 +98,12 @@ case "$cmd" in
     trap 'echo "failed; cleaning up" >&2; "$0" down' ERR
     "$here/pg.sh" up "$pgdir" > "$dir/url"
     "$here/topology.sh" up >/dev/null
+    # Both HAs share the home link ${P}h0 and take the HA's address over from each other (--takeover-link): the address is on no
+    # host, the active answers Neighbor Discovery for it and announces it when it takes the lease. The home namespace keeps an
+    # address of its own on the link (2001:db8:1::a) for its route to the router.
+    ip -n "${P}home" addr add 2001:db8:1::a/64 dev "${P}h0" nodad
+    ip -n "${P}home" addr del 2001:db8:1::1/64 dev "${P}h0"
+    ip -n "${P}home" route replace default via 2001:db8:1::ff dev "${P}h0"
     umask 077
     mipkey keys master-key "$dir/pair.key" >/dev/null
     {

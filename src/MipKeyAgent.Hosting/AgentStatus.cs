@@ -33,7 +33,7 @@ public sealed record AgentStatus(
     ClusterStatus? Cluster = null);
 
 /// <summary>An HA of a hot-standby pair (docs/cluster.md): numbers and names only.</summary>
-/// <param name="Role">active (holds the lease), standby (waits for it) or fenced (lost it: answers nothing, stops).</param>
+/// <param name="Role">starting (the lease not read yet), standby (waits for it), taking over (holds it, the host not answering yet), active (holds it and answers) or fenced (lost it: answers nothing, stops).</param>
 /// <param name="Holder">This HA's name in the lease row.</param>
 /// <param name="LeaseHolder">The lease's holder as last read (null before the first read).</param>
 /// <param name="LeaseToken">The lease's fencing token as last read.</param>

@@ -31,10 +31,28 @@ public sealed partial class PostgresBindingStore
                     ? $"the lease '{options.Name}' of '{Url.Text}' is held by {h.Holder} (token {h.Token}) for another {h.Remaining.TotalSeconds:F1} s: start this HA as a standby (--standby) to wait for it"
                     : $"the lease '{options.Name}' of '{Url.Text}' could not be taken");
             }
+            var readAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (held is not null)
+            {
+                try
+                {
+                    // The standby's copy: the rows changed since its last read, authenticated now rather than after the takeover.
+                    RefreshWhileWaiting();
+                }
+                catch (BindingStoreException)
+                {
+                    // The database went away meanwhile (Health says why), or a row does not open: the read after the takeover says which.
+                }
+            }
             waiting?.Invoke(held);
             // Try again just after the lease as read expires (its remaining time is the database's, so no clock of ours matters),
             // else at the next poll: a killed active's lease is taken within a few tens of milliseconds of its expiry.
             var wait = held is { } lease ? TimeSpan.FromTicks(Math.Clamp(lease.Remaining.Ticks + ExpiryMargin.Ticks, ExpiryMargin.Ticks, poll.Ticks)) : poll;
+            wait -= System.Diagnostics.Stopwatch.GetElapsedTime(readAt);
+            if (wait < ExpiryMargin)
+            {
+                wait = ExpiryMargin;
+            }
             if (cancellationToken.WaitHandle.WaitOne(wait))
             {
                 cancellationToken.ThrowIfCancellationRequested();

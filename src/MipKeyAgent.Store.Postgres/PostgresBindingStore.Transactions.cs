@@ -67,7 +67,7 @@ public sealed partial class PostgresBindingStore
     }
 
     /// <summary>One write: in the open group's transaction, or in a transaction of its own committed before it returns.</summary>
-    private void Write(string what, Action<NpgsqlConnection, NpgsqlTransaction> write)
+    private void Write(string what, Ipv6Address? home, Action<NpgsqlConnection, NpgsqlTransaction> write)
     {
         if (_group is { } group)
         {
@@ -75,6 +75,7 @@ public sealed partial class PostgresBindingStore
             {
                 throw new BindingStoreException($"{what} in '{Url.Text}' refused: an earlier write of this group failed ({group.Failure.Message})");
             }
+            FenceInGroup(group, what, home);
             try
             {
                 // The group's pending saves go first, so the writes reach the database in the order they were made.
@@ -91,11 +92,39 @@ public sealed partial class PostgresBindingStore
         Run(what, connection =>
         {
             using var transaction = connection.BeginTransaction();
-            Lease?.Check(connection, transaction, Url.Text);
+            Fence(connection, transaction, home);
             write(connection, transaction);
             transaction.Commit();
             return true;
         });
+    }
+
+    /// <summary>
+    /// With load sharing, a group's first write for a partition checks (and locks, until the group ends) that partition's lease in the
+    /// group's transaction; a refusal fails the group. The single lease was checked when the group began.
+    /// </summary>
+    private void FenceInGroup(Group group, string what, Ipv6Address? home)
+    {
+        if (_partitionOptions is not { } options)
+        {
+            return;
+        }
+        int partition = home is { } node ? PostgresPartitions.Of(node, options.Count) : -1;
+        if (!group.Fenced.Add(partition))
+        {
+            return;
+        }
+        try
+        {
+            group.SendPending();
+            Fence(group.Connection, group.Transaction, home);
+        }
+        catch (Exception e) when (e is DbException or TimeoutException or IOException or BindingStoreException)
+        {
+            group.Fenced.Remove(partition);
+            group.Failure ??= e;
+            throw e as BindingStoreException ?? Failed(what, e);
+        }
     }
 
     /// <summary>Runs <paramref name="call"/> on a pooled connection; a database failure becomes a <see cref="BindingStoreException"/>.</summary>
@@ -154,6 +183,9 @@ public sealed partial class PostgresBindingStore
         public NpgsqlTransaction Transaction { get; } = transaction;
 
         public Exception? Failure { get; set; }
+
+        /// <summary>The partitions whose lease this group checked (-1: the writes of no node).</summary>
+        public HashSet<int> Fenced { get; } = [];
 
         public NpgsqlBatch Pending() => _pending ??= new NpgsqlBatch(Connection, Transaction);
 

@@ -31,6 +31,13 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     private readonly PreloadedRecords _preloaded = new();
     private Group? _group;
 
+    /// <summary>Every row was read at open (<see cref="Preload"/>): a node absent then, and not written since, is absent (no query).</summary>
+    private bool _preloadComplete;
+
+    /// <summary>Nodes whose next <see cref="Load"/> (IK reservation: <see cref="LoadInitializationSequenceReserved"/>) reads the database: handed out or written since open.</summary>
+    private readonly HashSet<Ipv6Address> _recordsFromDatabase = [];
+    private readonly HashSet<Ipv6Address> _reservedFromDatabase = [];
+
     private PostgresBindingStore(PostgresUrl url, NpgsqlDataSource source, MasterKey masterKey, bool ownsMasterKey, TimeProvider time)
     {
         Url = url;
@@ -53,7 +60,9 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     /// <summary>
     /// Opens the store at <paramref name="url"/>: creates or migrates the schema, checks the master key, takes the
     /// lease when <paramref name="lease"/> is given (waiting for it with <see cref="LeaseOptions.Wait"/>, calling
-    /// <paramref name="waiting"/> with the current holder at each try), then reads and authenticates every row.
+    /// <paramref name="waiting"/> with the current holder at each try, and meanwhile keeping a copy of the bindings), then reads and
+    /// authenticates every row (a standby: the rows changed since its copy), and renews the lease it took, so the host's renewals start
+    /// from a full lease.
     /// </summary>
     public static PostgresBindingStore Open(PostgresUrl url, MasterKey masterKey, bool ownsMasterKey = false, LeaseOptions? lease = null,
         Action<LeaseState?>? waiting = null, TimeProvider? time = null, CancellationToken cancellationToken = default)
@@ -69,6 +78,11 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
                 store.Lease = store.TakeLease(lease, waiting, cancellationToken);
             }
             store.Preload();
+            if (store.Lease is { } held && !store.Run("renewing the lease", held.TryRenew))
+            {
+                // The read outlasted the lease (a loaded machine): another HA may hold it now.
+                throw new BindingStoreException($"the lease '{held.Name}' of '{url.Text}' expired while the bindings were read");
+            }
             return store;
         }
         catch
@@ -96,16 +110,14 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         return settings;
     }
 
-    private void Preload()
-    {
-        lock (_lock)
-        {
-            _preloaded.Keep(Run("reading the bindings", ReadAll));
-        }
-    }
-
-    /// <summary>Reads and authenticates every binding (with its generations) and IK reservation; throws at the first bad row.</summary>
-    private (Dictionary<Ipv6Address, BindingRecord>, Dictionary<Ipv6Address, uint>) ReadAll(NpgsqlConnection connection)
+    /// <summary>
+    /// Reads and authenticates the binding rows (with their generations) of <paramref name="homes"/> and the IK reservations of
+    /// <paramref name="reservationHomes"/> (null: every row of the table); throws at the first bad row. With <paramref name="homes"/>,
+    /// the generation rows of <paramref name="orphanCheck"/> (the homes read and the homes whose binding row went) must all belong to a
+    /// binding row read.
+    /// </summary>
+    private (Dictionary<Ipv6Address, BindingRecord>, Dictionary<Ipv6Address, uint>) ReadRows(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        string[]? homes = null, string[]? reservationHomes = null, string[]? orphanCheck = null)
     {
         var records = new Dictionary<Ipv6Address, BindingRecord>();
         var reserved = new Dictionary<Ipv6Address, uint>();
@@ -113,45 +125,31 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         var associated = new RowSeal.AssociatedData();
         try
         {
-            long joinedGenerations = 0;
-            using (var select = new NpgsqlCommand(PostgresStatements.SelectJoined, connection))
-            using (var reader = select.ExecuteReader())
+            long joinedGenerations = homes is { Length: 0 } ? 0 : ReadBindings(connection, transaction, homes, records, gcm, associated);
+            if (homes is null || orphanCheck is { Length: > 0 })
             {
-                BindingRows.BindingRow? row = null;
-                List<BindingRows.GenerationRow>? generations = null;
-                while (reader.Read())
+                using var count = new NpgsqlCommand(homes is null ? "SELECT count(*) FROM generations" : PostgresStatements.CountGenerationsOf, connection, transaction);
+                if (homes is not null)
                 {
-                    string home = reader.GetString(BindingRows.HomeAddress);
-                    if (row is not null && row.Home != home)
-                    {
-                        Add(records, row, generations, gcm, associated);
-                        generations = null;
-                    }
-                    if (row is null || row.Home != home)
-                    {
-                        row = BindingRows.ReadBinding(reader, 0, home);
-                    }
-                    if (!reader.IsDBNull(PostgresStatements.JoinedGenerationFirst + GenerationColumns.SlotColumn))
-                    {
-                        (generations ??= []).Add(BindingRows.ReadGeneration(reader, home, PostgresStatements.JoinedGenerationFirst));
-                        joinedGenerations++;
-                    }
+                    count.Parameters.AddWithValue("homes", orphanCheck!);
                 }
-                if (row is not null)
-                {
-                    Add(records, row, generations, gcm, associated);
-                }
-            }
-            using (var count = new NpgsqlCommand("SELECT count(*) FROM generations", connection))
-            {
                 if ((long)count.ExecuteScalar()! != joinedGenerations)
                 {
                     throw new BindingStoreException($"'{Url.Text}': generation rows without a binding row (corrupted store)");
                 }
             }
-            using (var select = new NpgsqlCommand(PostgresStatements.SelectAllReservations, connection))
-            using (var reader = select.ExecuteReader())
+            if (reservationHomes is { Length: 0 })
             {
+                return (records, reserved);
+            }
+            using (var select = new NpgsqlCommand(reservationHomes is null ? PostgresStatements.SelectAllReservations : PostgresStatements.SelectReservationsOf,
+                connection, transaction))
+            {
+                if (reservationHomes is not null)
+                {
+                    select.Parameters.AddWithValue("homes", reservationHomes);
+                }
+                using var reader = select.ExecuteReader();
                 while (reader.Read())
                 {
                     string home = reader.GetString(BindingRows.ReservationHome);
@@ -171,6 +169,44 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         }
     }
 
+    /// <summary>Reads the binding rows of <paramref name="homes"/> (null: all) with their generation rows into <paramref name="records"/>; returns how many generation rows it read.</summary>
+    private static long ReadBindings(NpgsqlConnection connection, NpgsqlTransaction? transaction, string[]? homes, Dictionary<Ipv6Address, BindingRecord> records,
+        System.Security.Cryptography.AesGcm gcm, RowSeal.AssociatedData associated)
+    {
+        long joinedGenerations = 0;
+        using var select = new NpgsqlCommand(homes is null ? PostgresStatements.SelectJoined : PostgresStatements.SelectJoinedOf, connection, transaction);
+        if (homes is not null)
+        {
+            select.Parameters.AddWithValue("homes", homes);
+        }
+        using var reader = select.ExecuteReader();
+        BindingRows.BindingRow? row = null;
+        List<BindingRows.GenerationRow>? generations = null;
+        while (reader.Read())
+        {
+            string home = reader.GetString(BindingRows.HomeAddress);
+            if (row is not null && row.Home != home)
+            {
+                Add(records, row, generations, gcm, associated);
+                generations = null;
+            }
+            if (row is null || row.Home != home)
+            {
+                row = BindingRows.ReadBinding(reader, 0, home);
+            }
+            if (!reader.IsDBNull(PostgresStatements.JoinedGenerationFirst + GenerationColumns.SlotColumn))
+            {
+                (generations ??= []).Add(BindingRows.ReadGeneration(reader, home, PostgresStatements.JoinedGenerationFirst));
+                joinedGenerations++;
+            }
+        }
+        if (row is not null)
+        {
+            Add(records, row, generations, gcm, associated);
+        }
+        return joinedGenerations;
+    }
+
     private static void Add(Dictionary<Ipv6Address, BindingRecord> records, BindingRows.BindingRow row, List<BindingRows.GenerationRow>? generations,
         System.Security.Cryptography.AesGcm gcm, RowSeal.AssociatedData associated)
     {
@@ -188,6 +224,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.Drop();
+            _preloadComplete = false;
         }
     }
 
@@ -195,7 +232,13 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
     {
         lock (_lock)
         {
-            return _preloaded.TakeRecord(homeAddress, out var record) ? record : Run("reading a binding", c => LoadFrom(c, homeAddress));
+            if (_preloaded.TakeRecord(homeAddress, out var record))
+            {
+                _recordsFromDatabase.Add(homeAddress);
+                return record;
+            }
+            // Read at open, absent, and not written since (this HA, holding the lease, is the only writer): absent still.
+            return _preloadComplete && _recordsFromDatabase.Add(homeAddress) ? null : Run("reading a binding", c => LoadFrom(c, homeAddress));
         }
     }
 
@@ -234,14 +277,16 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
             lock (_lock)
             {
                 _preloaded.ForgetRecord(record.HomeAddress);
+                _recordsFromDatabase.Add(record.HomeAddress);
                 // One round trip for the row and its generation rows (after the fencing check, before the commit); in a group,
                 // one round trip for every save of the group, sent by CommitGroup (or before the group's next other write).
                 if (_group is { Failure: null } group)
                 {
+                    FenceInGroup(group, $"writing the binding of {home}", record.HomeAddress);
                     AddBinding(group.Pending(), home, record);
                     return;
                 }
-                Write($"writing the binding of {home}", (connection, transaction) =>
+                Write($"writing the binding of {home}", record.HomeAddress, (connection, transaction) =>
                 {
                     using var batch = new NpgsqlBatch(connection, transaction);
                     AddBinding(batch, home, record);
@@ -291,7 +336,8 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ForgetRecord(homeAddress);
-            Write($"removing the binding of {home}", (connection, transaction) =>
+            _recordsFromDatabase.Add(homeAddress);
+            Write($"removing the binding of {home}", homeAddress, (connection, transaction) =>
             {
                 foreach (string sql in new[] { PostgresStatements.DeleteGenerations, PostgresStatements.DeleteBinding })
                 {
@@ -310,7 +356,12 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         {
             if (_preloaded.TakeReserved(homeAddress, out uint preloaded))
             {
+                _reservedFromDatabase.Add(homeAddress);
                 return preloaded;
+            }
+            if (_preloadComplete && _reservedFromDatabase.Add(homeAddress))
+            {
+                return 0;
             }
             return Run("reading an IK reservation", connection =>
             {
@@ -334,7 +385,8 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ForgetReserved(homeAddress);
-            Write($"writing the IK reservation of {home}", (connection, transaction) =>
+            _reservedFromDatabase.Add(homeAddress);
+            Write($"writing the IK reservation of {home}", homeAddress, (connection, transaction) =>
             {
                 using var upsert = PostgresStatements.Command(PostgresStatements.UpsertReservation, connection, transaction, BindingRows.Reservations);
                 upsert.Parameters[BindingRows.ReservationHome].Value = home;
@@ -364,7 +416,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         long[] values = [.. spis.Select(s => (long)s)];
         lock (_lock)
         {
-            Write("writing retired SPIs", (connection, transaction) =>
+            Write("writing retired SPIs", null, (connection, transaction) =>
             {
                 using var insert = new NpgsqlCommand(PostgresStatements.InsertRetiredSpis, connection, transaction);
                 insert.Parameters.AddWithValue("spis", values);
@@ -379,7 +431,8 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ZeroRecords();
-            Write("deleting the bindings", (connection, transaction) =>
+            _preloadComplete = false;
+            Write("deleting the bindings", null, (connection, transaction) =>
             {
                 using var delete = new NpgsqlCommand("DELETE FROM generations; DELETE FROM bindings;", connection, transaction);
                 delete.ExecuteNonQuery();
@@ -394,6 +447,7 @@ public sealed partial class PostgresBindingStore : IBindingStore, IDisposable
         lock (_lock)
         {
             _preloaded.ZeroRecords();
+            DropCopy();
             if (_group is { } group)
             {
                 _group = null;

@@ -22,7 +22,7 @@ public readonly record struct LeaseState(string Holder, long Token, TimeSpan Age
 /// </summary>
 public sealed class PostgresLease
 {
-    /// <summary>The lease of one home agent (load sharing would use one name per partition).</summary>
+    /// <summary>The lease of one home agent (load sharing: one lease per partition, <see cref="PostgresPartitions.LeaseName"/>).</summary>
     public const string DefaultName = "home-agent";
 
     /// <summary>The takeover's first statement: waits for every write transaction still holding the expired lease's row.</summary>

@@ -11,10 +11,21 @@ namespace MipKeyAgent.Store.Postgres;
 internal static class PostgresSchema
 {
     /// <summary>The schema version this binary writes (the PostgreSQL store's own numbering).</summary>
-    public const byte Version = 1;
+    /// <remarks>Version 2 adds the row versions a standby's delta read compares (<c>row_version</c>, from the sequence <c>row_versions</c>).</remarks>
+    public const byte Version = 2;
 
-    /// <summary>By the version of an existing database: the SQL that brings it to <see cref="Version"/> (none older yet).</summary>
-    public static readonly IReadOnlyDictionary<byte, string> Migrations = new Dictionary<byte, string>();
+    /// <summary>The row versions: every write of a binding or IK reservation row gives it the sequence's next value.</summary>
+    public const string AddRowVersions = """
+        CREATE SEQUENCE IF NOT EXISTS row_versions;
+        ALTER TABLE bindings ADD COLUMN IF NOT EXISTS row_version BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE ik_reservations ADD COLUMN IF NOT EXISTS row_version BIGINT NOT NULL DEFAULT 0;
+        """;
+
+    /// <summary>By the version of an existing database: the SQL that brings it to <see cref="Version"/>.</summary>
+    public static readonly IReadOnlyDictionary<byte, string> Migrations = new Dictionary<byte, string>
+    {
+        [1] = AddRowVersions,
+    };
 
     public const string CreateTables = """
         CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -36,7 +47,7 @@ internal static class PostgresSchema
         CREATE TABLE IF NOT EXISTS ha_lease (
             name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,
             acquired_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
-        """;
+        """ + AddRowVersions;
 
     /// <summary>Serializes schema work between HAs starting together (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one).</summary>
     private const string SchemaLock = "SELECT pg_advisory_xact_lock(7235120391)";

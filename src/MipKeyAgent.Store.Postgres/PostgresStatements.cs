@@ -7,9 +7,10 @@ namespace MipKeyAgent.Store.Postgres;
 /// </summary>
 internal static class PostgresStatements
 {
+    /// <summary>Writes a binding row with a new row version (what a standby's delta read compares).</summary>
     public static readonly string UpsertBinding = $"""
-        INSERT INTO bindings ({BindingRows.Bindings.List()}) VALUES ({BindingRows.Bindings.Parameters('@')})
-        ON CONFLICT (home_address) DO UPDATE SET {BindingRows.Bindings.UpdateFromExcluded("home_address")}
+        INSERT INTO bindings ({BindingRows.Bindings.List()}, row_version) VALUES ({BindingRows.Bindings.Parameters('@')}, nextval('row_versions'))
+        ON CONFLICT (home_address) DO UPDATE SET {BindingRows.Bindings.UpdateFromExcluded("home_address")}, row_version = excluded.row_version
         """;
 
     public static readonly string UpsertGeneration = $"""
@@ -30,8 +31,8 @@ internal static class PostgresStatements
     public const string DeleteBinding = "DELETE FROM bindings WHERE home_address = @home";
 
     public static readonly string UpsertReservation = $"""
-        INSERT INTO ik_reservations ({BindingRows.Reservations.List()}) VALUES ({BindingRows.Reservations.Parameters('@')})
-        ON CONFLICT (home_address) DO UPDATE SET {BindingRows.Reservations.UpdateFromExcluded("home_address")}
+        INSERT INTO ik_reservations ({BindingRows.Reservations.List()}, row_version) VALUES ({BindingRows.Reservations.Parameters('@')}, nextval('row_versions'))
+        ON CONFLICT (home_address) DO UPDATE SET {BindingRows.Reservations.UpdateFromExcluded("home_address")}, row_version = excluded.row_version
         """;
 
     public static readonly string SelectReservation = $"SELECT {BindingRows.Reservations.List()} FROM ik_reservations WHERE home_address = @home";
@@ -45,6 +46,23 @@ internal static class PostgresStatements
         LEFT JOIN generations g ON g.home_address = b.home_address
         ORDER BY b.home_address
         """;
+
+    /// <summary>The binding rows of the homes @homes joined with their generation rows (a standby's delta read).</summary>
+    public static readonly string SelectJoinedOf = $"""
+        SELECT {BindingRows.Bindings.List("b")}, {GenerationColumns.Map.List("g")}
+        FROM bindings b
+        LEFT JOIN generations g ON g.home_address = b.home_address
+        WHERE b.home_address = ANY(@homes)
+        ORDER BY b.home_address
+        """;
+
+    public static readonly string SelectReservationsOf = $"SELECT {BindingRows.Reservations.List()} FROM ik_reservations WHERE home_address = ANY(@homes)";
+
+    public const string SelectBindingVersions = "SELECT home_address, row_version FROM bindings";
+
+    public const string SelectReservationVersions = "SELECT home_address, row_version FROM ik_reservations";
+
+    public const string CountGenerationsOf = "SELECT count(*) FROM generations WHERE home_address = ANY(@homes)";
 
     public static readonly int JoinedGenerationFirst = BindingRows.Bindings.Count;
 

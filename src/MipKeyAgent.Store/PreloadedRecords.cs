@@ -18,6 +18,20 @@ internal sealed class PreloadedRecords
         (_records, _reserved) = read;
     }
 
+    /// <summary>Adds what a later read found (a partition taken over by a load-sharing HA); a node kept already has its old copy zeroed.</summary>
+    public void Add(Dictionary<Ipv6Address, BindingRecord> records, Dictionary<Ipv6Address, uint> reserved)
+    {
+        foreach (var (home, record) in records)
+        {
+            ForgetRecord(home);
+            _records[home] = record;
+        }
+        foreach (var (home, value) in reserved)
+        {
+            _reserved[home] = value;
+        }
+    }
+
     /// <summary>The node's kept record, handed out once (the caller owns its secrets).</summary>
     public bool TakeRecord(Ipv6Address homeAddress, out BindingRecord? record)
     {

@@ -91,6 +91,27 @@ public sealed class PostgresBindingStoreTests : BindingStoreContract<PostgresBin
     }
 
     [Fact]
+    public void Open_Version1Database_MigratedWithRowVersionsAndRowsIntact()
+    {
+        using (var store = Open())
+        {
+            store.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 3 });
+            store.SaveInitializationSequenceReserved(Home, 77);
+        }
+        // A database of schema version 1: no row versions.
+        Sql(@"ALTER TABLE bindings DROP COLUMN row_version; ALTER TABLE ik_reservations DROP COLUMN row_version; DROP SEQUENCE row_versions;
+            UPDATE meta SET value = '\x01'::bytea WHERE name = 'schema'");
+
+        using var migrated = Open();
+
+        Assert.Equal(@"\x02", _cluster.Psql(Database, "SELECT value FROM meta WHERE name = 'schema'").Trim());
+        Assert.Equal((ushort)3, migrated.Load(Home)!.LastSequence);
+        Assert.Equal(77u, migrated.LoadInitializationSequenceReserved(Home));
+        migrated.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 4 });
+        Assert.NotEqual("0", _cluster.Psql(Database, "SELECT row_version FROM bindings").Trim());
+    }
+
+    [Fact]
     public void Group_WritesInvisibleUntilCommit_ThenAllDurable()
     {
         using var store = Open();

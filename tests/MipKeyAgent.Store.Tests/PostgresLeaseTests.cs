@@ -144,5 +144,76 @@ public sealed class PostgresLeaseTests : IDisposable
         Assert.Equal(StoreTestbed.HomeAgentAddress, EngineDriver.DestinationOf(bed.Driver.Sent[^1]));
     }
 
+    [Fact]
+    public async Task Standby_RowsChangedAfterItsPreload_ReReadAtTheTakeoverAndServed()
+    {
+        var unchanged = Ipv6Address.Parse("2001:db8:2::8");
+        var removed = Ipv6Address.Parse("2001:db8:2::9");
+        var added = Ipv6Address.Parse("2001:db8:2::a");
+        using var former = Open("ha-a");
+        former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 1 });
+        former.Save(SqliteBindingStoreTests.FullRecord(unchanged) with { LastSequence = 5 });
+        former.Save(SqliteBindingStoreTests.FullRecord(removed) with { LastSequence = 6 });
+        former.SaveInitializationSequenceReserved(Home, 4096);
+        using var preloaded = new ManualResetEventSlim();
+        using var proceed = new ManualResetEventSlim();
+        // The standby waits, reads and authenticates every row (its first read while waiting), then reports; the test holds it there.
+        var standby = Task.Run(() => PostgresBindingStore.Open(PostgresUrl.Parse(_url), MasterKey.Load(_directory.MasterKeyPath), ownsMasterKey: true,
+            new LeaseOptions("ha-b", Duration, Wait: true), _ =>
+            {
+                if (!preloaded.IsSet)
+                {
+                    preloaded.Set();
+                    proceed.Wait(TimeSpan.FromSeconds(30));
+                }
+            }));
+        Assert.True(preloaded.Wait(TimeSpan.FromSeconds(30)), "the standby did not wait for the lease");
+
+        // After the standby's preload and before its takeover, the active changes one binding and one reservation, removes one
+        // binding and adds one; then it dies (its lease expires).
+        former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 9 });
+        former.SaveInitializationSequenceReserved(Home, 8192);
+        former.Remove(removed);
+        former.Save(SqliteBindingStoreTests.FullRecord(added) with { LastSequence = 3 });
+        ExpireLease();
+        proceed.Set();
+        using var active = await standby.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, active.Lease!.Token);
+        Assert.Equal((ushort)9, active.Load(Home)!.LastSequence);
+        Assert.Equal(8192u, active.LoadInitializationSequenceReserved(Home));
+        Assert.Null(active.Load(removed));
+        Assert.Equal((ushort)3, active.Load(added)!.LastSequence);
+        Assert.Equal((ushort)5, active.Load(unchanged)!.LastSequence);
+        // Only what changed after the preload was read at the takeover: the changed binding and reservation and the new binding.
+        var read = active.Read!;
+        Assert.Equal(1, read.Refreshes);
+        Assert.Equal(3, read.Bindings);
+        Assert.Equal(1, read.Reservations);
+        Assert.Equal(3, read.Reread);
+        Assert.Equal(1, read.Removed);
+    }
+
+    [Fact]
+    public async Task Standby_GroupInFlightAtTheExpiry_ItsWriteServedNotThePreloadedRow()
+    {
+        // A group of the former active in flight at its lease's expiry: it checked the token when it began, so it commits, and the
+        // takeover (which waits for it) must serve its write, not the copy preloaded before it.
+        using var former = Open("ha-a");
+        former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 1 });
+        using var waited = new ManualResetEventSlim();
+        var standby = Task.Run(() => PostgresBindingStore.Open(PostgresUrl.Parse(_url), MasterKey.Load(_directory.MasterKeyPath), ownsMasterKey: true,
+            new LeaseOptions("ha-b", Duration, Wait: true), _ => waited.Set()));
+        Assert.True(waited.Wait(TimeSpan.FromSeconds(30)), "the standby did not wait for the lease");
+        former.BeginGroup();
+        former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 2 });
+        ExpireLease();
+        former.CommitGroup();
+        using var active = await standby.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal((ushort)2, active.Load(Home)!.LastSequence);
+        Assert.Throws<BindingStoreException>(() => former.Save(SqliteBindingStoreTests.FullRecord(Home) with { LastSequence = 3 }));
+    }
+
     public void Dispose() => _directory.Dispose();
 }

@@ -188,6 +188,7 @@ internal static class HaCommand
             parts.Link ?? clusterLink!, TimeProvider.System, parts.Loggers, parts.HomeLink ?? clusterHomeLink);
         running = host;
         runningSupply = keySupply;
+        parts.Keeper?.Serving();
         LogStart(parts.Loggers.CreateLogger("mipkey.ha"), bindings, lostNodes, status.Addresses);
         using var stopOrFenced = CancellationTokenSource.CreateLinkedTokenSource(stop, parts.Keeper?.Lost ?? CancellationToken.None);
         await host.RunAsync(stopOrFenced.Token).ConfigureAwait(false);
@@ -225,12 +226,12 @@ internal static class HaCommand
     }
 
     /// <summary>The running host's status with the pair's (role, lease, database) and the QKD key supply's counters; a standby's before it runs a host.</summary>
-    private static async Task<AgentStatus> Status(HomeAgentHost? running, LeaseKeeper? keeper, string transport, HomeAgentQkdSupply? keySupply)
+    internal static async Task<AgentStatus> Status(HomeAgentHost? running, LeaseKeeper? keeper, string transport, HomeAgentQkdSupply? keySupply)
     {
         if (running is null)
         {
-            // A standby (or fenced) HA reports its role; one that just took the lease is starting its host.
-            return keeper?.Status is { Role: not "active" } waiting
+            // An HA of a pair reports its role before it runs a host: starting, standby, taking over (lease held, host being built) or fenced.
+            return keeper?.Status is { } waiting
                 ? new AgentStatus("ha", DateTimeOffset.UtcNow, 0, transport, new Dictionary<string, long>(), new Dictionary<string, long>(), [], waiting)
                 : throw new InvalidOperationException("the home agent is starting");
         }

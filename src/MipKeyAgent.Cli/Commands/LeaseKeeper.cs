@@ -10,7 +10,8 @@ namespace MipKeyAgent.Cli.Commands;
 /// holds the lease it renews it every third of its duration on a thread of its own. A renewal that finds the lease lost
 /// (expired and taken, e.g. after a pause or a database outage longer than the lease) fences this HA: its store
 /// refuses every write already, and <see cref="Lost"/> is cancelled so the process stops. <see cref="Status"/> is
-/// what <c>mipkey ha status</c> and /metrics show; it never blocks on the database.
+/// what <c>mipkey ha status</c> and /metrics show; it never blocks on the database. The role: starting (the lease not read yet),
+/// standby (waiting for it), taking over (holds it; the host is being built on the bindings), active (answering), fenced (lost it).
 /// </summary>
 internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, TimeProvider time, ILogger logger) : IDisposable
 {
@@ -22,6 +23,8 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
     private DateTimeOffset _readAt;
     private string? _lastWaitingFor;
     private bool _databaseDown;
+    private bool _waited;
+    private volatile bool _serving;
 
     public string Holder { get; } = holder;
 
@@ -39,7 +42,7 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
             var now = time.GetUtcNow();
             var lease = _lease;
             double elapsed = (now - _readAt).TotalSeconds;
-            string role = LeaseLost ? "fenced" : _store is null ? "standby" : "active";
+            string role = LeaseLost ? "fenced" : _serving ? "active" : _store is not null ? "taking over" : _waited ? "standby" : "starting";
             var health = _store?.Health;
             return new ClusterStatus(role, Holder, lease?.Holder, lease?.Token, lease is { } a ? Math.Round(a.Age.TotalSeconds + elapsed, 3) : null,
                 lease is { } r ? Math.Round(r.Remaining.TotalSeconds - elapsed, 3) : null, health?.Ok ?? !_databaseDown, health?.Error,
@@ -50,6 +53,7 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
     /// <summary>The store's callback while this HA waits as a standby (<paramref name="held"/>: the lease as read, null when unreadable).</summary>
     public void Waiting(LeaseState? held)
     {
+        _waited = true;
         _databaseDown = held is null;
         if (held is { } lease)
         {
@@ -68,7 +72,11 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
     public void Active(PostgresBindingStore store)
     {
         _store = store;
-        Log.Active(logger, Holder, store.Lease!.Token, store.Url.Text);
+        if (store.Read is { } read)
+        {
+            Log.Active(logger, Holder, store.Lease!.Token, store.Url.Text, read.Bindings, read.Refreshes > 0 ? "preloaded while waiting" : "read",
+                read.Reread, read.Removed, read.TakeoverRead.TotalMilliseconds);
+        }
         Refresh();
         var period = Duration / 3;
         // A thread of its own, not a thread-pool timer: a busy or starved pool (a loaded machine, the host starting) must not
@@ -86,6 +94,9 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
         };
         _renewer.Start();
     }
+
+    /// <summary>The host runs on the bindings: the role is "active" from now on (before, "taking over").</summary>
+    public void Serving() => _serving = true;
 
     private void Renew()
     {
@@ -145,8 +156,9 @@ internal sealed partial class LeaseKeeper(string holder, TimeSpan duration, Time
             Message = "{Holder}: standby, the lease is held by {LeaseHolder} (token {Token}, {RemainingSeconds:F1} s left)")]
         public static partial void Standby(ILogger logger, string holder, string leaseHolder, long token, double remainingSeconds);
 
-        [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "{Holder}: active, took the lease with token {Token} on {Store}; bindings loaded")]
-        public static partial void Active(ILogger logger, string holder, long token, string store);
+        [LoggerMessage(EventId = 61, Level = LogLevel.Warning,
+            Message = "{Holder}: active, took the lease with token {Token} on {Store}; bindings loaded: {Bindings} {How}, {Reread} row(s) re-read and {Removed} dropped at the takeover in {ReadMilliseconds:F0} ms")]
+        public static partial void Active(ILogger logger, string holder, long token, string store, int bindings, string how, int reread, int removed, double readMilliseconds);
 
         [LoggerMessage(EventId = 62, Level = LogLevel.Error,
             Message = "{Holder}: lost the lease (token {Token}): another HA is active; this one answers nothing more and stops")]

@@ -39,6 +39,7 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
         MasterKey.Create(masterKey);
         var random = new Random(Seed);
         var takeovers = new List<TimeSpan>();
+        var kills = new List<string>();
         string[] Pair(int incarnation) => ["--master-key", masterKey, "--lease-seconds", LeaseSeconds.ToString(CultureInfo.InvariantCulture),
             "--lease-holder", string.Create(CultureInfo.InvariantCulture, $"ha-{incarnation}")];
         lab.StartHomeAgent(url, Pair(0));
@@ -51,6 +52,7 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
         {
             lab.RunFor(TimeSpan.FromMilliseconds(random.Next(0, 1500)));
             lab.KillHomeAgent();
+            kills.Add(string.Create(CultureInfo.InvariantCulture, $"{DateTimeOffset.UtcNow:HH:mm:ss.fff} kill {failover}"));
             // Until the standby's status says it is active (its lease taken, its bindings loaded).
             lab.WaitUntilStarted();
             takeovers.Add(DateTimeOffset.UtcNow - lab.StartedAt);
@@ -73,6 +75,12 @@ public sealed class HomeAgentFailoverTests(ITestOutputHelper output)
             $"({lab.NodeRestorations.Count} waits): {Percentiles(lab.NodeRestorations)}; capture: {wire}");
         output.WriteLine(summary);
         Console.WriteLine(summary);
+        // The timeline of each failover (the kill, the lease taken with the takeover's read, the host answering), in UTC.
+        foreach (string line in kills.Concat(lab.Logs().Split('\n').Where(l => l.Contains("took the lease", StringComparison.Ordinal)
+            || l.Contains("home agent started", StringComparison.OrdinalIgnoreCase))).Order(StringComparer.Ordinal))
+        {
+            output.WriteLine(line.TrimEnd());
+        }
 
         Assert.Equal(0, lab.Reinitializations);
         Assert.Equal(0, lab.ReusedSpis);

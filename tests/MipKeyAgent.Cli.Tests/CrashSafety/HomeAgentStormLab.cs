@@ -453,7 +453,7 @@ internal sealed class HomeAgentStormLab : IDisposable
         return leaks;
     }
 
-    private string Logs()
+    internal string Logs()
     {
         lock (_logLock)
         {
