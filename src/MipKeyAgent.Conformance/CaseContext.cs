@@ -15,6 +15,7 @@ internal sealed class CaseContext : IDisposable
     private readonly TesterLink _link;
     private readonly List<EvidenceEntry> _evidence = [];
     private readonly List<TesterNode> _nodes = [];
+    private readonly List<TesterHomeAgent> _homeAgents = [];
     private readonly Lock _lock = new();
 
     public CaseContext(TargetSettings settings, NodePool pool, TesterLink link, CancellationToken cancellation)
@@ -40,7 +41,8 @@ internal sealed class CaseContext : IDisposable
         }
     }
 
-    public IReadOnlyList<SecurityAssociationKeys> SecurityAssociations => [.. _nodes.SelectMany(n => n.SecurityAssociations)];
+    public IReadOnlyList<SecurityAssociationKeys> SecurityAssociations =>
+        [.. _nodes.SelectMany(n => n.SecurityAssociations), .. _homeAgents.SelectMany(h => h.SecurityAssociations)];
 
     /// <summary>A node identity no other case of the run uses (of the provisioned suite <paramref name="suite"/>, if given).</summary>
     public TesterNode NewNode(Esp.EspSuite? suite = null)
@@ -50,6 +52,18 @@ internal sealed class CaseContext : IDisposable
         var node = new TesterNode(this, _link, provisioning, name);
         _nodes.Add(node);
         return node;
+    }
+
+    /// <summary>The tester as the home agent of the target mobile node (the first node of <see cref="TargetSettings.Nodes"/>), with no state yet.</summary>
+    public TesterHomeAgent NewHomeAgent()
+    {
+        if (Settings.Nodes.Count == 0)
+        {
+            throw new CaseInconclusiveException("the target node's provisioning is not known");
+        }
+        var homeAgent = new TesterHomeAgent(this, _link, Settings.Nodes[0]);
+        _homeAgents.Add(homeAgent);
+        return homeAgent;
     }
 
     public void Record(EvidenceDirection direction, byte[]? datagram, string text)
@@ -83,6 +97,10 @@ internal sealed class CaseContext : IDisposable
         foreach (var node in _nodes)
         {
             node.Dispose();
+        }
+        foreach (var homeAgent in _homeAgents)
+        {
+            homeAgent.Dispose();
         }
     }
 }

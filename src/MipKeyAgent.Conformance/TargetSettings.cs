@@ -40,6 +40,9 @@ internal sealed class TargetSettings
     /// <summary>The longest HA rekey timer (KEY-DIST key lifetime) the timer cases wait for; longer ones are inconclusive.</summary>
     public TimeSpan MaxTimerWait { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>How long a started (or restarted) target mobile node may take to send its first BU.</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Cases run side by side (the exclusive ones alone).</summary>
     public int Parallelism { get; init; } = 6;
 }

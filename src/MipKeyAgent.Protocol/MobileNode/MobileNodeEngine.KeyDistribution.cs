@@ -29,7 +29,7 @@ public sealed partial class MobileNodeEngine
     private KeyDistributionVerdict JudgeKeyDistribution(Generation generation, Spi spiMnToHa, Spi spiHaToMn, EspSuite suite, bool isReference,
         bool answersInit)
     {
-        if (!answersInit && generation <= _ring.Newest.Generation)
+        if (!answersInit && generation <= _ring.Newest.Generation && !Faulty(MobileNodeFaults.AcceptStaleKeyDistribution))
         {
             return KeyDistributionVerdict.Duplicate;
         }
@@ -150,5 +150,9 @@ public sealed partial class MobileNodeEngine
         // Stored before any packet under the new generation can leave.
         Persist();
         Raise(ProtocolEventKind.KeyInstalled, installed, 0);
+        if (!answersInit && Faulty(MobileNodeFaults.RequestBeforeConfirmation) && !_exchange.InFlight)
+        {
+            StartExchange(BindingUpdateKind.Update);
+        }
     }
 }
