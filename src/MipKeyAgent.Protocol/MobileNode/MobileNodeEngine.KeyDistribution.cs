@@ -138,6 +138,12 @@ public sealed partial class MobileNodeEngine
             _phase = MobileNodePhase.Keyed;
             Counters.Inits++;
         }
+        else if (generation <= _ring.Newest.Generation)
+        {
+            // Only under MobileNodeFaults.AcceptStaleKeyDistribution (JudgeKeyDistribution ignores such a KEY-DIST otherwise).
+            _ring.InstallAfterInit(installed);
+            Counters.Updates++;
+        }
         else
         {
             _ring.InstallNext(installed);
