@@ -40,6 +40,37 @@ internal static partial class MobileNodeCases
         await run(context, context.NewHomeAgent());
     };
 
+    /// <summary>
+    /// A case that needs a keyed, idle node: it continues where the previous case left the node
+    /// (<see cref="MobileNodeSession"/>), or starts it and answers its init with g1 ({g1, IK}). The
+    /// run gets N and N-1 and returns what the node holds when it ends, idle.
+    /// </summary>
+    private static Func<CaseContext, Task> Keyed(
+        Func<CaseContext, TesterHomeAgent, HeldGeneration, HeldGeneration, Task<(HeldGeneration Newest, HeldGeneration Previous)>> run,
+        bool explicitMode = false) => async context =>
+    {
+        if (explicitMode && context.Settings.Implicit)
+        {
+            context.Inconclusive("the target runs in implicit mode (this case checks explicit requests)");
+        }
+        TesterHomeAgent ha;
+        HeldGeneration newest, previous;
+        if (context.Session?.Take() is { } kept)
+        {
+            (ha, newest, previous) = kept;
+            context.Continue(ha);
+            context.Note($"continuing from the previous case: the node holds {{{newest.Name}, {previous.Name}}}, idle");
+        }
+        else
+        {
+            ha = context.NewHomeAgent();
+            (_, newest) = await InitializeAsync(context, ha);
+            previous = ha.Ik;
+        }
+        var (n, p) = await run(context, ha, newest, previous);
+        context.Session?.Leave(ha, n, p);
+    };
+
     // ---- steps shared by the cases ----
 
     /// <summary>
@@ -98,13 +129,14 @@ internal static partial class MobileNodeCases
     /// The HA's own rekey (rule 2 by its timer): a BRR under N-1, the node's BU under N, and a BA
     /// under N carrying KEY-DIST(N+1). The node then holds {N+1, N}.
     /// </summary>
-    private static async Task<HeldGeneration> PushUpdateAsync(TesterHomeAgent ha, HeldGeneration newest, HeldGeneration previous)
+    private static async Task<HeldGeneration> PushUpdateAsync(TesterHomeAgent ha, HeldGeneration newest, HeldGeneration previous,
+        EspSuite? suite = null, uint lifetimeSeconds = 0, uint firstSequence = 0)
     {
         await ha.SendRefreshRequestAsync(previous, "the HA's rekey timer fired: hasten the node's next BU (rule 7)");
         var bu = await ha.ExpectAsync("a BU answering the Binding Refresh Request (RFC 6275 11.7.4)");
         ha.ExpectUnder(bu, newest, "the node transmits with its newest generation (PROTOCOL.md 4)");
-        var next = ha.NewGeneration();
-        await ha.SendAckAsync(newest, bu, ha.KeyDistribution(next), $"KEY-DIST({next.Name}) (rule 2, the HA's timer)");
+        var next = ha.NewGeneration(suite, firstSequence: firstSequence);
+        await ha.SendAckAsync(newest, bu, ha.KeyDistribution(next, lifetimeSeconds), $"KEY-DIST({next.Name}) (rule 2, the HA's timer)");
         return next;
     }
 
@@ -192,49 +224,51 @@ internal static partial class MobileNodeCases
     private static IEnumerable<ConformanceCase> TableCases()
     {
         yield return Case("MN-TX-01", "After each rekey the node transmits with the newest generation", "PROTOCOL.md 4 (MN transmits with N), 5.2",
-            ["init: g1", "BA under g1 with KEY-DIST(g2) (the HA's timer)", "BRR under g1: expect a BU under g2", "BA under g2 with KEY-DIST(g3)", "BRR under g2: expect a BU under g3"],
-            Any(async (context, ha) =>
+            ["a keyed node: {N, N-1} (init: {g1, IK})", "BA under N with KEY-DIST(N+1) (the HA's timer)", "BRR under N: expect a BU under N+1",
+                "BA under N+1 with KEY-DIST(N+2)", "BRR under N+1: expect a BU under N+2"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var g2 = await PushUpdateAsync(ha, g1, ha.Ik);
-                var g3 = await PushUpdateAsync(ha, g2, g1);
-                await RefreshAsync(ha, g2, g3, "the node holds {g3, g2}");
+                var n1 = await PushUpdateAsync(ha, n, p);
+                var n2 = await PushUpdateAsync(ha, n1, n);
+                await RefreshAsync(ha, n1, n2, "the node holds {N+2, N+1}");
+                return (n2, n1);
             }));
         yield return Case("MN-RX-01", "The node receives under N-1", "PROTOCOL.md 4 (MN receives with N and N-1)",
-            ["init: g1; KEY-DIST(g2)", "BRR under g1 (N-1)", "expect a BU under g2"],
-            Any(async (context, ha) =>
+            ["a keyed node; KEY-DIST(N+1)", "BRR under N (now N-1)", "expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var g2 = await PushUpdateAsync(ha, g1, ha.Ik);
-                await RefreshAsync(ha, g1, g2, "a BRR under N-1");
+                var n1 = await PushUpdateAsync(ha, n, p);
+                await RefreshAsync(ha, n, n1, "a BRR under N-1");
+                return (n1, n);
             }));
         yield return Case("MN-RX-02", "The node receives under N", "PROTOCOL.md 4 (MN receives with N and N-1)",
-            ["init: g1; KEY-DIST(g2)", "BRR under g2 (N)", "expect a BU under g2"],
-            Any(async (context, ha) =>
+            ["a keyed node; KEY-DIST(N+1)", "BRR under N+1 (now N)", "expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var g2 = await PushUpdateAsync(ha, g1, ha.Ik);
-                await RefreshAsync(ha, g2, g2, "a BRR under N");
+                var n1 = await PushUpdateAsync(ha, n, p);
+                await RefreshAsync(ha, n1, n1, "a BRR under N");
+                return (n1, n);
             }));
         yield return Case("MN-RX-03", "A generation older than N-1 is no longer received", "PROTOCOL.md 4 (at most IK plus two dynamic generations); RFC 4303 3.4.2",
-            ["init: g1; KEY-DIST(g2); KEY-DIST(g3)", "BRR under g1: expect silence", "BRR under g2: expect a BU under g3"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}; KEY-DIST(N+1); KEY-DIST(N+2)", "BRR under N: expect silence", "BRR under N+1: expect a BU under N+2"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var g2 = await PushUpdateAsync(ha, g1, ha.Ik);
-                var g3 = await PushUpdateAsync(ha, g2, g1);
-                await RefreshAsync(ha, g2, g3, "the node holds {g3, g2}");
-                await ha.SendRefreshRequestAsync(g1, "g1 is older than N-1");
-                await ha.ExpectSilenceAsync("g1 was dropped when g3 came");
-                await RefreshAsync(ha, g2, g3, "the node still answers under N-1");
+                var n1 = await PushUpdateAsync(ha, n, p);
+                var n2 = await PushUpdateAsync(ha, n1, n);
+                await RefreshAsync(ha, n1, n2, "the node holds {N+2, N+1}");
+                await ha.SendRefreshRequestAsync(n, $"{n.Name} is older than N-1");
+                await ha.ExpectSilenceAsync($"{n.Name} was dropped when {n2.Name} came");
+                await RefreshAsync(ha, n1, n2, "the node still answers under N-1");
+                return (n2, n1);
             }));
         yield return Case("MN-BRR-01", "A Binding Refresh Request is answered with a BU under N", "RFC 6275 11.7.4; PROTOCOL.md 5.7, 8.2",
-            ["init: g1", "BRR under IK (the HA's transmit key)", "expect a BU under g1 with a newer sequence number"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR under N-1 (the HA's transmit key), twice", "expect a BU under N each time, the second with a newer sequence number"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (init, g1) = await InitializeAsync(context, ha);
-                var bu = await RefreshAsync(ha, ha.Ik, g1, "the node holds {g1, IK}");
-                context.Check(SequenceNumberIsNewer(bu.Sequence, init.Sequence), $"a BU sequence number after {init.Sequence}", bu.ToString());
+                var first = await RefreshAsync(ha, p, n, "the HA transmits with N-1");
+                var second = await RefreshAsync(ha, p, n, "again");
+                context.Check(SequenceNumberIsNewer(second.Sequence, first.Sequence), $"a BU sequence number after {first.Sequence}", second.ToString());
+                return (n, p);
             }));
     }
 
@@ -244,56 +278,51 @@ internal static partial class MobileNodeCases
     {
         yield return Case("MN-UPD-01", "After KEY-STATUS 1 the node keeps N and asks again after Retry-After: KEY-UPDATE-REQ(N) under N",
             "PROTOCOL.md 6 (KEY-STATUS 1), 1 (KEY-UPDATE-REQ names N)",
-            ["init: g1", "BRR under IK; answer the BU with KEY-STATUS(1, retry after 1 s)", "expect KEY-UPDATE-REQ(1) under g1, not before 1 s"],
-            Explicit(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR under N-1; answer the BU with KEY-STATUS(1, retry after 1 s)", "expect KEY-UPDATE-REQ(N) under N, not before 1 s",
+                "answer it with KEY-DIST(N+1)"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await ProvokeUpdateRequestAsync(context, ha, g1, ha.Ik);
-            }));
+                var request = await ProvokeUpdateRequestAsync(context, ha, n, p);
+                return (await AnswerAsync(ha, request, n), n);
+            }, explicitMode: true));
         yield return Case("MN-UPD-02", "KEY-DIST(N+1) answering KEY-UPDATE-REQ is installed: the node transmits with N+1", "PROTOCOL.md 6, 5.2",
-            ["init: g1", "provoke KEY-UPDATE-REQ(1) (KEY-STATUS 1)", "answer it with KEY-DIST(g2) under g1", "BRR under g1: expect a BU under g2"],
-            Explicit(async (context, ha) =>
+            ["a keyed node {N, N-1}", "provoke KEY-UPDATE-REQ(N) (KEY-STATUS 1)", "answer it with KEY-DIST(N+1) under N", "BRR under N: expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var request = await ProvokeUpdateRequestAsync(context, ha, g1, ha.Ik);
-                var g2 = ha.NewGeneration();
-                await ha.SendAckAsync(g1, request, ha.KeyDistribution(g2), "KEY-DIST(g2) answering KEY-UPDATE-REQ (rule 2)");
-                await RefreshAsync(ha, g1, g2, "the node holds {g2, g1}");
-            }));
+                var request = await ProvokeUpdateRequestAsync(context, ha, n, p);
+                var n1 = await AnswerAsync(ha, request, n);
+                await RefreshAsync(ha, n, n1, "the node holds {N+1, N}");
+                return (n1, n);
+            }, explicitMode: true));
         yield return Case("MN-RESEND-01", "After a lost BA of an update the retransmission carries KEY-RESEND-REQ(N) under N",
             "PROTOCOL.md 6 (a retransmission after a lost key exchange), 5.3",
-            ["init: g1", "provoke KEY-UPDATE-REQ(1) and leave it unanswered", "expect KEY-RESEND-REQ(1) under g1 after the BA timeout, with a newer sequence number"],
-            Explicit(async (context, ha) =>
+            ["a keyed node {N, N-1}", "provoke KEY-UPDATE-REQ(N) and leave it unanswered", "expect KEY-RESEND-REQ(N) under N after the BA timeout, with a newer sequence number",
+                "answer it with KEY-DIST(N+1)"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var request = await ProvokeUpdateRequestAsync(context, ha, g1, ha.Ik);
-                var resend = await ha.ExpectAsync("the update retransmitted after the BA timeout (1 s)", TimeSpan.FromSeconds(1) + context.Settings.AnswerTimeout);
-                context.Check(resend.ResendRequest == g1.Generation, "KEY-RESEND-REQ(1) (PROTOCOL.md 6)", resend.ToString());
-                ha.ExpectUnder(resend, g1, "the node still transmits with N");
+                var request = await ProvokeUpdateRequestAsync(context, ha, n, p);
+                var resend = await ExpectResendAsync(context, ha, n);
                 context.Check(SequenceNumberIsNewer(resend.Sequence, request.Sequence), $"a BU sequence number after {request.Sequence}", resend.ToString());
-            }));
+                return (await AnswerAsync(ha, resend, n), n);
+            }, explicitMode: true));
         yield return Case("MN-RESEND-02", "KEY-DIST(N+1) answering KEY-RESEND-REQ is installed", "PROTOCOL.md 6, 5.3, 8.6",
-            ["init: g1", "provoke KEY-UPDATE-REQ(1), leave it unanswered", "answer KEY-RESEND-REQ(1) with KEY-DIST(g2) under g1", "BRR under g1: expect a BU under g2"],
-            Explicit(async (context, ha) =>
+            ["a keyed node {N, N-1}", "provoke KEY-UPDATE-REQ(N), leave it unanswered", "answer KEY-RESEND-REQ(N) with KEY-DIST(N+1) under N", "BRR under N: expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await ProvokeUpdateRequestAsync(context, ha, g1, ha.Ik);
-                var resend = await ha.ExpectAsync("the update retransmitted after the BA timeout (1 s)", TimeSpan.FromSeconds(1) + context.Settings.AnswerTimeout);
-                context.Check(resend.ResendRequest == g1.Generation, "KEY-RESEND-REQ(1) (PROTOCOL.md 6)", resend.ToString());
-                var g2 = ha.NewGeneration();
-                await ha.SendAckAsync(g1, resend, ha.KeyDistribution(g2), "KEY-DIST(g2) answering KEY-RESEND-REQ (8.6)");
-                await RefreshAsync(ha, g1, g2, "the node holds {g2, g1}");
-            }));
+                await ProvokeUpdateRequestAsync(context, ha, n, p);
+                var resend = await ExpectResendAsync(context, ha, n);
+                var n1 = await AnswerAsync(ha, resend, n);
+                await RefreshAsync(ha, n, n1, "the node holds {N+1, N}");
+                return (n1, n);
+            }, explicitMode: true));
         yield return Case("MN-INV-01", "After KEY-DIST(N+1) the node asks for no further generation before it used N+1",
             "PROTOCOL.md 5.5, 6",
-            ["init: g1", "provoke KEY-UPDATE-REQ(1), answer it with KEY-DIST(g2)", "for twice the silence time: any BU must be under g2 and carry no request",
-                "BRR under g1: expect a BU under g2"],
-            Explicit(async (context, ha) =>
+            ["a keyed node {N, N-1}", "provoke KEY-UPDATE-REQ(N), answer it with KEY-DIST(N+1)", "for twice the silence time: any BU must be under N+1 and carry no request",
+                "BRR under N: expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var request = await ProvokeUpdateRequestAsync(context, ha, g1, ha.Ik);
-                var g2 = ha.NewGeneration();
-                await ha.SendAckAsync(g1, request, ha.KeyDistribution(g2), "KEY-DIST(g2) answering KEY-UPDATE-REQ");
+                var request = await ProvokeUpdateRequestAsync(context, ha, n, p);
+                var n1 = await AnswerAsync(ha, request, n);
                 var deadline = DateTimeOffset.UtcNow + context.Settings.SilenceTimeout * 2;
                 while (deadline - DateTimeOffset.UtcNow is { } left && left > TimeSpan.Zero)
                 {
@@ -302,36 +331,37 @@ internal static partial class MobileNodeCases
                         continue;
                     }
                     ha.CheckWellFormed(bu);
-                    context.Check(bu.UpdateRequest is null && bu.ResendRequest is null, "no request for g3 before a BU under g2 was acknowledged (rule 5)", bu.ToString());
-                    ha.ExpectUnder(bu, g2, "the node transmits with N");
-                    await ha.SendAckAsync(g1, bu, null, "plain BA");
+                    context.Check(bu.UpdateRequest is null && bu.ResendRequest is null, $"no request for a generation after {n1.Name} before a BU under it was acknowledged (rule 5)", bu.ToString());
+                    ha.ExpectUnder(bu, n1, "the node transmits with N");
+                    await ha.SendAckAsync(n, bu, null, "plain BA");
                 }
-                await RefreshAsync(ha, g1, g2, "the node holds {g2, g1}");
-            }));
+                await RefreshAsync(ha, n, n1, "the node holds {N+1, N}");
+                return (n1, n);
+            }, explicitMode: true));
         yield return Case("MN-DUP-01", "A KEY-DIST repeating the generation the node holds is ignored", "PROTOCOL.md 6 (a duplicate g is ignored)",
-            ["init: g1", "BRR under IK; answer the BU with KEY-DIST(g1) of another secret and SPIs", "BRR under IK: expect a BU under the first g1"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR under N-1; answer the BU with KEY-DIST(N) of another secret and SPIs", "BRR under N-1: expect a BU under the first N"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await ha.SendRefreshRequestAsync(ha.Ik, "hasten the node's next BU");
+                await ha.SendRefreshRequestAsync(p, "hasten the node's next BU");
                 var bu = await ha.ExpectAsync("a BU answering the Binding Refresh Request");
-                ha.ExpectUnder(bu, g1, "the node transmits with N");
-                var twin = ha.NewGeneration(number: 1);
-                await ha.SendAckAsync(ha.Ik, bu, ha.KeyDistribution(twin), $"KEY-DIST(g1) again, other secret, SPIs {twin.SpiMnToHa}/{twin.SpiHaToMn}");
-                await RefreshAsync(ha, ha.Ik, g1, "the duplicate changed nothing");
+                ha.ExpectUnder(bu, n, "the node transmits with N");
+                var twin = ha.NewGeneration(number: n.Generation);
+                await ha.SendAckAsync(p, bu, ha.KeyDistribution(twin), $"KEY-DIST({n.Name}) again, other secret, SPIs {twin.SpiMnToHa}/{twin.SpiHaToMn}");
+                await RefreshAsync(ha, p, n, "the duplicate changed nothing");
+                return (n, p);
             }));
         yield return Case("MN-DUP-02", "A KEY-DIST of a generation older than N is ignored", "PROTOCOL.md 6 (only g newer than held installs)",
-            ["init: g1; KEY-DIST(g2)", "BRR under g1; answer the BU with KEY-DIST(g1) of another secret and SPIs", "BRR under g1: expect a BU under g2"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}; KEY-DIST(N+1)", "BRR under N; answer the BU with KEY-DIST(N) of another secret and SPIs", "BRR under N: expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var g2 = await PushUpdateAsync(ha, g1, ha.Ik);
-                await ha.SendRefreshRequestAsync(g1, "hasten the node's next BU");
+                var n1 = await PushUpdateAsync(ha, n, p);
+                await ha.SendRefreshRequestAsync(n, "hasten the node's next BU");
                 var bu = await ha.ExpectAsync("a BU answering the Binding Refresh Request");
-                ha.ExpectUnder(bu, g2, "the node transmits with N");
-                var stale = ha.NewGeneration(number: 1);
-                await ha.SendAckAsync(g1, bu, ha.KeyDistribution(stale), $"KEY-DIST(g1), older than N, SPIs {stale.SpiMnToHa}/{stale.SpiHaToMn}");
-                await RefreshAsync(ha, g1, g2, "the stale KEY-DIST changed nothing");
+                ha.ExpectUnder(bu, n1, "the node transmits with N");
+                var stale = ha.NewGeneration(number: n1.Generation - 1);
+                await ha.SendAckAsync(n, bu, ha.KeyDistribution(stale), $"KEY-DIST({stale.Name}), older than N, SPIs {stale.SpiMnToHa}/{stale.SpiHaToMn}");
+                await RefreshAsync(ha, n, n1, "the stale KEY-DIST changed nothing");
+                return (n1, n);
             }));
         yield return Case("MN-KD-01", "A KEY-DIST that does not unwrap under the node's KEK is not installed", "PROTOCOL.md 3 (KEK, AES-KWP), 6",
             ["start the node", "answer the init with KEY-DIST(g1) wrapped under another KEK", "expect the node's next BU under IK (g1 not installed)"],
@@ -346,13 +376,31 @@ internal static partial class MobileNodeCases
                 await ExpectStillUnderIkAsync(context, ha, "g1 does not unwrap");
             }));
         yield return Case("MN-LIFE-01", "The node keeps a key whose announced lifetime passed", "PROTOCOL.md 8.3 (the lifetime is a hint)",
-            ["init: KEY-DIST(g1) with a key lifetime of 1 s", "wait 2.5 s", "BRR under IK: expect a BU under g1"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}; KEY-DIST(N+1) with a key lifetime of 1 s", "wait 2.5 s", "BRR under N: expect a BU under N+1"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha, lifetimeSeconds: 1);
+                var n1 = await PushUpdateAsync(ha, n, p, lifetimeSeconds: 1);
                 await context.DelayAsync(TimeSpan.FromSeconds(2.5));
-                await RefreshAsync(ha, ha.Ik, g1, "the lifetime passed; the key stays");
+                await RefreshAsync(ha, n, n1, "the lifetime passed; the key stays");
+                return (n1, n);
             }));
+    }
+
+    /// <summary>KEY-DIST(N+1) under N answering <paramref name="request"/>: the node then holds {N+1, N}.</summary>
+    private static async Task<HeldGeneration> AnswerAsync(TesterHomeAgent ha, NodeBindingUpdate request, HeldGeneration n)
+    {
+        var next = ha.NewGeneration();
+        await ha.SendAckAsync(n, request, ha.KeyDistribution(next), $"KEY-DIST({next.Name}) answering the request (rule 2, 8.6)");
+        return next;
+    }
+
+    /// <summary>The update retransmitted after the BA timeout: KEY-RESEND-REQ(N) under N (PROTOCOL.md 6).</summary>
+    private static async Task<NodeBindingUpdate> ExpectResendAsync(CaseContext context, TesterHomeAgent ha, HeldGeneration n)
+    {
+        var resend = await ha.ExpectAsync("the update retransmitted after the BA timeout (1 s)", TimeSpan.FromSeconds(1) + context.Settings.AnswerTimeout);
+        context.Check(resend.ResendRequest == n.Generation, $"KEY-RESEND-REQ({n.Generation}) (PROTOCOL.md 6)", resend.ToString());
+        ha.ExpectUnder(resend, n, "the node still transmits with N");
+        return resend;
     }
 
     /// <summary>
@@ -383,17 +431,17 @@ internal static partial class MobileNodeCases
                 context.Check(again.InitRequest?.InitEpoch == init.InitRequest!.Value.InitEpoch, "the same init epoch (not a new init)", again.ToString());
             }));
         yield return Case("MN-SEQ-02", "Every BU carries a sequence number newer than the last (modulo 2^16)", "PROTOCOL.md 2; RFC 6275 11.7.1, 9.5.1",
-            ["init: g1", "three BRRs, each BU answered", "expect strictly newer sequence numbers"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "four BRRs, each BU answered", "expect strictly newer sequence numbers"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (init, g1) = await InitializeAsync(context, ha);
-                ushort previous = init.Sequence;
-                for (int i = 0; i < 3; i++)
+                ushort? previous = null;
+                for (int i = 0; i < 4; i++)
                 {
-                    var bu = await RefreshAsync(ha, ha.Ik, g1, $"refresh {i + 1}");
-                    context.Check(SequenceNumberIsNewer(bu.Sequence, previous), $"a sequence number after {previous}", bu.ToString());
+                    var bu = await RefreshAsync(ha, p, n, $"refresh {i + 1}");
+                    context.Check(previous is not { } last || SequenceNumberIsNewer(bu.Sequence, last), $"a sequence number after {previous}", bu.ToString());
                     previous = bu.Sequence;
                 }
+                return (n, p);
             }));
     }
 
@@ -402,42 +450,43 @@ internal static partial class MobileNodeCases
     private static IEnumerable<ConformanceCase> EspCases()
     {
         yield return Case("MN-ESP-01", "A replayed BRR is dropped, never answered", "PROTOCOL.md 2; RFC 4303 3.4.3",
-            ["init: g1", "BRR under IK: answered", "the same datagram again: expect silence", "a fresh BRR: answered"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR under N-1: answered", "the same datagram again: expect silence", "a fresh BRR: answered"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var brr = await ha.SendRefreshRequestAsync(ha.Ik, "hasten the node's next BU");
+                var brr = await ha.SendRefreshRequestAsync(p, "hasten the node's next BU");
                 var bu = await ha.ExpectAsync("a BU answering the Binding Refresh Request");
-                await ha.SendAckAsync(ha.Ik, bu, null, "plain BA");
+                await ha.SendAckAsync(p, bu, null, "plain BA");
                 await ha.SendAsync(brr, "the same BRR datagram again (a replay)");
                 await ha.ExpectSilenceAsync("a replay is dropped");
-                await RefreshAsync(ha, ha.Ik, g1, "a fresh BRR");
+                await RefreshAsync(ha, p, n, "a fresh BRR");
+                return (n, p);
             }));
         yield return Case("MN-ESP-02", "A BRR whose ICV fails is dropped, never answered", "PROTOCOL.md 2; RFC 4303 3.4.4",
-            ["init: g1", "BRR under IK with its last octet changed: expect silence", "an intact BRR: answered"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR under N-1 with its last octet changed: expect silence", "an intact BRR: answered"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await ha.SendRefreshRequestAsync(ha.Ik, "with a corrupted ICV", tamper: d => d[^1] ^= 0x40);
+                await ha.SendRefreshRequestAsync(p, "with a corrupted ICV", tamper: d => d[^1] ^= 0x40);
                 await ha.ExpectSilenceAsync("the ICV fails");
-                await RefreshAsync(ha, ha.Ik, g1, "an intact BRR");
+                await RefreshAsync(ha, p, n, "an intact BRR");
+                return (n, p);
             }));
         yield return Case("MN-ESP-03", "A BRR under an SPI the node does not hold is dropped, never answered", "PROTOCOL.md 2; RFC 4303 3.4.2",
-            ["init: g1", "BRR with an unknown SPI: expect silence", "a BRR under IK: answered"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR with an unknown SPI: expect silence", "a BRR under N-1: answered"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await ha.SendRefreshRequestAsync(ha.Ik, "SPI replaced by one nobody issued", spi: Math.Max(g1.SpiHaToMn, ha.Ik.SpiHaToMn) + 77);
+                await ha.SendRefreshRequestAsync(p, "SPI replaced by one nobody issued", spi: 255 + (uint)Random.Shared.Next(1, 700));
                 await ha.ExpectSilenceAsync("the SPI is unknown");
-                await RefreshAsync(ha, ha.Ik, g1, "a BRR under IK");
+                await RefreshAsync(ha, p, n, "a BRR under N-1");
+                return (n, p);
             }));
         yield return Case("MN-ESP-04", "ESP counters starting far above 1 are accepted", "PROTOCOL.md 8.1 (a counter may start above 1)",
-            ["init: g1 whose HA->MN counter starts at 2^31", "KEY-DIST(g2) under g1", "BRR under g1: expect a BU under g2"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "KEY-DIST(N+1) whose HA->MN counter starts at 2^31", "KEY-DIST(N+2) under N+1", "BRR under N+1: expect a BU under N+2"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha, firstSequence: 1u << 31);
-                var g2 = await PushUpdateAsync(ha, g1, ha.Ik);
-                await RefreshAsync(ha, g1, g2, "a counter above 2^31 under g1");
+                var n1 = await PushUpdateAsync(ha, n, p, firstSequence: 1u << 31);
+                var n2 = await PushUpdateAsync(ha, n1, n);
+                await RefreshAsync(ha, n1, n2, "a counter above 2^31 under N-1");
+                return (n2, n1);
             }));
         yield return Case("MN-RESTART-01", "(key, counter) pairs stay unique across a restart of the node: IK's counters only grow",
             "PROTOCOL.md 8.1, 6",
@@ -456,42 +505,45 @@ internal static partial class MobileNodeCases
     private static IEnumerable<ConformanceCase> MessageCases()
     {
         yield return Case("MN-MH-01", "The BU's Mobility Header checksum uses the home address as source", "PROTOCOL.md 2; RFC 6275 6.1.1",
-            ["start the node", "check the init's checksum over the pseudo-header home address -> home agent", "the same for a BU under g1"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1} (the init's checksum is checked when it starts)", "BRR under N-1: check the BU's checksum over the pseudo-header home address -> home agent"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await RefreshAsync(ha, ha.Ik, g1, "a BU under g1");
+                await RefreshAsync(ha, p, n, "a BU under N");
+                return (n, p);
             }));
         yield return Case("MN-MH-02", "Request options are vendor-specific options at 4n+2 and the Mobility Header is padded to 8n",
             "PROTOCOL.md 1; RFC 5094 3; RFC 6275 6.2",
-            ["start the node", "check where KEY-INIT-REQ sits and the Mobility Header's length", "provoke KEY-UPDATE-REQ: the same"],
-            Explicit(async (context, ha) =>
+            ["a keyed node {N, N-1} (the init's KEY-INIT-REQ is checked when it starts)", "provoke KEY-UPDATE-REQ: check where it sits and the Mobility Header's length",
+                "answer it with KEY-DIST(N+1)"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                await ProvokeUpdateRequestAsync(context, ha, g1, ha.Ik);
-            }));
+                var request = await ProvokeUpdateRequestAsync(context, ha, n, p);
+                return (await AnswerAsync(ha, request, n), n);
+            }, explicitMode: true));
         yield return Case("MN-MH-03", "The BU has flags A and H, K clear, a home address option naming the home address, and goes care-of -> home agent",
             "PROTOCOL.md 2; RFC 6275 6.1.7, 6.3, 11.7.1",
-            ["start the node", "check the init's addresses, home address option and flags", "the same for a BU under g1"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "BRR under N-1: check the BU's addresses, home address option, flags and lifetime"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha);
-                var bu = await RefreshAsync(ha, ha.Ik, g1, "a BU under g1");
+                var bu = await RefreshAsync(ha, p, n, "a BU under N");
                 context.Check(bu.LifetimeUnits > 0, "a lifetime above 0", bu.ToString());
+                return (n, p);
             }));
         yield return Case("MN-SUITE-01", "A KEY-DIST of suite 1 (AES-256-GCM) is installed and used", "PROTOCOL.md 1 (suites), 3 (key material)",
-            ["start the node, answer with KEY-DIST(g1, suite 1)", "BRR under IK: expect a BU under g1 that opens with suite 1's key material"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "KEY-DIST(N+1, suite 1)", "BRR under N: expect a BU under N+1 that opens with suite 1's key material"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha, EspSuite.AesGcm256);
-                await RefreshAsync(ha, ha.Ik, g1, "g1 is suite 1");
+                var n1 = await PushUpdateAsync(ha, n, p, EspSuite.AesGcm256);
+                await RefreshAsync(ha, n, n1, "N+1 is suite 1");
+                return (n1, n);
             }));
         yield return Case("MN-SUITE-02", "A KEY-DIST of suite 2 (AES-128-CBC + HMAC-SHA-256-128) is installed and used", "PROTOCOL.md 1 (suites), 3 (key material)",
-            ["start the node, answer with KEY-DIST(g1, suite 2)", "BRR under IK: expect a BU under g1 that opens with suite 2's key material"],
-            Any(async (context, ha) =>
+            ["a keyed node {N, N-1}", "KEY-DIST(N+1, suite 2)", "BRR under N: expect a BU under N+1 that opens with suite 2's key material"],
+            Keyed(async (context, ha, n, p) =>
             {
-                var (_, g1) = await InitializeAsync(context, ha, EspSuite.AesCbc128HmacSha256);
-                await RefreshAsync(ha, ha.Ik, g1, "g1 is suite 2");
+                var n1 = await PushUpdateAsync(ha, n, p, EspSuite.AesCbc128HmacSha256);
+                await RefreshAsync(ha, n, n1, "N+1 is suite 2");
+                return (n1, n);
             }), required: false);
     }
 

@@ -22,7 +22,7 @@ internal sealed class TesterHomeAgent : IDisposable
 
     private static readonly DateTimeOffset CounterOrigin = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
-    private readonly CaseContext _context;
+    private CaseContext _context;
     private readonly TesterLink _link;
     private readonly Channel<Arrival> _inbox = Channel.CreateUnbounded<Arrival>();
     private readonly List<HeldGeneration> _all = [];
@@ -46,6 +46,9 @@ internal sealed class TesterHomeAgent : IDisposable
     }
 
     public MobileNodeProvisioning Node { get; }
+
+    /// <summary>Records into <paramref name="context"/> from now on (the next case continues with this state).</summary>
+    public void Attach(CaseContext context) => _context = context;
 
     public HeldGeneration Ik { get; }
 
