@@ -15,6 +15,9 @@ internal sealed class CaseContext : IDisposable
     private readonly TesterLink _link;
     private readonly List<EvidenceEntry> _evidence = [];
     private readonly List<TesterNode> _nodes = [];
+    private readonly List<TesterHomeAgent> _homeAgents = [];
+    // Home agents the session owns: reported with this case's SAs, disposed by the session.
+    private readonly List<TesterHomeAgent> _sharedHomeAgents = [];
     private readonly Lock _lock = new();
 
     public CaseContext(TargetSettings settings, NodePool pool, TesterLink link, CancellationToken cancellation)
@@ -26,6 +29,9 @@ internal sealed class CaseContext : IDisposable
     }
 
     public TargetSettings Settings { get; }
+
+    /// <summary>The run's knowledge of the target mobile node between cases (mn cases only).</summary>
+    public MobileNodeSession? Session { get; init; }
 
     public CancellationToken Cancellation { get; }
 
@@ -40,7 +46,8 @@ internal sealed class CaseContext : IDisposable
         }
     }
 
-    public IReadOnlyList<SecurityAssociationKeys> SecurityAssociations => [.. _nodes.SelectMany(n => n.SecurityAssociations)];
+    public IReadOnlyList<SecurityAssociationKeys> SecurityAssociations =>
+        [.. _nodes.SelectMany(n => n.SecurityAssociations), .. _homeAgents.Concat(_sharedHomeAgents).SelectMany(h => h.SecurityAssociations)];
 
     /// <summary>A node identity no other case of the run uses (of the provisioned suite <paramref name="suite"/>, if given).</summary>
     public TesterNode NewNode(Esp.EspSuite? suite = null)
@@ -50,6 +57,35 @@ internal sealed class CaseContext : IDisposable
         var node = new TesterNode(this, _link, provisioning, name);
         _nodes.Add(node);
         return node;
+    }
+
+    /// <summary>The tester as the home agent of the target mobile node (the first node of <see cref="TargetSettings.Nodes"/>), with no state yet.</summary>
+    public TesterHomeAgent NewHomeAgent()
+    {
+        if (Settings.Nodes.Count == 0)
+        {
+            throw new CaseInconclusiveException("the target node's provisioning is not known");
+        }
+        // The previous case's home agent state goes first: its IK counters are then known to the new one.
+        Session?.Reset();
+        var homeAgent = new TesterHomeAgent(this, _link, Settings.Nodes[0]);
+        if (Session is null)
+        {
+            _homeAgents.Add(homeAgent);
+        }
+        else
+        {
+            Session.Begin(homeAgent);
+            _sharedHomeAgents.Add(homeAgent);
+        }
+        return homeAgent;
+    }
+
+    /// <summary>Continues with the home agent state a previous case left (<see cref="MobileNodeSession"/>), recording into this case.</summary>
+    public void Continue(TesterHomeAgent homeAgent)
+    {
+        homeAgent.Attach(this);
+        _sharedHomeAgents.Add(homeAgent);
     }
 
     public void Record(EvidenceDirection direction, byte[]? datagram, string text)
@@ -83,6 +119,10 @@ internal sealed class CaseContext : IDisposable
         foreach (var node in _nodes)
         {
             node.Dispose();
+        }
+        foreach (var homeAgent in _homeAgents)
+        {
+            homeAgent.Dispose();
         }
     }
 }

@@ -26,6 +26,7 @@ internal static class ConformanceRunner
         Action<CaseResult>? progress, CancellationToken cancellationToken)
     {
         var pool = new NodePool(settings.Nodes);
+        using var session = new MobileNodeSession();
         await using var link = new TesterLink(settings.Transport);
         var results = new CaseResult[cases.Count];
         var lockObject = new Lock();
@@ -51,7 +52,7 @@ internal static class ConformanceRunner
         {
             if (cases[i].Exclusive)
             {
-                results[i] = await RunOneAsync(settings, pool, link, cases[i], cancellationToken);
+                results[i] = await RunOneAsync(settings, pool, link, cases[i], cancellationToken, session);
                 progress?.Invoke(results[i]);
             }
         }
@@ -59,10 +60,10 @@ internal static class ConformanceRunner
     }
 
     private static async Task<CaseResult> RunOneAsync(TargetSettings settings, NodePool pool, TesterLink link, ConformanceCase @case,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, MobileNodeSession? session = null)
     {
         var clock = Stopwatch.StartNew();
-        using var context = new CaseContext(settings, pool, link, cancellationToken);
+        using var context = new CaseContext(settings, pool, link, cancellationToken) { Session = session };
         Verdict verdict;
         string message;
         string? expected = null;
@@ -97,6 +98,8 @@ internal static class ConformanceRunner
         }
         if (verdict != Verdict.Pass)
         {
+            // The target node's state is not known after a case that did not pass.
+            session?.Reset();
             context.Note(verdict == Verdict.Fail ? $"FAIL: expected {expected}; observed {message}" : $"INCONCLUSIVE: {message}");
         }
         return new CaseResult

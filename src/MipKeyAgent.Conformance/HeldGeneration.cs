@@ -9,7 +9,7 @@ namespace MipKeyAgent.Conformance;
 /// </summary>
 internal sealed class HeldGeneration : IDisposable
 {
-    private HeldGeneration(uint generation, byte[] secret, uint spiMnToHa, uint spiHaToMn, EspSuite suite, uint firstSequence)
+    private HeldGeneration(uint generation, byte[] secret, uint spiMnToHa, uint spiHaToMn, EspSuite suite, uint firstSequence, uint firstHaToMnSequence)
     {
         Generation = generation;
         Secret = secret;
@@ -21,13 +21,13 @@ internal sealed class HeldGeneration : IDisposable
         ControlOut = new SecurityAssociation(spiMnToHa, suite, material, lastSequenceSent: firstSequence);
         ControlOutMaterial = (byte[])material.Clone();
         KeyDerivation.DeriveControlKeyMaterial(secret, KeyDirection.HaToMn, spiHaToMn, suite, material);
-        ControlIn = new SecurityAssociation(spiHaToMn, suite, material, replayWindowSize: 1024);
+        ControlIn = new SecurityAssociation(spiHaToMn, suite, material, replayWindowSize: 1024, lastSequenceSent: firstHaToMnSequence);
         ControlInMaterial = (byte[])material.Clone();
         KeyDerivation.DeriveDataKeyMaterial(secret, KeyDirection.MnToHa, spiMnToHa + KeyDerivation.DataSpiOffset, suite, material);
         DataOut = new SecurityAssociation(spiMnToHa + KeyDerivation.DataSpiOffset, suite, material, lastSequenceSent: firstSequence);
         DataOutMaterial = (byte[])material.Clone();
         KeyDerivation.DeriveDataKeyMaterial(secret, KeyDirection.HaToMn, spiHaToMn + KeyDerivation.DataSpiOffset, suite, material);
-        DataIn = new SecurityAssociation(spiHaToMn + KeyDerivation.DataSpiOffset, suite, material, replayWindowSize: 1024);
+        DataIn = new SecurityAssociation(spiHaToMn + KeyDerivation.DataSpiOffset, suite, material, replayWindowSize: 1024, lastSequenceSent: firstHaToMnSequence);
         DataInMaterial = (byte[])material.Clone();
         CryptographicOperations.ZeroMemory(material);
     }
@@ -68,9 +68,11 @@ internal sealed class HeldGeneration : IDisposable
     /// <summary>
     /// <paramref name="firstSequence"/>: the outbound counter starts after it (a sender resuming
     /// from a reservation may start above 1, PROTOCOL.md 8.1).
+    /// <paramref name="firstHaToMnSequence"/>: the same for the HA->MN SAs, which the tester seals with when it plays the home agent.
     /// </summary>
-    public static HeldGeneration Create(uint generation, ReadOnlySpan<byte> secret, uint spiMnToHa, uint spiHaToMn, EspSuite suite, uint firstSequence = 0) =>
-        new(generation, secret.ToArray(), spiMnToHa, spiHaToMn, suite, firstSequence);
+    public static HeldGeneration Create(uint generation, ReadOnlySpan<byte> secret, uint spiMnToHa, uint spiHaToMn, EspSuite suite, uint firstSequence = 0,
+        uint firstHaToMnSequence = 0) =>
+        new(generation, secret.ToArray(), spiMnToHa, spiHaToMn, suite, firstSequence, firstHaToMnSequence);
 
     public bool SameAs(ReadOnlySpan<byte> secret, uint spiMnToHa, uint spiHaToMn) =>
         SpiMnToHa == spiMnToHa && SpiHaToMn == spiHaToMn && CryptographicOperations.FixedTimeEquals(Secret, secret);

@@ -14,21 +14,24 @@ internal sealed class TargetSettings
 {
     public required IDatagramTransport Transport { get; init; }
 
-    /// <summary>The target home agent's address (destination of BUs).</summary>
+    /// <summary>The home agent's address (destination of BUs): the target's (<c>conform ha</c>), or the tester's own (<c>conform mn</c>).</summary>
     public required Ipv6Address HomeAgent { get; init; }
 
-    /// <summary>The tester's care-of address (source of BUs, where the target answers).</summary>
+    /// <summary>The care-of address (source of BUs): the tester's (<c>conform ha</c>), or the target node's (<c>conform mn</c>).</summary>
     public required Ipv6Address CareOf { get; init; }
 
     public uint VendorId { get; init; } = MipKey.DefaultVendorId;
 
-    /// <summary>Nodes the target knows, handed out one per case in order.</summary>
+    /// <summary>Nodes the target knows, handed out one per case in order; for <c>conform mn</c>, the target node alone.</summary>
     public required IReadOnlyList<MobileNodeProvisioning> Nodes { get; init; }
 
     /// <summary>True when the target runs in implicit mode (PROTOCOL.md 5.6, 8.7): the implicit cases run and the explicit ones are skipped.</summary>
     public bool Implicit { get; init; }
 
-    /// <summary>Restarts the target and returns when it runs again (a command line in <c>mipkey conform</c>); null makes the restart cases inconclusive.</summary>
+    /// <summary>
+    /// Restarts the target and returns when it runs again (a command line in <c>mipkey conform</c>); null makes the restart
+    /// cases inconclusive (every case of <c>conform mn</c>, which starts the node anew for each case that needs a fresh node).
+    /// </summary>
     public Func<CancellationToken, Task>? Restart { get; init; }
 
     /// <summary>How long to wait for an answer the clause requires.</summary>
@@ -39,6 +42,9 @@ internal sealed class TargetSettings
 
     /// <summary>The longest HA rekey timer (KEY-DIST key lifetime) the timer cases wait for; longer ones are inconclusive.</summary>
     public TimeSpan MaxTimerWait { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long a started (or restarted) target mobile node may take to send its first BU.</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Cases run side by side (the exclusive ones alone).</summary>
     public int Parallelism { get; init; } = 6;

@@ -7,6 +7,7 @@ using MipKeyAgent.Cli.Config;
 using MipKeyAgent.Cli.Replay;
 using MipKeyAgent.Cli.Report;
 using MipKeyAgent.Conformance;
+using MipKeyAgent.Hosting;
 using MipKeyAgent.Protocol;
 using MipKeyAgent.Wire;
 
@@ -17,7 +18,7 @@ namespace MipKeyAgent.Cli.Commands;
 /// mobile nodes from the target's own provisioning file, one node per case, over a raw socket or
 /// a tap on its care-of link, and judges every answer (docs/conformance.md).
 /// </summary>
-internal static class ConformCommand
+internal static partial class ConformCommand
 {
     public static Command Create(TextWriter output)
     {
@@ -25,6 +26,7 @@ internal static class ConformCommand
             "Conformance suite: runs cases, one per protocol rule, against a live agent (ours or anybody's) and gives each a verdict " +
             "PASS / FAIL / INCONCLUSIVE with its evidence (docs/conformance.md).");
         command.Subcommands.Add(CreateHomeAgent(output));
+        command.Subcommands.Add(CreateMobileNode(output));
         return command;
     }
 
@@ -110,19 +112,20 @@ internal static class ConformCommand
             var elapsed = clock.Elapsed;
             await output.WriteLineAsync().ConfigureAwait(false);
             await output.WriteAsync(ConformanceReports.Summary(results, elapsed)).ConfigureAwait(false);
-            WriteReports(parse, results, elapsed, ha, junit, markdown, pcapDir, html, output);
+            WriteReports(parse, results, elapsed, ha.Nodes, ha.VendorId, "ha", junit, markdown, pcapDir, html, output);
             return results.Any(r => r.FailsRun) ? 1 : 0;
         });
         return command;
     }
 
-    private static void WriteReports(ParseResult parse, IReadOnlyList<CaseResult> results, TimeSpan elapsed, HomeAgentConfig ha,
-        Option<FileInfo?> junit, Option<FileInfo?> markdown, Option<DirectoryInfo?> pcapDir, Option<FileInfo?> html, TextWriter output)
+    private static void WriteReports(ParseResult parse, IReadOnlyList<CaseResult> results, TimeSpan elapsed, IReadOnlyList<ProvisionedNode> nodes,
+        uint vendorId, string role, Option<FileInfo?> junit, Option<FileInfo?> markdown, Option<DirectoryInfo?> pcapDir, Option<FileInfo?> html,
+        TextWriter output)
     {
-        const string title = "mipkey conform ha";
+        string title = $"mipkey conform {role}";
         if (parse.GetValue(junit)?.FullName is { } junitPath)
         {
-            ConformanceReports.JUnit(results, "mipkey.conform.ha", elapsed).Save(junitPath);
+            ConformanceReports.JUnit(results, $"mipkey.conform.{role}", elapsed).Save(junitPath);
             output.WriteLine($"JUnit XML written to {junitPath}");
         }
         if (parse.GetValue(markdown)?.FullName is { } markdownPath)
@@ -140,13 +143,14 @@ internal static class ConformCommand
         }
         if (parse.GetValue(html)?.FullName is { } htmlPath)
         {
-            WriteHtml(htmlPath, results, elapsed, ha, title);
+            WriteHtml(htmlPath, results, elapsed, nodes, vendorId, title);
             output.WriteLine($"HTML report written to {htmlPath}");
         }
     }
 
     /// <summary>The index page (verdicts, steps, evidence) and a ladder diagram per case made by the replay report code from the case's datagrams.</summary>
-    private static void WriteHtml(string path, IReadOnlyList<CaseResult> results, TimeSpan elapsed, HomeAgentConfig ha, string title)
+    private static void WriteHtml(string path, IReadOnlyList<CaseResult> results, TimeSpan elapsed, IReadOnlyList<ProvisionedNode> nodes, uint vendorId,
+        string title)
     {
         var ladderDirectory = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + "-cases");
         Directory.CreateDirectory(ladderDirectory);
@@ -161,7 +165,7 @@ internal static class ConformCommand
         {
             string verdict = ConformanceReports.VerdictText(result.Verdict);
             string ladder = Path.GetFileName(ladderDirectory) + "/" + result.Case.Id + ".html";
-            WriteLadder(Path.Combine(ladderDirectory, result.Case.Id + ".html"), result, ha);
+            WriteLadder(Path.Combine(ladderDirectory, result.Case.Id + ".html"), result, nodes, vendorId);
             page.Append(CultureInfo.InvariantCulture, $"<tr class=\"{verdict}\"><td><a href=\"#{result.Case.Id}\">{result.Case.Id}</a></td><td>{verdict}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(result.Case.Required ? "yes" : "no")}</td><td>{WebUtility.HtmlEncode(result.Case.Clause)}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{WebUtility.HtmlEncode(result.Case.Title)}</td><td><a href=\"{ladder}\">ladder</a></td></tr>");
@@ -186,10 +190,10 @@ internal static class ConformCommand
         File.WriteAllText(path, page.ToString());
     }
 
-    private static void WriteLadder(string path, CaseResult result, HomeAgentConfig ha)
+    private static void WriteLadder(string path, CaseResult result, IReadOnlyList<ProvisionedNode> nodes, uint vendorId)
     {
         var datagrams = result.Evidence.Where(e => e.Datagram is not null).Select(e => new CapturedDatagram(e.Time, e.Datagram!)).ToList();
-        var report = CaptureReplay.Run(datagrams, ha.Nodes, ha.VendorId, homeAgent: null);
+        var report = CaptureReplay.Run(datagrams, nodes, vendorId, homeAgent: null);
         LadderReportPage.Write(LadderReport.From(report, $"{result.Case.Id} {ConformanceReports.VerdictText(result.Verdict)}: {result.Case.Title}"), path);
     }
 

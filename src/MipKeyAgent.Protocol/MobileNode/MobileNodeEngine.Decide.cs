@@ -91,7 +91,7 @@ public sealed partial class MobileNodeEngine
                 RetransmitExchange(_exchange.Kind);
                 break;
             case RetransmitAsResend:
-                RetransmitExchange(BindingUpdateKind.Resend);
+                RetransmitExchange(Faulty(MobileNodeFaults.NoResendRequest) ? BindingUpdateKind.Update : BindingUpdateKind.Resend);
                 break;
             case AbandonDeregistration:
                 EndExchange();

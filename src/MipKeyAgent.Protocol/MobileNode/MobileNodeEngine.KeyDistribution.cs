@@ -29,7 +29,7 @@ public sealed partial class MobileNodeEngine
     private KeyDistributionVerdict JudgeKeyDistribution(Generation generation, Spi spiMnToHa, Spi spiHaToMn, EspSuite suite, bool isReference,
         bool answersInit)
     {
-        if (!answersInit && generation <= _ring.Newest.Generation)
+        if (!answersInit && generation <= _ring.Newest.Generation && !Faulty(MobileNodeFaults.AcceptStaleKeyDistribution))
         {
             return KeyDistributionVerdict.Duplicate;
         }
@@ -138,6 +138,12 @@ public sealed partial class MobileNodeEngine
             _phase = MobileNodePhase.Keyed;
             Counters.Inits++;
         }
+        else if (generation <= _ring.Newest.Generation)
+        {
+            // Only under MobileNodeFaults.AcceptStaleKeyDistribution (JudgeKeyDistribution ignores such a KEY-DIST otherwise).
+            _ring.InstallAfterInit(installed);
+            Counters.Updates++;
+        }
         else
         {
             _ring.InstallNext(installed);
@@ -150,5 +156,9 @@ public sealed partial class MobileNodeEngine
         // Stored before any packet under the new generation can leave.
         Persist();
         Raise(ProtocolEventKind.KeyInstalled, installed, 0);
+        if (!answersInit && Faulty(MobileNodeFaults.RequestBeforeConfirmation) && !_exchange.InFlight)
+        {
+            StartExchange(BindingUpdateKind.Update);
+        }
     }
 }

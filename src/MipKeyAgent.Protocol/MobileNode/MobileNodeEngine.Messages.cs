@@ -19,6 +19,11 @@ public sealed partial class MobileNodeEngine
         _state = _state with { NextSequence = unchecked((ushort)(sequence + 1)) };
         _exchange = _exchange.Sent(sequence);
         var keys = kind == BindingUpdateKind.Init ? _ring.Initialization : _ring.Newest;
+        if (kind != BindingUpdateKind.Init && _ring.Previous is { } previous
+            && (Faulty(MobileNodeFaults.TransmitPrevious) || (kind == BindingUpdateKind.Update && Faulty(MobileNodeFaults.RequestBeforeConfirmation))))
+        {
+            keys = previous;
+        }
         ushort lifetimeUnits = kind == BindingUpdateKind.Deregister ? (ushort)0
             : (ushort)Math.Clamp(_options.RequestedLifetime.TotalSeconds / 4, 1, ushort.MaxValue);
 
@@ -44,7 +49,15 @@ public sealed partial class MobileNodeEngine
         }
         int mhLength = writer.Finish();
         // The checksum's pseudo-header carries the home address as source (HAO present, RFC 6275 section 6.1.1).
+        if (Faulty(MobileNodeFaults.MisalignedOption))
+        {
+            MisalignVendorOption(_mh.AsSpan(0, mhLength));
+        }
         MobilityHeader.WriteChecksum(_mh.AsSpan(0, mhLength), HomeAddress, _options.HomeAgentAddress);
+        if (Faulty(MobileNodeFaults.BadChecksum))
+        {
+            _mh[4] ^= 0x01;
+        }
 
         var sa = keys.ControlMnToHa;
         ExtendReservation(keys, sa);
@@ -59,6 +72,28 @@ public sealed partial class MobileNodeEngine
         Counters.Sent++;
         _sink.Send(_packet.AsSpan(0, written));
         return sequence;
+    }
+
+    /// <summary>
+    /// <see cref="MobileNodeFaults.MisalignedOption"/>: the first vendor-specific option that follows
+    /// a 2-octet PadN moves one octet back, to 4n+1, with Pad1 before and after it.
+    /// </summary>
+    private static void MisalignVendorOption(Span<byte> mh)
+    {
+        const int fixedLength = 12;
+        int offset = fixedLength;
+        while (offset + 2 <= mh.Length && mh[offset] != 19)
+        {
+            offset += mh[offset] == 0 ? 1 : 2 + mh[offset + 1];
+        }
+        if (offset + 2 > mh.Length || offset < fixedLength + 2 || mh[offset - 2] != 1 || mh[offset - 1] != 0)
+        {
+            return;
+        }
+        int length = 2 + mh[offset + 1];
+        mh.Slice(offset, length).CopyTo(mh[(offset - 1)..]);
+        mh[offset - 2] = 0;
+        mh[offset - 1 + length] = 0;
     }
 
     /// <summary>

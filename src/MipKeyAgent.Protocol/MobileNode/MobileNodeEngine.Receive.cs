@@ -92,7 +92,10 @@ public sealed partial class MobileNodeEngine
     {
         Counters.ControlAccepted++;
         Counters.BindingRefreshRequests++;
-        Handle(MobileNodeEvent.RefreshRequested);
+        if (!Faulty(MobileNodeFaults.IgnoreRefreshRequest))
+        {
+            Handle(MobileNodeEvent.RefreshRequested);
+        }
         return Accepted(keys);
     }
 
@@ -241,7 +244,10 @@ public sealed partial class MobileNodeEngine
         Counters.SequenceOutOfWindow++;
         Raise(ProtocolEventKind.SequenceOutOfWindow, keys, ba.Sequence);
         Counters.ControlAccepted++;
-        _state = _state with { NextSequence = unchecked((ushort)(ba.Sequence + 1)) };
+        if (!Faulty(MobileNodeFaults.IgnoreStatus135))
+        {
+            _state = _state with { NextSequence = unchecked((ushort)(ba.Sequence + 1)) };
+        }
         _exchange = _exchange.Renumbered(_state.NextSequence, now);
         SendBindingUpdate(_exchange.Kind);
         return new ReceiveResult(ReceiveOutcome.SequenceOutOfWindow, DropReason.None, HomeAddress, keys.Generation, 0);

@@ -44,7 +44,8 @@ public sealed partial class MobileNodeEngine
         if (_exchange.InFlight)
         {
             return now < _exchange.DueAt ? null
-                : _exchange.Retransmissions >= _options.MaxUnansweredRetransmissions ? MobileNodeEvent.RetransmissionsExhausted
+                : _exchange.Retransmissions >= (Faulty(MobileNodeFaults.ReinitTooEarly) ? 1 : _options.MaxUnansweredRetransmissions)
+                    ? MobileNodeEvent.RetransmissionsExhausted
                 : MobileNodeEvent.BindAckTimeout;
         }
         if (_keyRetry is { } retry && retry.At <= now)
@@ -61,7 +62,12 @@ public sealed partial class MobileNodeEngine
     /// <summary>No BA in time: the exchange's BU again as <paramref name="kind"/> (new BU and ESP sequence numbers).</summary>
     private void RetransmitExchange(BindingUpdateKind kind)
     {
-        _exchange = _exchange.Retransmitted(kind, _time.GetUtcNow(), _options.MaxBindAckTimeout);
+        _exchange = _exchange.Retransmitted(kind, _time.GetUtcNow(),
+            Faulty(MobileNodeFaults.FixedRetransmissionTimer) ? _options.InitialBindAckTimeout : _options.MaxBindAckTimeout);
+        if (kind == BindingUpdateKind.Init && Faulty(MobileNodeFaults.InitRetransmitNewEpoch))
+        {
+            NewInitEpoch();
+        }
         Counters.Retransmissions++;
         if (kind == BindingUpdateKind.Resend)
         {

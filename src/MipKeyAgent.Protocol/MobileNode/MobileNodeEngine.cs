@@ -69,7 +69,7 @@ public sealed partial class MobileNodeEngine : IDisposable
         var p = options.Provisioning;
         // IK's outbound counter resumes above what an earlier run may have used (no GCM IV reuse under IK).
         var ik = GenerationKeys.Create(Generation.Initialization, p.InitializationKey, p.SpiMnToHa, p.SpiHaToMn, p.Suite, time.GetUtcNow(),
-            options.ReplayWindowSize, _state.InitializationSequenceReserved);
+            options.ReplayWindowSize, Faulty(MobileNodeFaults.CounterReuse) ? 0 : _state.InitializationSequenceReserved);
         // Packets the HA sent under IK before the restart stay replays after it.
         ik.ControlHaToMn.ReplayWindow.Restore(_state.InitializationControlReceiveRightEdge);
         ik.DataHaToMn.ReplayWindow.Restore(_state.InitializationDataReceiveRightEdge);
@@ -135,17 +135,22 @@ public sealed partial class MobileNodeEngine : IDisposable
     private void BeginInitialization()
     {
         // The new epoch is persisted with the BU's sequence number before the BU leaves (PROTOCOL.md section 6).
-        _state = _state with { InitEpoch = _state.InitEpoch + 1 };
-        Span<byte> nonce = stackalloc byte[KeyLengths.Secret];
-        _random.TryNextSecret(nonce);
-        _initNonce = BinaryPrimitives.ReadUInt128BigEndian(nonce);
-        CryptographicOperations.ZeroMemory(nonce);
+        NewInitEpoch();
         _phase = MobileNodePhase.Initializing;
         _keyRetry = null;
         // A referenced key still being fetched answered the old exchange; the new init supersedes it.
         _fetch = null;
         Raise(ProtocolEventKind.InitStarted, _ring.Initialization, _state.NextSequence);
         StartExchange(BindingUpdateKind.Init);
+    }
+
+    private void NewInitEpoch()
+    {
+        _state = _state with { InitEpoch = _state.InitEpoch + 1 };
+        Span<byte> nonce = stackalloc byte[KeyLengths.Secret];
+        _random.TryNextSecret(nonce);
+        _initNonce = BinaryPrimitives.ReadUInt128BigEndian(nonce);
+        CryptographicOperations.ZeroMemory(nonce);
     }
 
     private void StartExchange(BindingUpdateKind kind)
@@ -188,6 +193,8 @@ public sealed partial class MobileNodeEngine : IDisposable
         _rekeyDueAt = null;
         Persist();
     }
+
+    private bool Faulty(MobileNodeFaults fault) => (_options.Faults & fault) != 0;
 
     private void Raise(ProtocolEventKind kind, GenerationKeys keys, ushort sequence) =>
         _events?.Invoke(new ProtocolEvent(_time.GetUtcNow(), kind, HomeAddress, keys.Generation, keys.SpiMnToHa, keys.SpiHaToMn,

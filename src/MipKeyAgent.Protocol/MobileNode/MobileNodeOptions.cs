@@ -52,4 +52,7 @@ public sealed class MobileNodeOptions
 
     /// <summary>A fetch not reported within this time counts as failed.</summary>
     public TimeSpan KeyFetchTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Protocol bugs to commit, for the conformance suite's own tests only (<see cref="MobileNodeFaults"/>); internal, never set by a release.</summary>
+    internal MobileNodeFaults Faults { get; init; }
 }

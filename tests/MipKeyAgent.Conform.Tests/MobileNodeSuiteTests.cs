@@ -1,0 +1,84 @@
+using MipKeyAgent.Conformance;
+using MipKeyAgent.Protocol;
+using MipKeyAgent.Protocol.MobileNode;
+using Xunit.Abstractions;
+
+namespace MipKeyAgent.Conform.Tests;
+
+/// <summary>
+/// The mn suite against our own mobile node in process: the clean node passes every required case,
+/// and each injected protocol bug makes the named cases FAIL (the table in docs/conformance.md).
+/// </summary>
+public sealed class MobileNodeSuiteTests(ITestOutputHelper output)
+{
+    /// <summary>Cases that wait on the node's retransmission timers (7 to 15 s each): run for the clean node and for the faults that need them.</summary>
+    private static readonly string[] Slow = ["MN-RTX-*", "MN-REINIT-*"];
+
+    public static TheoryData<string, string[]> Faults => new()
+    {
+        { nameof(MobileNodeFaults.TransmitPrevious), ["MN-INIT-04", "MN-TX-01", "MN-BRR-01"] },
+        { nameof(MobileNodeFaults.InitRetransmitNewEpoch), ["MN-INIT-03"] },
+        { nameof(MobileNodeFaults.RequestBeforeConfirmation), ["MN-INV-01"] },
+        { nameof(MobileNodeFaults.CounterReuse), ["MN-RESTART-01"] },
+        { nameof(MobileNodeFaults.AcceptStaleKeyDistribution), ["MN-DUP-01", "MN-DUP-02"] },
+        { nameof(MobileNodeFaults.FixedRetransmissionTimer), ["MN-RTX-01"] },
+        { nameof(MobileNodeFaults.NoResendRequest), ["MN-RESEND-01", "MN-RESEND-02"] },
+        { nameof(MobileNodeFaults.ReinitTooEarly), ["MN-REINIT-01"] },
+        { nameof(MobileNodeFaults.BadChecksum), ["MN-INIT-01", "MN-MH-01"] },
+        { nameof(MobileNodeFaults.MisalignedOption), ["MN-INIT-01", "MN-MH-02"] },
+        { nameof(MobileNodeFaults.IgnoreStatus135), ["MN-SEQ-01"] },
+        { nameof(MobileNodeFaults.IgnoreRefreshRequest), ["MN-BRR-01", "MN-INIT-04"] },
+    };
+
+    [Fact]
+    public async Task CleanMobileNode_WholeSuite_EveryRequiredCasePasses()
+    {
+        await using var target = new InProcessMobileNode();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var results = await target.RunAsync(MobileNodeCases.All);
+        output.WriteLine($"whole mn run: {clock.Elapsed.TotalSeconds:F1} s");
+        Report(results);
+        Assert.True(results.Count >= 25, $"{results.Count} cases");
+        Assert.DoesNotContain(results, r => r.Verdict == Verdict.Fail);
+        // Not applicable here: implicit-mode cases (the node is explicit) and the 95 s timer cap (needs --max-timer-wait 100).
+        Assert.All(results.Where(r => r.Verdict == Verdict.Inconclusive), r => Assert.True(
+            r.Case.Id.StartsWith("MN-IMP-", StringComparison.Ordinal) || r.Case.Id == "MN-RTX-02", $"{r.Case.Id}: {r.Message}"));
+        Assert.DoesNotContain(results, r => r.FailsRun);
+    }
+
+    [Fact]
+    public async Task CleanImplicitMobileNode_ImplicitCases_Pass()
+    {
+        await using var target = new InProcessMobileNode(mode: KeyExchangeMode.Implicit);
+        var results = await target.RunAsync(ConformanceRunner.Select(MobileNodeCases.All, ["MN-IMP-*", "MN-TX-*", "MN-RX-*", "MN-DUP-*"], []));
+        Report(results);
+        Assert.All(results, r => Assert.Equal(Verdict.Pass, r.Verdict));
+    }
+
+    [Theory]
+    [MemberData(nameof(Faults))]
+    public async Task InjectedFault_MobileNodeSuite_NamedCasesFail(string fault, string[] expectedFailures)
+    {
+        var faults = Enum.Parse<MobileNodeFaults>(fault);
+        await using var target = new InProcessMobileNode(faults);
+        bool needsSlow = expectedFailures.Any(id => Slow.Any(s => id.StartsWith(s.TrimEnd('*'), StringComparison.Ordinal)));
+        var cases = ConformanceRunner.Select(MobileNodeCases.All, needsSlow ? expectedFailures : [], needsSlow ? [] : Slow);
+        var results = await target.RunAsync(cases);
+        var failed = results.Where(r => r.Verdict == Verdict.Fail).Select(r => r.Case.Id).ToList();
+        output.WriteLine($"{fault}: {failed.Count} of {results.Count} cases failed: {string.Join(", ", failed)}");
+        foreach (var result in results.Where(r => expectedFailures.Contains(r.Case.Id)))
+        {
+            output.WriteLine($"{result.Case.Id}: {ConformanceReports.Explain(result)}");
+        }
+        Assert.All(expectedFailures, id => Assert.Contains(id, failed));
+    }
+
+    private void Report(IReadOnlyList<CaseResult> results)
+    {
+        output.WriteLine(ConformanceReports.Summary(results, TimeSpan.Zero));
+        foreach (var result in results.Where(r => r.Verdict != Verdict.Pass))
+        {
+            output.WriteLine($"{result.Case.Id}: {ConformanceReports.Explain(result)}\n{ConformanceReports.EvidenceText(result)}");
+        }
+    }
+}
