@@ -5,11 +5,13 @@
 # SAE_HA's enc_keys toward SAE_MN1 is the direct case (keys from the A-B pool, one assignment
 # message to B); toward SAE_MN2 it is the relayed case (A generates, B decrypts and re-encrypts,
 # C stores; each hop spends one link key per key plus one per message). A key-use session toward
-# SAE_MN2 keeps both links generating at LINK_KEY_RATE. Each mode draws for DURATION seconds over
-# one keep-alive connection (curl -K), number=1 then number=128; a relayed key is checked at C.
-# Usage: lab/qkd-relay-bench.sh [LINK_KEY_RATE=100000] [DURATION=10]     (needs openssl, curl, dotnet)
+# SAE_MN2 keeps both links generating at up to LINK_KEY_RATE; before each phase both pools are
+# filled to POOL keys, so the phases measure serving and relaying, not how fast the simulated
+# links refill. Each mode draws for DURATION seconds over one keep-alive connection (curl -K),
+# number=1 then number=128; a relayed key is checked at C.
+# Usage: lab/qkd-relay-bench.sh [LINK_KEY_RATE=100000] [DURATION=10] [POOL=200000]     (needs openssl, curl, dotnet)
 set -euo pipefail
-RATE=${1:-100000}; DURATION=${2:-10}
+RATE=${1:-100000}; DURATION=${2:-10}; POOL=${3:-200000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 repo=$ROOT
 # shellcheck source=lab/common.sh
@@ -18,7 +20,7 @@ DLL=$dll
 T=$(mktemp -d); A=; B=; C=
 trap 'kill $A $B $C 2>/dev/null; rm -rf "$T"' EXIT
 "$ROOT/lab/pki/make-pki.sh" "$T" SAE_HA SAE_MN1 SAE_MN2 >/dev/null
-common=(--bind 127.0.0.1 --ca "$T/ca.crt" --link-key-rate "$RATE" --max-key-count 400000 --max-key-per-request 128 --log-level Warning)
+common=(--bind 127.0.0.1 --ca "$T/ca.crt" --link-key-rate "$RATE" --max-key-count "$POOL" --max-key-per-request 128 --log-level Warning)
 dotnet "$DLL" qkd-node --kme-id KME_C --port 18445 --cert "$T/kme-c.crt" --key "$T/kme-c.key" "${common[@]}" --sae SAE_MN2 \
   --link-cert "$T/link-kme-c.crt" --link-key "$T/link-kme-c.key" \
   --link "KME_B,role=slave,uri=https://127.0.0.1:18444,sae=SAE_MN1" --route "KME_A,via=KME_B,sae=SAE_HA" >"$T/c.log" 2>&1 & C=$!
@@ -30,20 +32,31 @@ dotnet "$DLL" qkd-node --kme-id KME_A --port 18443 --cert "$T/kme-a.crt" --key "
   --link-cert "$T/link-kme-a.crt" --link-key "$T/link-kme-a.key" \
   --link "KME_B,role=master,uri=https://127.0.0.1:18444,sae=SAE_MN1" --route "KME_C,via=KME_B,sae=SAE_MN2" >"$T/a.log" 2>&1 & A=$!
 HA=(--silent --cert "$T/sae-SAE_HA.crt" --key "$T/sae-SAE_HA.key" --cacert "$T/ca.crt")
+MN1=(--silent --cert "$T/sae-SAE_MN1.crt" --key "$T/sae-SAE_MN1.key" --cacert "$T/ca.crt")
 MN2=(--silent --cert "$T/sae-SAE_MN2.crt" --key "$T/sae-SAE_MN2.key" --cacert "$T/ca.crt")
 U=https://127.0.0.1:18443/api/v1
-for _ in $(seq 150); do
-  curl "${HA[@]}" -o /dev/null "$U/keys/SAE_MN1/status" 2>/dev/null \
-    && curl "${MN2[@]}" -o /dev/null https://127.0.0.1:18445/api/v1/keys/SAE_HA/status 2>/dev/null && break
+for _ in $(seq 150); do   # all three listening, and the session A -> C open through B
+  opened=$(curl "${HA[@]}" -H 'Content-Type: application/json' -d "{\"peer_SAE_ID\":\"SAE_MN2\",\"throughput\":$RATE}" "$U/sessions" 2>/dev/null || true)
+  case "$opened" in *session_ID*) break ;; esac
   sleep 0.2
 done
-opened=$(curl "${HA[@]}" -H 'Content-Type: application/json' -d "{\"peer_SAE_ID\":\"SAE_MN2\",\"throughput\":$RATE}" "$U/sessions")
 case "$opened" in *session_ID*) ;; *) echo "could not open the session through B: $opened" >&2; exit 1 ;; esac
-sleep 3   # both links fill
+stored() { "$python" -c "import json,sys; print(json.loads(sys.argv[1])['stored_key_count'])" "$(curl "$@")"; }
+full() {  # waits until the pools A-B and B-C each hold POOL keys (at most 120 s)
+  local deadline=$((SECONDS + 120))
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(stored "${HA[@]}" "$U/keys/SAE_MN1/status")" -ge "$POOL" ] \
+      && [ "$(stored "${MN1[@]}" https://127.0.0.1:18444/api/v1/keys/SAE_MN2/status)" -ge "$POOL" ] && return 0
+    sleep 0.5
+  done
+  echo "the pools never filled to $POOL keys" >&2; exit 1
+}
 run() {   # $1 = slave SAE, $2 = keys per request; prints keys/s drawn over DURATION
-  local sae=$1 n=$2 keys=0 end=$((SECONDS + DURATION)) start
-  for _ in $(seq 500); do echo "url = \"$U/keys/$sae/enc_keys?number=$n&size=256\""; echo 'write-out = "\n"'; done >"$T/urls"
-  start=$(date +%s.%N)
+  local sae=$1 n=$2 keys=0 end start urls=200
+  [ "$n" -gt 1 ] && urls=10
+  full
+  for _ in $(seq $urls); do echo "url = \"$U/keys/$sae/enc_keys?number=$n&size=256\""; echo 'write-out = "\n"'; done >"$T/urls"
+  end=$((SECONDS + DURATION)); start=$(date +%s.%N)
   while [ $SECONDS -lt $end ]; do
     got=$(curl "${HA[@]}" -K "$T/urls" | grep -o '"key_ID"' | wc -l); keys=$((keys + got))
   done
