@@ -8,7 +8,7 @@
 # SAE_MN2 keeps both links generating at up to LINK_KEY_RATE; before each phase both pools are
 # filled to POOL keys, so the phases measure serving and relaying, not how fast the simulated
 # links refill. Each mode draws for DURATION seconds over one keep-alive connection (curl -K),
-# number=1 then number=128; a relayed key is checked at C.
+# number=1 then number=128, direct and relayed alternating twice; a relayed key is checked at C.
 # Usage: lab/qkd-relay-bench.sh [LINK_KEY_RATE=100000] [DURATION=10] [POOL=200000]     (needs openssl, curl, dotnet)
 set -euo pipefail
 RATE=${1:-100000}; DURATION=${2:-10}; POOL=${3:-200000}
@@ -62,8 +62,10 @@ run() {   # $1 = slave SAE, $2 = keys per request; prints keys/s drawn over DURA
   done
   "$python" -c "import time; print(f'{$keys/(time.time()-$start):.0f}')"
 }
-d1=$(run SAE_MN1 1); r1=$(run SAE_MN2 1)
-d128=$(run SAE_MN1 128); r128=$(run SAE_MN2 128)
+# Direct and relayed alternate (twice each, keys/s averaged) so machine load drifts evenly over both.
+avg() { "$python" -c "import sys; print(f'{(float(sys.argv[1]) + float(sys.argv[2])) / 2:.0f}')" "$1" "$2"; }
+a=$(run SAE_MN1 1); b=$(run SAE_MN2 1); c=$(run SAE_MN1 1); e=$(run SAE_MN2 1); d1=$(avg "$a" "$c"); r1=$(avg "$b" "$e")
+a=$(run SAE_MN1 128); b=$(run SAE_MN2 128); c=$(run SAE_MN1 128); e=$(run SAE_MN2 128); d128=$(avg "$a" "$c"); r128=$(avg "$b" "$e")
 # One relayed key, fetched at C by SAE_MN2: the same bytes.
 enc=$(curl "${HA[@]}" "$U/keys/SAE_MN2/enc_keys?number=1")
 id=$("$python" -c "import json,sys; print(json.loads(sys.argv[1])['keys'][0]['key_ID'])" "$enc")
