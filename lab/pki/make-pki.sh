@@ -11,10 +11,12 @@
 #   ca.crt ca.key                      the lab CA (the bundle both sides trust)
 #   kme-a.crt kme-a.key                KME A server certificate (SAN localhost, 127.0.0.1, ::1)
 #   kme-b.crt kme-b.key                KME B server certificate (same SANs)
+#   kme-c.crt kme-c.key                KME C server certificate (same SANs; the third node of a network)
 #   sae-<ID>.crt sae-<ID>.key          SAE client certificate, CN = the SAE ID
 #                                      (ETSI GS QKD 014: the KME names the SAE from its certificate)
 #   link-kme-a.crt link-kme-a.key      inter-KME link certificate of KME A, CN = link:KME_A
 #   link-kme-b.crt link-kme-b.key      inter-KME link certificate of KME B, CN = link:KME_B
+#   link-kme-c.crt link-kme-c.key      inter-KME link certificate of KME C, CN = link:KME_C
 set -euo pipefail
 umask 077
 
@@ -65,6 +67,7 @@ issue() { # $1 = base name, $2 = CN, $3 = extendedKeyUsage, $4 = subjectAltName 
 server_san="DNS:localhost,IP:127.0.0.1,IP:::1"
 issue kme-a KME_A serverAuth "$server_san"
 issue kme-b KME_B serverAuth "$server_san"
+issue kme-c KME_C serverAuth "$server_san"
 for sae in "${saes[@]}"; do
   case "$sae" in
     *[!A-Za-z0-9_.-]*|"") echo "error: SAE ID '$sae' must be [A-Za-z0-9_.-]+" >&2; exit 1 ;;
@@ -75,6 +78,7 @@ done
 # node is the TLS client, the receiving node relays sessions back as a client too).
 issue link-kme-a "link:KME_A" "clientAuth,serverAuth" "$server_san"
 issue link-kme-b "link:KME_B" "clientAuth,serverAuth" "$server_san"
+issue link-kme-c "link:KME_C" "clientAuth,serverAuth" "$server_san"
 
 chmod 0644 ./*.crt
 chmod 0600 ./*.key

@@ -63,6 +63,7 @@ public sealed class KeyPrefetchBuffer : IDisposable
     private long _taken;
     private long _fetchFailures;
     private long _wasted;
+    private long _late;
 
     /// <param name="fetch">Asks the KME for up to n keys, e.g.
     /// <c>(n, ct) =&gt; client.GetEncKeysAsync(slave, new KeyRequest { Number = n }, ct)</c>.</param>
@@ -107,7 +108,7 @@ public sealed class KeyPrefetchBuffer : IDisposable
         {
             lock (_lock)
             {
-                return new KeyPrefetchCounters(_requested, _received, _taken, _fetchFailures, _wasted, new Dictionary<string, long>(_rejected, StringComparer.Ordinal));
+                return new KeyPrefetchCounters(_requested, _received, _taken, _fetchFailures, _wasted, new Dictionary<string, long>(_rejected, StringComparer.Ordinal), _late);
             }
         }
     }
@@ -225,6 +226,32 @@ public sealed class KeyPrefetchBuffer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Keys of an answer that arrived after its fetch had already counted as failed (a timeout):
+    /// the KME took them from its pool, so the usable ones are buffered (counted in
+    /// <see cref="KeyPrefetchCounters.Late"/>) instead of lost; unusable ones are refused as in any
+    /// answer. The backoff of the failed fetch stands. After <see cref="Dispose"/> they are zeroed.
+    /// </summary>
+    public void OfferLate(KeyContainer container)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        List<(string Reason, int Count)>? rejections = null;
+        lock (_lock)
+        {
+            _received += container.Keys.Count;
+            if (_disposed)
+            {
+                container.Keys.ForEach(k => k.Dispose());
+                return;
+            }
+            _late += Accept(container.Keys, ref rejections);
+        }
+        foreach (var (reason, count) in rejections ?? [])
+        {
+            _options.Rejected?.Invoke(reason, count);
+        }
+    }
+
     /// <summary>Buffers the usable keys of one answer, zeroes and counts the others; returns how many were buffered.</summary>
     private int Accept(List<EtsiKey> keys, ref List<(string Reason, int Count)>? rejections)
     {
@@ -303,4 +330,5 @@ public sealed class KeyPrefetchBuffer : IDisposable
 /// <param name="FetchFailures">Fetches that failed (each one backed off).</param>
 /// <param name="Wasted">Usable keys zeroed unused (still buffered at shutdown).</param>
 /// <param name="Rejected">Unusable keys by reason.</param>
-public sealed record KeyPrefetchCounters(long Requested, long Received, long Taken, long FetchFailures, long Wasted, IReadOnlyDictionary<string, long> Rejected);
+/// <param name="Late">Usable keys kept from answers that arrived after their call timed out.</param>
+public sealed record KeyPrefetchCounters(long Requested, long Received, long Taken, long FetchFailures, long Wasted, IReadOnlyDictionary<string, long> Rejected, long Late = 0);

@@ -54,8 +54,11 @@ public sealed class QkdKeySource : IReferencedKeySource, IDisposable
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(options);
         var checkedOptions = options with { KeyCheck = key => Check(key, referenced: masterSaeId is not null, reuse) ?? options.KeyCheck?.Invoke(key) };
-        var buffer = new KeyPrefetchBuffer(
-            (n, ct) => client.GetEncKeysAsync(slaveSaeId, new KeyRequest { Number = n, Size = KeyLengths.Secret * 8 }, ct),
+        KeyPrefetchBuffer? buffer = null;
+        // An answer that comes after the call timed out carries keys the KME will not serve
+        // again: the buffer keeps the usable ones (KeyPrefetchBuffer.OfferLate).
+        buffer = new KeyPrefetchBuffer(
+            (n, ct) => client.GetEncKeysAsync(slaveSaeId, new KeyRequest { Number = n, Size = KeyLengths.Secret * 8 }, late: keys => buffer!.OfferLate(keys), ct),
             checkedOptions, time);
         buffer.Start();
         return new QkdKeySource(buffer, client, masterSaeId);

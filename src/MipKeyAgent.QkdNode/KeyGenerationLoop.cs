@@ -20,20 +20,16 @@ internal sealed class KeyGenerationLoop : IDisposable
     private readonly int _keyBytes;
     private readonly int _maxKeyCount;
     private readonly string _localKmeId;
-    private readonly Func<IReadOnlyList<StoredKey>, CancellationToken, Task<bool>>? _share;
+    private readonly Func<string, IReadOnlyList<StoredKey>, CancellationToken, Task<bool>>? _share;
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _stop = new();
-    private List<StoredKey> _pending = [];
-    private bool _sharing;
-    private int _inFlight;
-    private TimeSpan _backoff = TimeSpan.Zero;
-    private long _retryAt;
+    private readonly Dictionary<string, ShareState> _shares = new(StringComparer.Ordinal);
     private ITimer? _timer;
     private int _disposed;
     private int _ticking;
 
     public KeyGenerationLoop(KeyStore store, SessionTable sessions, KeyGenerationPlanner planner, TimeProvider time, int keyBytes, int maxKeyCount, string localKmeId,
-        Func<IReadOnlyList<StoredKey>, CancellationToken, Task<bool>>? share)
+        Func<string, IReadOnlyList<StoredKey>, CancellationToken, Task<bool>>? share)
     {
         _store = store;
         _sessions = sessions;
@@ -47,7 +43,30 @@ internal sealed class KeyGenerationLoop : IDisposable
 
     public long SharedTotal { get; private set; }
     public long ShareFailures { get; private set; }
-    public int PendingShare { get { lock (_lock) { return _pending.Count + _inFlight; } } }
+    public int PendingShare { get { lock (_lock) { return _shares.Values.Sum(p => p.Pending.Count + p.InFlight); } } }
+
+    /// <summary>Keys generated for <paramref name="peer"/> and not yet acknowledged by it.</summary>
+    public int PendingFor(string peer) { lock (_lock) { return _shares.TryGetValue(peer, out var p) ? p.Pending.Count + p.InFlight : 0; } }
+
+    /// <summary>The link push state toward one slave KME: each link retries on its own.</summary>
+    private sealed class ShareState
+    {
+        public List<StoredKey> Pending = [];
+        public bool Sharing;
+        public int InFlight;
+        public TimeSpan Backoff = TimeSpan.Zero;
+        public long RetryAt;
+    }
+
+    private ShareState Share(string peer)
+    {
+        if (!_shares.TryGetValue(peer, out var state))
+        {
+            state = new ShareState();
+            _shares[peer] = state;
+        }
+        return state;
+    }
 
     public void Start(TimeSpan tick) => _timer = _time.CreateTimer(_ => Tick(), null, tick, tick);
 
@@ -63,7 +82,7 @@ internal sealed class KeyGenerationLoop : IDisposable
         {
             lock (_lock)
             {
-                _pending.AddRange(keys);
+                Share(peerKmeId).Pending.AddRange(keys);
             }
         }
     }
@@ -91,7 +110,7 @@ internal sealed class KeyGenerationLoop : IDisposable
         foreach (var peer in _planner.Peers)
         {
             var shared = peer != _localKmeId && _share is not null;
-            var room = _maxKeyCount - _store.Count(peer) - (shared ? PendingShare : 0);
+            var room = _maxKeyCount - _store.Count(peer) - (shared ? PendingFor(peer) : 0);
             var due = _planner.TakeDue(peer, room);
             if (due > 0)
             {
@@ -100,7 +119,7 @@ internal sealed class KeyGenerationLoop : IDisposable
                 {
                     lock (_lock)
                     {
-                        _pending.AddRange(keys);
+                        Share(peer).Pending.AddRange(keys);
                     }
                 }
                 else
@@ -128,14 +147,15 @@ internal sealed class KeyGenerationLoop : IDisposable
         List<StoredKey> batch;
         lock (_lock)
         {
-            if (_sharing || _pending.Count == 0 || _time.GetTimestamp() < _retryAt)
+            var state = Share(peer);
+            if (state.Sharing || state.Pending.Count == 0 || _time.GetTimestamp() < state.RetryAt)
             {
                 return;
             }
-            _sharing = true;
-            batch = _pending;
-            _pending = [];
-            _inFlight = batch.Count;
+            state.Sharing = true;
+            batch = state.Pending;
+            state.Pending = [];
+            state.InFlight = batch.Count;
         }
         _ = ShareAsync(peer, batch);
     }
@@ -145,30 +165,31 @@ internal sealed class KeyGenerationLoop : IDisposable
         var ok = false;
         try
         {
-            ok = await _share!(batch, _stop.Token).ConfigureAwait(false);
+            ok = await _share!(peer, batch, _stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
         }
         lock (_lock)
         {
+            var state = Share(peer);
             if (ok)
             {
                 _store.Add(peer, batch);
                 SharedTotal += batch.Count;
-                _backoff = TimeSpan.Zero;
+                state.Backoff = TimeSpan.Zero;
             }
             else
             {
                 // Keep the batch (same key_IDs and bytes) for the next try: each key is
                 // shared once; the slave ignores a key_ID it already holds.
                 ShareFailures++;
-                _pending.InsertRange(0, batch);
-                _backoff = _backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));
-                _retryAt = _time.GetTimestamp() + (long)(_backoff.TotalSeconds * _time.TimestampFrequency);
+                state.Pending.InsertRange(0, batch);
+                state.Backoff = state.Backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromTicks(Math.Min(state.Backoff.Ticks * 2, MaxBackoff.Ticks));
+                state.RetryAt = _time.GetTimestamp() + (long)(state.Backoff.TotalSeconds * _time.TimestampFrequency);
             }
-            _sharing = false;
-            _inFlight = 0;
+            state.Sharing = false;
+            state.InFlight = 0;
         }
     }
 
@@ -194,11 +215,11 @@ internal sealed class KeyGenerationLoop : IDisposable
         _stop.Cancel();
         lock (_lock)
         {
-            foreach (var key in _pending)
+            foreach (var state in _shares.Values)
             {
-                key.Dispose();
+                state.Pending.ForEach(k => k.Dispose());
+                state.Pending.Clear();
             }
-            _pending.Clear();
         }
     }
 }

@@ -157,6 +157,82 @@ internal sealed class KeyStore : IDisposable
     }
 
     /// <summary>
+    /// Receiving side of a relay hop: takes the named keys out of the pool shared with
+    /// <paramref name="targetKmeId"/> (the sender took the same keys from its pool). All or nothing;
+    /// null when one is missing or named twice. The caller owns (and zeroes) them: a link key used
+    /// for a relay never returns to a pool.
+    /// </summary>
+    public List<StoredKey>? TakeById(string targetKmeId, IReadOnlyList<Guid> keyIds)
+    {
+        lock (_lock)
+        {
+            var pool = Pool(targetKmeId);
+            var nodes = new List<LinkedListNode<StoredKey>>(keyIds.Count);
+            foreach (var id in keyIds)
+            {
+                if (!_pooled.TryGetValue(id, out var node) || node.List != pool || nodes.Contains(node))
+                {
+                    return null;
+                }
+                nodes.Add(node);
+            }
+            foreach (var node in nodes)
+            {
+                pool.Remove(node);
+                _pooled.Remove(node.Value.KeyId);
+            }
+            return [.. nodes.Select(n => n.Value)];
+        }
+    }
+
+    /// <summary>Drops (and zeroes) every pooled key toward <paramref name="targetKmeId"/>: the peer
+    /// no longer holds them (it restarted), so none of them can ever be used. Returns how many.</summary>
+    public int Drain(string targetKmeId)
+    {
+        lock (_lock)
+        {
+            var pool = Pool(targetKmeId);
+            var count = pool.Count;
+            foreach (var key in pool)
+            {
+                _pooled.Remove(key.KeyId);
+                key.Dispose();
+            }
+            pool.Clear();
+            return count;
+        }
+    }
+
+    /// <summary>The key_IDs pooled toward <paramref name="targetKmeId"/>, front first (for tests and diagnostics).</summary>
+    public IReadOnlyList<Guid> PooledIds(string targetKmeId)
+    {
+        lock (_lock)
+        {
+            return [.. Pool(targetKmeId).Select(k => k.KeyId)];
+        }
+    }
+
+    /// <summary>
+    /// Destination of a relay: keys issued at the origin KME to (master SAE, slave SAE), held here
+    /// for the slave's dec_keys. All or nothing: false (nothing added) when a key_ID is already known.
+    /// </summary>
+    public bool AddIssued(IReadOnlyList<StoredKey> keys, string masterSaeId, string slaveSaeId)
+    {
+        lock (_lock)
+        {
+            if (keys.Any(k => _issued.ContainsKey(k.KeyId) || _pooled.ContainsKey(k.KeyId)) || keys.Select(k => k.KeyId).Distinct().Count() != keys.Count)
+            {
+                return false;
+            }
+            foreach (var key in keys)
+            {
+                _issued[key.KeyId] = new IssuedKey(key, masterSaeId, slaveSaeId);
+            }
+            return true;
+        }
+    }
+
+    /// <summary>
     /// dec_keys: hands out the keys only if every one was issued to (master, caller).
     /// Unknown IDs win over foreign ones (400 before 401); nothing leaves on failure.
     /// </summary>

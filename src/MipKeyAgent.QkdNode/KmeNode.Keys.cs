@@ -41,6 +41,7 @@ internal sealed partial class KmeNode
         }
         var number = request.Number ?? 1;
         var sizeBits = request.Size ?? _options.KeySizeBits;
+        var relayed = target != _options.KmeId && !_peers.ContainsKey(target);
         string? problem =
             number < 1 ? "number shall be at least 1"
             : number > _options.MaxKeyPerRequest ? $"requested number of keys exceeds max_key_per_request ({_options.MaxKeyPerRequest})"
@@ -48,11 +49,17 @@ internal sealed partial class KmeNode
             : sizeBits < _options.MinKeySizeBits || sizeBits > _options.KeySizeBits ? $"size shall be between min_key_size ({_options.MinKeySizeBits}) and max_key_size ({_options.KeySizeBits})"
             : request.AdditionalSlaveSaeIds is { Count: > 0 } ? "additional_slave_SAE_IDs are not supported (max_SAE_ID_count is 0)"
             : request.ExtensionMandatory is { Count: > 0 } ? "not all extension_mandatory parameters are supported"
-            : target != _options.KmeId && !IsGenerator(target) ? $"keys shared with {target} are generated there: ask enc_keys at {target}"
+            : target != _options.KmeId && !relayed && !IsGenerator(target) ? $"keys shared with {target} are generated there: ask enc_keys at {target}"
+            : relayed && !CanSendRelay(target) ? $"keys toward {target} are relayed via {_nextHop[target]}, whose link keys this KME does not generate: ask enc_keys at {target}"
             : null;
         if (problem is not null)
         {
             await ErrorAsync(ctx, 400, problem, ("number", number), ("size", sizeBits)).ConfigureAwait(false);
+            return;
+        }
+        if (relayed)
+        {
+            await RelayEncKeysAsync(ctx, caller, slave, target, number, sizeBits).ConfigureAwait(false);
             return;
         }
         var local = target == _options.KmeId;
@@ -65,7 +72,7 @@ internal sealed partial class KmeNode
         }
         if (!local)
         {
-            var told = await _link!.AssignAsync(new LinkAssignment
+            var told = await _peers[target].Link!.AssignAsync(new LinkAssignment
             {
                 MasterSaeId = caller,
                 SlaveSaeId = slave,

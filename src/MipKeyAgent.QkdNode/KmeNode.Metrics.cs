@@ -9,10 +9,7 @@ internal sealed partial class KmeNode
     {
         var sb = new StringBuilder();
         var targets = new List<string> { _options.KmeId };
-        if (_options.Peer is { } p)
-        {
-            targets.Add(p.KmeId);
-        }
+        targets.AddRange(_peers.Keys);
         void Family(string name, string type, string help)
         {
             sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
@@ -52,6 +49,16 @@ internal sealed partial class KmeNode
         Family("qkd_tls_clients_refused_total", "counter", "TLS clients answered 401 for their client certificate.");
         Sample("qkd_tls_clients_refused_total", $"kme=\"{_options.KmeId}\",reason=\"missing\"", _certificates.Missing);
         Sample("qkd_tls_clients_refused_total", $"kme=\"{_options.KmeId}\",reason=\"untrusted\"", _certificates.Untrusted);
+        Family("qkd_relay_keys_total", "counter", "Application keys relayed through the network: originated here, forwarded (this KME is an intermediate node), or terminated here.");
+        Sample("qkd_relay_keys_total", $"kme=\"{_options.KmeId}\",role=\"originated\"", Interlocked.Read(ref _relayOriginated));
+        Sample("qkd_relay_keys_total", $"kme=\"{_options.KmeId}\",role=\"forwarded\"", Interlocked.Read(ref _relayForwarded));
+        Sample("qkd_relay_keys_total", $"kme=\"{_options.KmeId}\",role=\"terminated\"", Interlocked.Read(ref _relayTerminated));
+        Family("qkd_relay_link_keys_total", "counter", "Link keys consumed by relay hops (one-time pads and MAC keys), each used once and zeroed.");
+        foreach (var t in _peers.Keys) { Sample("qkd_relay_link_keys_total", L(t), _relayLinkKeys.GetValueOrDefault(t)); }
+        Family("qkd_relay_failures_total", "counter", "Relay hops that failed (no link keys, next hop unreachable or refusing, bad authentication).");
+        Sample("qkd_relay_failures_total", $"kme=\"{_options.KmeId}\"", Interlocked.Read(ref _relayFailures));
+        Family("qkd_link_keys_dropped_total", "counter", "Pooled link keys dropped because the peer no longer held them (it restarted).");
+        Sample("qkd_link_keys_dropped_total", $"kme=\"{_options.KmeId}\"", Interlocked.Read(ref _linkKeysDropped));
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         return ctx.Response.WriteAsync(sb.ToString());

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography.X509Certificates;
 
 namespace MipKeyAgent.QkdNode;
@@ -13,12 +14,16 @@ internal sealed partial class KmeNode : IDisposable
 {
     private readonly QkdNodeOptions _options;
     private readonly Dictionary<string, string> _kmeOfSae = new(StringComparer.Ordinal);
-    private readonly LinkClient? _link;
+    private readonly Dictionary<string, PeerLink> _peers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _nextHop = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, double> _peerGenerationRates = new(StringComparer.Ordinal);
     private readonly ClientCertificateCheck _certificates;
-    private double _peerGenerationRate = double.NaN;
     private long _delivered;
     private long _decDelivered;
     private long _received;
+
+    /// <summary>One link of this KME: the peer's options and, where this KME calls the peer, the client.</summary>
+    private sealed record PeerLink(QkdPeerOptions Options, LinkClient? Link);
 
     public KmeNode(QkdNodeOptions options, TimeProvider time, TrustedCaBundle bundle, ClientCertificateCheck certificates)
     {
@@ -32,38 +37,63 @@ internal sealed partial class KmeNode : IDisposable
         {
             _kmeOfSae[sae] = options.KmeId;
         }
-        var peers = new List<string> { options.KmeId };
-        if (options.Peer is { } peer)
+        var generated = new List<string> { options.KmeId };
+        foreach (var peer in options.AllPeers)
         {
+            if (peer.KmeId == options.KmeId || _peers.ContainsKey(peer.KmeId))
+            {
+                throw new ArgumentException($"peer {peer.KmeId} is this KME or is listed twice", nameof(options));
+            }
             foreach (var sae in peer.SaeIds)
             {
                 _kmeOfSae[sae] = peer.KmeId;
             }
             if (peer.Role == QkdPeerRole.Master)
             {
-                peers.Add(peer.KmeId);
+                generated.Add(peer.KmeId);
             }
-            // The master needs the link to push keys; a slave uses it, when configured, to
-            // relay its sessions so the master's generation rate counts them.
+            // A master needs the link to push keys; a slave uses it, when configured, to send its
+            // sessions' events, so the master's generation rate counts them.
+            LinkClient? link = null;
             if (peer.Role == QkdPeerRole.Master || peer.Uri is not null)
             {
-                _link = new LinkClient(options.KmeId,
-                    peer.Uri ?? throw new ArgumentException("a master needs the slave's address (Peer.Uri)", nameof(options)),
-                    peer.LinkCertificatePemPath ?? throw new ArgumentException("the link needs a link certificate", nameof(options)),
-                    peer.LinkKeyPemPath ?? throw new ArgumentException("the link needs a link key", nameof(options)),
+                link = new LinkClient(options.KmeId,
+                    peer.Uri ?? throw new ArgumentException($"a master needs the slave's address (Uri of peer {peer.KmeId})", nameof(options)),
+                    peer.LinkCertificatePemPath ?? throw new ArgumentException($"the link to {peer.KmeId} needs a link certificate", nameof(options)),
+                    peer.LinkKeyPemPath ?? throw new ArgumentException($"the link to {peer.KmeId} needs a link key", nameof(options)),
                     bundle, TimeSpan.FromSeconds(5));
             }
-
+            _peers[peer.KmeId] = new PeerLink(peer, link);
+            _nextHop[peer.KmeId] = peer.KmeId;
+        }
+        foreach (var route in options.Routes)
+        {
+            if (!_peers.ContainsKey(route.Via))
+            {
+                throw new ArgumentException($"the route to {route.KmeId} goes via {route.Via}, which is not a peer of {options.KmeId}", nameof(options));
+            }
+            if (route.KmeId == options.KmeId || _nextHop.ContainsKey(route.KmeId))
+            {
+                throw new ArgumentException($"the route to {route.KmeId} names this KME, a peer, or a KME routed already", nameof(options));
+            }
+            _nextHop[route.KmeId] = route.Via;
+            foreach (var sae in route.SaeIds)
+            {
+                _kmeOfSae[sae] = route.KmeId;
+            }
         }
         Store = new KeyStore();
         Sessions = new SessionTable(time);
-        Planner = new KeyGenerationPlanner(time, Sessions, options.LinkKeyRate, peers);
-        if (_link is not null && options.Peer is { Role: QkdPeerRole.Master } master)
+        Planner = new KeyGenerationPlanner(time, Sessions, options.LinkKeyRate, generated);
+        foreach (var (id, peer) in _peers)
         {
-            _link.GenerationRate = () => Planner.RateFor(master.KmeId);
+            if (peer is { Link: { } link, Options.Role: QkdPeerRole.Master })
+            {
+                link.GenerationRate = () => Planner.RateFor(id);
+            }
         }
         Loop = new KeyGenerationLoop(Store, Sessions, Planner, time, options.KeySizeBits / 8, options.MaxKeyCount, options.KmeId,
-            _link is not null && options.Peer!.Role == QkdPeerRole.Master ? _link.PushAsync : null);
+            generated.Count > 1 ? (peer, keys, ct) => _peers[peer].Link!.PushAsync(keys, ct) : null);
     }
 
     public KeyStore Store { get; }
@@ -113,7 +143,9 @@ internal sealed partial class KmeNode : IDisposable
             MasterSaeId = caller,
             SlaveSaeId = slave,
             KeySize = _options.KeySizeBits,
-            StoredKeyCount = Store.Count(target),
+            // Toward a KME reached through others: how many keys one relay could carry now (one
+            // link key per key plus one for the MAC on the first hop).
+            StoredKeyCount = _peers.ContainsKey(target) || target == _options.KmeId ? Store.Count(target) : Math.Max(0, Store.Count(_nextHop[target]) - 1),
             MaxKeyCount = _options.MaxKeyCount,
             MaxKeyPerRequest = _options.MaxKeyPerRequest,
             MaxKeySize = _options.KeySizeBits,
@@ -135,7 +167,9 @@ internal sealed partial class KmeNode : IDisposable
             ["sessions_starting"] = demand.StartingSessions,
             ["sessions_connected"] = demand.ConnectedSessions,
             ["sessions_terminating"] = Sessions.CountIn(target, SessionState.Terminating),
-            ["role"] = target == _options.KmeId ? "local" : _options.Peer!.Role == QkdPeerRole.Master ? "master" : "slave",
+            ["role"] = target == _options.KmeId ? "local"
+                : _peers.TryGetValue(target, out var peer) ? (peer.Options.Role == QkdPeerRole.Master ? "master" : "slave")
+                : "relayed via " + _nextHop[target],
         };
     }
 
@@ -143,10 +177,10 @@ internal sealed partial class KmeNode : IDisposable
 
     /// <summary>Keys/s generated for the pool shared with <paramref name="target"/>: the planner's
     /// rate where this KME generates, else the rate the paired master reported with its last push
-    /// (null before the first one).</summary>
+    /// (null before the first one, and for a KME reached through another).</summary>
     private double? GenerationRate(string target) =>
         IsGenerator(target) ? Planner.RateFor(target)
-        : Volatile.Read(ref _peerGenerationRate) is var reported && !double.IsNaN(reported) ? reported
+        : _peerGenerationRates.TryGetValue(target, out var reported) ? reported
         : null;
 
     // ---- plumbing ----
@@ -209,7 +243,10 @@ internal sealed partial class KmeNode : IDisposable
     public void Dispose()
     {
         Loop.Dispose();
-        _link?.Dispose();
+        foreach (var peer in _peers.Values)
+        {
+            peer.Link?.Dispose();
+        }
         Store.Dispose();
     }
 }

@@ -46,10 +46,45 @@ internal sealed class LinkClient : IDisposable
         return PostAsync("keys", JsonSerializer.SerializeToUtf8Bytes(push, NodeJsonContext.Default.LinkKeyPush), cancellationToken);
     }
 
-    public Task<bool> RelaySessionAsync(LinkSession session, CancellationToken cancellationToken)
+    /// <summary>Sends a session event one hop; the status code of the answer (null: unreachable or
+    /// timed out) and, for an "open", the other end's answer.</summary>
+    public async Task<(int? Status, LinkSessionAnswer? Answer)> SessionAsync(LinkSession session, CancellationToken cancellationToken)
     {
         session.SourceKmeId = _kmeId;
-        return PostAsync("sessions", JsonSerializer.SerializeToUtf8Bytes(session, NodeJsonContext.Default.LinkSession), cancellationToken);
+        var (status, body) = await SendAsync("sessions", JsonSerializer.SerializeToUtf8Bytes(session, NodeJsonContext.Default.LinkSession), cancellationToken).ConfigureAwait(false);
+        LinkSessionAnswer? answer = null;
+        if (status == 200 && body is { Length: > 0 })
+        {
+            try
+            {
+                answer = JsonSerializer.Deserialize(body, NodeJsonContext.Default.LinkSessionAnswer);
+            }
+            catch (JsonException)
+            {
+                return (502, null);
+            }
+        }
+        return (status, answer);
+    }
+
+    /// <summary>Sends one relay hop; the status code of the answer and its ETSI error message, if any
+    /// (status null: unreachable or timed out).</summary>
+    public async Task<(int? Status, string? Message)> RelayKeysAsync(LinkRelay relay, CancellationToken cancellationToken)
+    {
+        relay.SourceKmeId = _kmeId;
+        var (status, body) = await SendAsync("relay", JsonSerializer.SerializeToUtf8Bytes(relay, NodeJsonContext.Default.LinkRelay), cancellationToken).ConfigureAwait(false);
+        string? message = null;
+        if (body is { Length: > 0 })
+        {
+            try
+            {
+                message = JsonSerializer.Deserialize(body, EtsiJsonContext.Default.EtsiError)?.Message;
+            }
+            catch (JsonException)
+            {
+            }
+        }
+        return (status, message);
     }
 
     public Task<bool> AssignAsync(LinkAssignment assignment, CancellationToken cancellationToken)
@@ -58,22 +93,28 @@ internal sealed class LinkClient : IDisposable
         return PostAsync("assignments", JsonSerializer.SerializeToUtf8Bytes(assignment, NodeJsonContext.Default.LinkAssignment), cancellationToken);
     }
 
-    private async Task<bool> PostAsync(string relative, byte[] body, CancellationToken cancellationToken)
+    private async Task<bool> PostAsync(string relative, byte[] body, CancellationToken cancellationToken) =>
+        (await SendAsync(relative, body, cancellationToken).ConfigureAwait(false)).Status == (int)HttpStatusCode.NoContent;
+
+    /// <summary>POSTs <paramref name="body"/> (zeroed afterwards: it may carry key material); null
+    /// status when the peer is unreachable or does not answer in time.</summary>
+    private async Task<(int? Status, byte[]? Body)> SendAsync(string relative, byte[] body, CancellationToken cancellationToken)
     {
         try
         {
             using var content = new ByteArrayContent(body);
             content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
             using var response = await _http.PostAsync(new Uri(_base, relative), content, cancellationToken).ConfigureAwait(false);
-            return response.StatusCode == HttpStatusCode.NoContent;
+            var answer = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            return ((int)response.StatusCode, answer);
         }
         catch (HttpRequestException)
         {
-            return false;
+            return (null, null);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return false; // HttpClient timeout
+            return (null, null); // HttpClient timeout
         }
         finally
         {

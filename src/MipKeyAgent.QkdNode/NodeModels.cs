@@ -12,6 +12,8 @@ internal sealed class SessionRequest
     [JsonPropertyName("peer_SAE_ID")] public string? PeerSaeId { get; set; }
     /// <summary>Requested throughput in keys per second.</summary>
     [JsonPropertyName("throughput")] public double? Throughput { get; set; }
+    /// <summary>PUT by the peer application of a mirrored session: accept (true) or refuse (false) it (S107-S108).</summary>
+    [JsonPropertyName("accept")] public bool? Accept { get; set; }
 }
 
 internal sealed class SessionView
@@ -22,9 +24,15 @@ internal sealed class SessionView
     [JsonPropertyName("peer_KME_ID")] public string PeerKmeId { get; set; } = "";
     [JsonPropertyName("state")] public string State { get; set; } = "";
     [JsonPropertyName("throughput")] public double Throughput { get; set; }
+    /// <summary>"local" (opened here) or "mirrored" (the correspondent node's copy).</summary>
+    [JsonPropertyName("role")] public string Role { get; set; } = "";
+    /// <summary>Whether the peer application accepted the session.</summary>
+    [JsonPropertyName("accepted")] public bool Accepted { get; set; }
 
     public static SessionView Of(KeyUseSession s) => new()
     {
+        Role = s.Role switch { SessionRole.Local => "local", SessionRole.Mirrored => "mirrored", _ => "transit" },
+        Accepted = s.Accepted,
         SessionId = s.SessionId.ToString(),
         ApplicationId = s.ApplicationId,
         PeerSaeId = s.PeerApplicationId,
@@ -58,16 +66,58 @@ internal sealed class LinkAssignment
     [JsonPropertyName("key_IDs")] public List<string> KeyIds { get; set; } = [];
 }
 
-/// <summary>Slave to master: a key-use session opened, changed or ended at the slave.</summary>
+/// <summary>
+/// A key-use session event sent toward the session's other end, hop by hop along the routing
+/// table: opened (S104), throughput changed, terminated, accepted or refused by the peer application
+/// (S108). Every node on the way keeps its own entry (mirrored at the end, transit between).
+/// </summary>
 internal sealed class LinkSession
 {
+    /// <summary>The KME that sent this hop.</summary>
     [JsonPropertyName("source_KME_ID")] public string SourceKmeId { get; set; } = "";
+    /// <summary>The KME where the event happened.</summary>
+    [JsonPropertyName("origin_KME_ID")] public string? OriginKmeId { get; set; }
+    /// <summary>The KME at the session's other end.</summary>
+    [JsonPropertyName("destination_KME_ID")] public string? DestinationKmeId { get; set; }
     [JsonPropertyName("session_ID")] public string SessionId { get; set; } = "";
     [JsonPropertyName("application_ID")] public string ApplicationId { get; set; } = "";
     [JsonPropertyName("peer_SAE_ID")] public string PeerSaeId { get; set; } = "";
     [JsonPropertyName("throughput")] public double Throughput { get; set; }
-    /// <summary>"starting" (opened), "connected" (throughput changed) or "terminating".</summary>
-    [JsonPropertyName("state")] public string State { get; set; } = "";
+    /// <summary>"open", "throughput", "terminate", "accept" or "refuse".</summary>
+    [JsonPropertyName("event")] public string Event { get; set; } = "";
+}
+
+/// <summary>The other end's answer to an "open" session event.</summary>
+internal sealed class LinkSessionAnswer
+{
+    /// <summary>False: the peer application is asked first (the session stays starting and asks for no keys).</summary>
+    [JsonPropertyName("accepted")] public bool Accepted { get; set; }
+}
+
+/// <summary>
+/// One hop of a key relay (trusted-node relay): application keys generated at the origin for
+/// (master SAE, slave SAE) at the destination, each encrypted with a one-time pad of one link key
+/// of this hop, the whole message authenticated by HMAC-SHA-256 keyed with one more link key.
+/// The link keys are named by key_ID: the receiving KME takes the same keys out of its pool.
+/// </summary>
+internal sealed class LinkRelay
+{
+    [JsonPropertyName("source_KME_ID")] public string SourceKmeId { get; set; } = "";
+    [JsonPropertyName("origin_KME_ID")] public string OriginKmeId { get; set; } = "";
+    [JsonPropertyName("destination_KME_ID")] public string DestinationKmeId { get; set; } = "";
+    [JsonPropertyName("master_SAE_ID")] public string MasterSaeId { get; set; } = "";
+    [JsonPropertyName("slave_SAE_ID")] public string SlaveSaeId { get; set; } = "";
+    /// <summary>Size of each application key in bits.</summary>
+    [JsonPropertyName("size")] public int Size { get; set; }
+    /// <summary>The session whose keys these are, if any (the key notification of S111-S113).</summary>
+    [JsonPropertyName("session_ID")] public string? SessionId { get; set; }
+    /// <summary>One link key per relayed key: its one-time pad.</summary>
+    [JsonPropertyName("pad_key_IDs")] public List<string> PadKeyIds { get; set; } = [];
+    /// <summary>The link key that keys the message's HMAC.</summary>
+    [JsonPropertyName("mac_key_ID")] public string MacKeyId { get; set; } = "";
+    /// <summary>key_ID of each application key and its ciphertext (key XOR pad).</summary>
+    [JsonPropertyName("keys")] public List<EtsiKey> Keys { get; set; } = [];
+    [JsonPropertyName("mac")] public byte[] Mac { get; set; } = [];
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
@@ -77,4 +127,6 @@ internal sealed class LinkSession
 [JsonSerializable(typeof(LinkKeyPush))]
 [JsonSerializable(typeof(LinkAssignment))]
 [JsonSerializable(typeof(LinkSession))]
+[JsonSerializable(typeof(LinkSessionAnswer))]
+[JsonSerializable(typeof(LinkRelay))]
 internal sealed partial class NodeJsonContext : JsonSerializerContext;

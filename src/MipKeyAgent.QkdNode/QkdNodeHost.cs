@@ -96,6 +96,7 @@ public sealed class QkdNodeHost : IAsyncDisposable
         app.MapPost("/internal/link/v1/keys", node.LinkKeysAsync);
         app.MapPost("/internal/link/v1/assignments", node.LinkAssignAsync);
         app.MapPost("/internal/link/v1/sessions", node.LinkSessionAsync);
+        app.MapPost("/internal/link/v1/relay", node.LinkRelayAsync);
         app.MapGet("/metrics", node.MetricsAsync);
 
         var host = new QkdNodeHost(app, node, serverCertificate, bundle);

@@ -46,8 +46,38 @@ public sealed class QkdNodeOptions
     /// <summary>Tick of the generation loop.</summary>
     public TimeSpan GenerationTick { get; init; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>The paired KME, if any.</summary>
+    /// <summary>The paired KME, if any (one link; kept for one-link configurations: it counts as the
+    /// first entry of <see cref="Peers"/>).</summary>
     public QkdPeerOptions? Peer { get; init; }
+
+    /// <summary>The KMEs this one shares a link with, each with its own pool, link certificate and
+    /// role. <see cref="Peer"/>, when set, is one more.</summary>
+    public IReadOnlyList<QkdPeerOptions> Peers { get; init; } = [];
+
+    /// <summary>Static routing table: KMEs without a link to this one, each reached through a peer.
+    /// Application keys toward their SAEs are relayed hop by hop (docs/qkd.md, "The network").</summary>
+    public IReadOnlyList<QkdRouteOptions> Routes { get; init; } = [];
+
+    /// <summary>When set, a key-use session opened elsewhere toward an SAE of this KME waits for that
+    /// application to accept it (<c>PUT /api/v1/sessions/{id} {"accept":true}</c>) before keys are
+    /// generated for it; when clear, this KME accepts on the application's behalf.</summary>
+    public bool SessionsNeedAcceptance { get; init; }
+
+    /// <summary><see cref="Peer"/> followed by <see cref="Peers"/>.</summary>
+    internal IReadOnlyList<QkdPeerOptions> AllPeers => Peer is null ? Peers : [Peer, .. Peers];
+}
+
+/// <summary>One entry of the routing table: a KME reached through the peer <see cref="Via"/>.</summary>
+public sealed class QkdRouteOptions
+{
+    /// <summary>The destination KME.</summary>
+    public required string KmeId { get; init; }
+
+    /// <summary>The peer (a KME with a link to this one) that messages toward <see cref="KmeId"/> go to.</summary>
+    public required string Via { get; init; }
+
+    /// <summary>SAEs attached to the destination KME.</summary>
+    public IReadOnlyList<string> SaeIds { get; init; } = [];
 }
 
 /// <summary>Which side of a pairing generates the keys.</summary>
@@ -59,6 +89,7 @@ public enum QkdPeerRole
     Slave,
 }
 
+/// <summary>One link of this KME: the peer KME, its SAEs, and which side generates the link's keys.</summary>
 public sealed class QkdPeerOptions
 {
     public required string KmeId { get; init; }
@@ -66,6 +97,7 @@ public sealed class QkdPeerOptions
     /// <summary>SAEs attached to the peer KME.</summary>
     public required IReadOnlyList<string> SaeIds { get; init; }
 
+    /// <summary>This KME's role on the link (Master: this KME generates and pushes the link's keys).</summary>
     public required QkdPeerRole Role { get; init; }
 
     /// <summary>The peer's HTTPS base address (the master pushes keys there; the slave relays sessions).</summary>

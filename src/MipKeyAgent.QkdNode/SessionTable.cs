@@ -12,8 +12,20 @@ internal enum SessionState
     Terminating,
 }
 
+/// <summary>Which end of a key-use session a node's entry is.</summary>
+internal enum SessionRole
+{
+    /// <summary>Opened here by <see cref="KeyUseSession.ApplicationId"/>.</summary>
+    Local,
+    /// <summary>The correspondent node's copy (design source S105): the peer application is attached here.</summary>
+    Mirrored,
+    /// <summary>An intermediate node's record of a session whose keys it relays.</summary>
+    Transit,
+}
+
 /// <summary>One key-use session (design source, FIG. 5: session identifier, correspondent
-/// node, the two applications, state, requested throughput).</summary>
+/// node, the two applications, state, requested throughput). <see cref="PeerKmeId"/> is the node
+/// at the session's other end (for a mirrored entry: the node where it was opened).</summary>
 internal sealed record KeyUseSession(
     Guid SessionId,
     string ApplicationId,
@@ -21,7 +33,21 @@ internal sealed record KeyUseSession(
     string PeerKmeId,
     SessionState State,
     double RequestedThroughput,
-    DateTimeOffset OpenedAt);
+    DateTimeOffset OpenedAt)
+{
+    public SessionRole Role { get; init; } = SessionRole.Local;
+
+    /// <summary>The adjacent KMEs whose links carry this session's keys here (the next hop toward
+    /// each end); null: <see cref="PeerKmeId"/>. The generation rate toward a peer counts the
+    /// sessions whose links include it.</summary>
+    public IReadOnlyList<string>? Links { get; init; }
+
+    /// <summary>False while the peer application has not accepted the session (S106-S108); such a
+    /// session asks for no keys and never becomes connected.</summary>
+    public bool Accepted { get; init; } = true;
+
+    public bool Uses(string peerKmeId) => Links is { } links ? links.Contains(peerKmeId) : PeerKmeId == peerKmeId;
+}
 
 /// <summary>Open sessions toward one correspondent KME, summed.</summary>
 internal readonly record struct PeerDemand(int StartingSessions, int ConnectedSessions, double RequestedThroughput)
@@ -42,10 +68,16 @@ internal sealed class SessionTable(TimeProvider time)
     public long Version { get; private set; }
 
     /// <summary>Transition 711: a start request registers the session as starting.</summary>
-    public KeyUseSession Open(string applicationId, string peerApplicationId, string peerKmeId, double requestedThroughput, Guid? sessionId = null)
+    public KeyUseSession Open(string applicationId, string peerApplicationId, string peerKmeId, double requestedThroughput, Guid? sessionId = null,
+        SessionRole role = SessionRole.Local, IReadOnlyList<string>? links = null, bool accepted = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(requestedThroughput);
-        var session = new KeyUseSession(sessionId ?? Guid.NewGuid(), applicationId, peerApplicationId, peerKmeId, SessionState.Starting, requestedThroughput, time.GetUtcNow());
+        var session = new KeyUseSession(sessionId ?? Guid.NewGuid(), applicationId, peerApplicationId, peerKmeId, SessionState.Starting, requestedThroughput, time.GetUtcNow())
+        {
+            Role = role,
+            Links = links,
+            Accepted = accepted,
+        };
         lock (_lock)
         {
             _sessions[session.SessionId] = session;
@@ -77,14 +109,21 @@ internal sealed class SessionTable(TimeProvider time)
         return Update(sessionId, s => s.State == SessionState.Terminating ? s : s with { RequestedThroughput = requestedThroughput });
     }
 
-    /// <summary>Transition 712 for every starting session toward <paramref name="peerKmeId"/>:
-    /// the node now provides keys for them.</summary>
+    /// <summary>The peer application accepted the session (S108): it now asks for keys.</summary>
+    public KeyUseSession? Accept(Guid sessionId) => Update(sessionId, s => s with { Accepted = true });
+
+    /// <summary>Transition 712 for one accepted starting session (a key notification naming it, S111-S113).</summary>
+    public KeyUseSession? MarkConnected(Guid sessionId) =>
+        Update(sessionId, s => s.State == SessionState.Starting && s.Accepted ? s with { State = SessionState.Connected } : s);
+
+    /// <summary>Transition 712 for every accepted starting session whose keys cross the link to
+    /// <paramref name="peerKmeId"/>: the node now provides keys for them.</summary>
     public int MarkConnected(string peerKmeId)
     {
         var changed = 0;
         lock (_lock)
         {
-            foreach (var s in _sessions.Values.Where(s => s.State == SessionState.Starting && s.PeerKmeId == peerKmeId).ToList())
+            foreach (var s in _sessions.Values.Where(s => s.State == SessionState.Starting && s.Accepted && s.Uses(peerKmeId)).ToList())
             {
                 _sessions[s.SessionId] = s with { State = SessionState.Connected };
                 changed++;
@@ -128,7 +167,7 @@ internal sealed class SessionTable(TimeProvider time)
             double throughput = 0;
             foreach (var s in _sessions.Values)
             {
-                if (s.PeerKmeId != peerKmeId || s.State == SessionState.Terminating)
+                if (!s.Uses(peerKmeId) || s.State == SessionState.Terminating || !s.Accepted)
                 {
                     continue;
                 }
@@ -150,7 +189,7 @@ internal sealed class SessionTable(TimeProvider time)
     {
         lock (_lock)
         {
-            return _sessions.Values.Count(s => s.PeerKmeId == peerKmeId && s.State == state);
+            return _sessions.Values.Count(s => s.Uses(peerKmeId) && s.State == state);
         }
     }
 

@@ -213,6 +213,19 @@ public sealed class CommandLineMistakeTests : IDisposable
     }
 
     [Fact]
+    public async Task QkdNode_RouteViaAKmeThatIsNoPeerOrMalformedLink_Named()
+    {
+        var (cert, key) = Certificate("KME_A");
+        string[] node = ["qkd-node", "--kme-id", "KME_A", "--bind", "127.0.0.1", "--port", "0", "--cert", cert, "--key", key, "--ca", cert];
+        var line = await Mistake([.. node, "--route", "KME_C,via=KME_B,sae=SAE_MN1"]);
+        Assert.Contains("via KME_B, which is not a peer", line, StringComparison.Ordinal);
+        line = await Mistake([.. node, "--link", "KME_B,role=boss"]);
+        Assert.Contains("--link", line, StringComparison.Ordinal);
+        Assert.Contains("master or slave", line, StringComparison.Ordinal);
+        Assert.Contains("via=", await Mistake([.. node, "--route", "KME_C,sae=SAE_MN1"]), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Replay_MissingCaptureOrOutputDirectory_Named()
     {
         Assert.Contains("x.pcap", await Mistake("replay", Missing("x.pcap"), "-c", HaConfig()), StringComparison.Ordinal);

@@ -37,7 +37,7 @@ public sealed class HelpTests
         { "keys show", ["--status-socket", "--metrics-port", "--store", "--config", "--master-key"] },
         { "qkd-node", ["--kme-id", "--port", "--bind", "--cert", "--key", "--ca", "--sae", "--key-size", "--min-key-size", "--max-key-count",
             "--max-key-per-request", "--link-key-rate", "--prefill", "--generation-tick", "--peer-kme-id", "--peer-sae", "--peer-role",
-            "--peer-uri", "--link-cert", "--link-key", "--link-name"] },
+            "--peer-uri", "--link-cert", "--link-key", "--link-name", "--link", "--route", "--sessions-need-acceptance"] },
     };
 
     [Theory]

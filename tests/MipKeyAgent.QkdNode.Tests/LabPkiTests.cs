@@ -14,8 +14,8 @@ public sealed class LabPkiTests
             Assert.Equal(0, Tool.Run("/bin/bash", [script, dir]).ExitCode);
             var first = Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
             Assert.Equal(
-                ["ca.crt", "ca.key", "kme-a.crt", "kme-a.key", "kme-b.crt", "kme-b.key", "link-kme-a.crt", "link-kme-a.key",
-                 "link-kme-b.crt", "link-kme-b.key", "sae-SAE_HA.crt", "sae-SAE_HA.key", "sae-SAE_MN1.crt", "sae-SAE_MN1.key"],
+                ["ca.crt", "ca.key", "kme-a.crt", "kme-a.key", "kme-b.crt", "kme-b.key", "kme-c.crt", "kme-c.key", "link-kme-a.crt", "link-kme-a.key",
+                 "link-kme-b.crt", "link-kme-b.key", "link-kme-c.crt", "link-kme-c.key", "sae-SAE_HA.crt", "sae-SAE_HA.key", "sae-SAE_MN1.crt", "sae-SAE_MN1.key"],
                 first.Keys.Order(StringComparer.Ordinal));
             Assert.Equal(0, Tool.Run("/bin/bash", [script, dir, "SAE_HA", "SAE_MN1", "SAE_MN7"]).ExitCode);
             var second = Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllText);

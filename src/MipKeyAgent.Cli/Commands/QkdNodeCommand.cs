@@ -24,6 +24,7 @@ internal static class QkdNodeCommand
         {
             o.KmeId, o.Port, o.Bind, o.Cert, o.Key, o.Ca, o.Sae, o.KeySize, o.MinKeySize, o.MaxKeyCount, o.MaxPerRequest, o.LinkRate, o.Prefill, o.Tick,
             o.PeerKme, o.PeerSae, o.PeerRole, o.PeerUri, o.LinkCert, o.LinkKey, o.LinkName, o.LogLevel,
+            o.Link, o.Route, o.NeedAcceptance,
         };
         command.SetAction((parse, cancellation) => RunAsync(parse, o, output, cancellation));
         return command;
@@ -36,7 +37,17 @@ internal static class QkdNodeCommand
         using var stop = CliOptions.StopOnSignals(cancellation, out var signals);
         using (signals)
         {
-            await using var host = await QkdNodeHost.StartAsync(options, TimeProvider.System, loggers, stop.Token).ConfigureAwait(false);
+            QkdNodeHost host;
+            try
+            {
+                host = await QkdNodeHost.StartAsync(options, TimeProvider.System, loggers, stop.Token).ConfigureAwait(false);
+            }
+            catch (ArgumentException e)
+            {
+                // Links and routes that do not fit together (a route via a KME that is no peer, a master without an address).
+                throw new Config.ConfigException("qkd-node", 0, null, e.Message);
+            }
+            await using var hostScope = host;
             foreach (var address in host.Addresses)
             {
                 await output.WriteLineAsync($"{options.KmeId} listening on {address}").ConfigureAwait(false);
@@ -94,7 +105,74 @@ internal static class QkdNodeCommand
             PrefillKeys = parse.GetValue(o.Prefill),
             GenerationTick = parse.GetValue(o.Tick),
             Peer = peer,
+            Peers = [.. (parse.GetValue(o.Link) ?? []).Select(l => ParseLink(l, parse.GetValue(o.LinkCert), parse.GetValue(o.LinkKey)))],
+            Routes = [.. (parse.GetValue(o.Route) ?? []).Select(ParseRoute)],
+            SessionsNeedAcceptance = parse.GetValue(o.NeedAcceptance),
         };
+    }
+
+    /// <summary><c>KME_ID,role=master|slave,uri=https://...,sae=ID[,sae=ID...][,name=CN]</c>: one more link.</summary>
+    private static QkdPeerOptions ParseLink(string text, string? linkCert, string? linkKey)
+    {
+        var (id, fields) = Fields("--link", text, ["role", "uri", "sae", "name"]);
+        var role = fields.GetValueOrDefault("role")?.SingleOrDefault() ?? "master";
+        if (role is not ("master" or "slave"))
+        {
+            throw new Config.ConfigException("--link", 0, null, $"'{text}': role is master or slave, not '{role}'");
+        }
+        Uri? uri = null;
+        if (fields.GetValueOrDefault("uri")?.SingleOrDefault() is { } u && (!Uri.TryCreate(u, UriKind.Absolute, out uri) || uri.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new Config.ConfigException("--link", 0, null, $"'{text}': '{u}' is not an https:// address");
+        }
+        return new QkdPeerOptions
+        {
+            KmeId = id,
+            SaeIds = fields.GetValueOrDefault("sae") ?? [],
+            Role = role == "slave" ? QkdPeerRole.Slave : QkdPeerRole.Master,
+            Uri = uri,
+            LinkCertificatePemPath = linkCert,
+            LinkKeyPemPath = linkKey,
+            LinkName = fields.GetValueOrDefault("name")?.SingleOrDefault(),
+        };
+    }
+
+    /// <summary><c>KME_ID,via=PEER_KME_ID[,sae=ID...]</c>: a KME reached through a peer.</summary>
+    private static QkdRouteOptions ParseRoute(string text)
+    {
+        var (id, fields) = Fields("--route", text, ["via", "sae"]);
+        return new QkdRouteOptions
+        {
+            KmeId = id,
+            Via = fields.GetValueOrDefault("via")?.SingleOrDefault() ?? throw new Config.ConfigException("--route", 0, null, $"'{text}' needs via=<peer KME ID>"),
+            SaeIds = fields.GetValueOrDefault("sae") ?? [],
+        };
+    }
+
+    private static (string Id, Dictionary<string, List<string>> Fields) Fields(string option, string text, string[] known)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts[0].Length == 0 || parts[0].Contains('='))
+        {
+            throw new Config.ConfigException(option, 0, null, $"'{text}' shall start with the KME ID");
+        }
+        var fields = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var part in parts.Skip(1))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            var name = eq > 0 ? part[..eq] : "";
+            if (!known.Contains(name) || eq == part.Length - 1 || (name != "sae" && fields.ContainsKey(name)))
+            {
+                throw new Config.ConfigException(option, 0, null, $"'{text}': '{part}' is not one of {string.Join(", ", known.Select(k => k + "=..."))} (each once, sae= repeatable)");
+            }
+            if (!fields.TryGetValue(name, out var values))
+            {
+                values = [];
+                fields[name] = values;
+            }
+            values.Add(part[(eq + 1)..]);
+        }
+        return (parts[0], fields);
     }
 
     /// <summary>The options of <c>mipkey qkd-node</c>.</summary>
@@ -138,6 +216,19 @@ internal static class QkdNodeCommand
         public Option<string?> LinkKey { get; } = new("--link-key") { Description = "Our link private key (PEM)." };
         public Option<string?> LinkName { get; } = new("--link-name") { Description = "CN the peer's link certificate must carry (default link:<peer KME ID>)." };
         public Option<LogLevel> LogLevel { get; } = CliOptions.LogLevelOption();
+        public Option<string[]> Link { get; } = new("--link")
+        {
+            Description = "One more link (the first may be given with --peer-*): KME_ID,role=master|slave,uri=https://...,sae=ID[,sae=ID...][,name=CN]. " +
+                "Uses --link-cert/--link-key; repeat for more.",
+        };
+        public Option<string[]> Route { get; } = new("--route")
+        {
+            Description = "A KME reached through a peer, for key relay and sessions: KME_ID,via=PEER_KME_ID[,sae=ID...]; repeat for more.",
+        };
+        public Option<bool> NeedAcceptance { get; } = new("--sessions-need-acceptance")
+        {
+            Description = "Sessions opened elsewhere toward an SAE of this KME wait for that application's acceptance (PUT {\"accept\":true}).",
+        };
     }
 
     private static IPAddress ParseBind(string text) => IPAddress.TryParse(text, out var address)

@@ -183,7 +183,7 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
     {
         var sums = new SortedDictionary<string, long>(StringComparer.Ordinal)
         {
-            ["qkd_keys_requested"] = 0, ["qkd_keys_received"] = 0, ["qkd_keys_taken"] = 0, ["qkd_keys_wasted"] = 0, ["qkd_fetch_failures"] = 0,
+            ["qkd_keys_requested"] = 0, ["qkd_keys_received"] = 0, ["qkd_keys_taken"] = 0, ["qkd_keys_wasted"] = 0, ["qkd_keys_late"] = 0, ["qkd_fetch_failures"] = 0,
             ["qkd_keys_rejected_reused"] = 0, ["qkd_keys_rejected_wrong_size"] = 0, ["qkd_keys_rejected_bad_key_id"] = 0,
         };
         foreach (var source in _sources.Values)
@@ -193,6 +193,7 @@ internal sealed class HomeAgentQkdSupply : IAsyncDisposable
             sums["qkd_keys_received"] += c.Received;
             sums["qkd_keys_taken"] += c.Taken;
             sums["qkd_keys_wasted"] += c.Wasted;
+            sums["qkd_keys_late"] += c.Late;
             sums["qkd_fetch_failures"] += c.FetchFailures;
             foreach (var (reason, count) in c.Rejected)
             {

@@ -21,6 +21,7 @@ public sealed class Etsi014Client : IDisposable
     private readonly Uri _keysBase;
     private readonly TimeSpan _timeout;
     private readonly IDisposable[] _owned;
+    private TimeSpan _lateAnswerWindow = TimeSpan.FromSeconds(30);
 
     /// <summary>Uses <paramref name="handler"/> as given (tests, custom transports).</summary>
     public Etsi014Client(HttpMessageHandler handler, Uri kmeBaseUri, TimeSpan timeout)
@@ -44,7 +45,19 @@ public sealed class Etsi014Client : IDisposable
     public static Etsi014Client Create(Etsi014ClientOptions options)
     {
         var handler = CreateHandler(options, out var owned);
-        return new Etsi014Client(handler, options.KmeBaseUri, options.Timeout, owned);
+        return new Etsi014Client(handler, options.KmeBaseUri, options.Timeout, owned) { LateAnswerWindow = options.LateAnswerWindow };
+    }
+
+    /// <summary>How long after a call timed out its answer is still awaited for the <c>late</c> callback
+    /// of <see cref="GetEncKeysAsync(string, KeyRequest, Action{KeyContainer}?, CancellationToken)"/>.</summary>
+    public TimeSpan LateAnswerWindow
+    {
+        get => _lateAnswerWindow;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            _lateAnswerWindow = value;
+        }
     }
 
     /// <summary>The mutual-TLS handler of <see cref="Create"/>; <paramref name="owned"/> (certificate, CA bundle) outlive it.</summary>
@@ -96,6 +109,41 @@ public sealed class Etsi014Client : IDisposable
         return SendAsync(HttpMethod.Post, $"{Escape(slaveSaeId)}/enc_keys", body, EtsiJsonContext.Default.KeyContainer, request.Number ?? 1, cancellationToken);
     }
 
+    /// <summary>
+    /// <c>POST .../{slave_SAE_ID}/enc_keys</c> whose answer is not lost when it comes late: the call
+    /// still returns <see cref="EtsiResultKind.Timeout"/> after the timeout, but the request goes on for
+    /// <see cref="LateAnswerWindow"/> more, and the keys of an answer that arrives then (the KME has
+    /// taken them from its pool and will never serve them again) go to <paramref name="late"/>, which
+    /// owns them. Null <paramref name="late"/>: the request ends at the timeout.
+    /// </summary>
+    public async Task<EtsiResult<KeyContainer>> GetEncKeysAsync(string slaveSaeId, KeyRequest request, Action<KeyContainer>? late, CancellationToken cancellationToken = default)
+    {
+        if (late is null || _lateAnswerWindow == TimeSpan.Zero)
+        {
+            return await GetEncKeysAsync(slaveSaeId, request, cancellationToken).ConfigureAwait(false);
+        }
+        var body = JsonSerializer.SerializeToUtf8Bytes(request, EtsiJsonContext.Default.KeyRequest);
+        var call = SendAsync(HttpMethod.Post, $"{Escape(slaveSaeId)}/enc_keys", body, EtsiJsonContext.Default.KeyContainer, request.Number ?? 1, cancellationToken,
+            _timeout + _lateAnswerWindow);
+        var inTime = await Task.WhenAny(call, Task.Delay(_timeout, CancellationToken.None)).ConfigureAwait(false) == call;
+        if (inTime || cancellationToken.IsCancellationRequested)
+        {
+            return await call.ConfigureAwait(false);
+        }
+        _ = call.ContinueWith(static (t, state) =>
+        {
+            if (t.IsCompletedSuccessfully && t.Result.Value is { Keys.Count: > 0 } keys)
+            {
+                ((Action<KeyContainer>)state!)(keys);
+            }
+            else
+            {
+                _ = t.Exception; // observed: the caller gave up on this call
+            }
+        }, late, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return EtsiResult<KeyContainer>.TimedOut(_timeout);
+    }
+
     /// <summary><c>GET .../{master_SAE_ID}/dec_keys?key_ID=</c> for one key (§5.3, GET form).</summary>
     public Task<EtsiResult<KeyContainer>> GetDecKeysAsync(string masterSaeId, string keyId, CancellationToken cancellationToken = default) =>
         SendAsync(HttpMethod.Get, $"{Escape(masterSaeId)}/dec_keys?key_ID={Uri.EscapeDataString(keyId)}", null, EtsiJsonContext.Default.KeyContainer, 1, cancellationToken);
@@ -109,11 +157,12 @@ public sealed class Etsi014Client : IDisposable
 
     private static string Escape(string saeId) => Uri.EscapeDataString(saeId);
 
-    private async Task<EtsiResult<T>> SendAsync<T>(HttpMethod method, string relative, byte[]? body, JsonTypeInfo<T> typeInfo, int? expectedKeys, CancellationToken cancellationToken)
+    private async Task<EtsiResult<T>> SendAsync<T>(HttpMethod method, string relative, byte[]? body, JsonTypeInfo<T> typeInfo, int? expectedKeys, CancellationToken cancellationToken,
+        TimeSpan? limit = null)
         where T : class
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_timeout);
+        timeout.CancelAfter(limit ?? _timeout);
         using var request = new HttpRequestMessage(method, new Uri(_keysBase, relative));
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(MediaType));
         if (body is not null)

@@ -19,4 +19,8 @@ public sealed class Etsi014ClientOptions
 
     /// <summary>Whole-call timeout (connect, TLS, request, answer).</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long an enc_keys answer is still awaited after its call timed out, so keys the KME
+    /// issued late are kept rather than lost (<see cref="Etsi014Client.LateAnswerWindow"/>).</summary>
+    public TimeSpan LateAnswerWindow { get; init; } = TimeSpan.FromSeconds(30);
 }

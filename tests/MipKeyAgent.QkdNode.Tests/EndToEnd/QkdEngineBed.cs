@@ -38,8 +38,14 @@ internal sealed class QkdEngineBed : IDisposable
     private int _dataCounter;
 
     public QkdEngineBed(QkdPair pair, int nodes, KeyDelivery delivery, TimeSpan rekeyInterval)
+        : this(pair.MasterUri, pair.SlaveUri, nodes, delivery, rekeyInterval)
     {
-        KeySource = QkdKeySource.Start(Nodes.Client(pair.MasterUri, "SAE_HA", timeout: TimeSpan.FromSeconds(2)), "SAE_MN1", new KeyPrefetchOptions
+    }
+
+    /// <summary>The HA draws at <paramref name="haKme"/>, the MNs fetch at <paramref name="mnKme"/>.</summary>
+    public QkdEngineBed(Uri haKme, Uri mnKme, int nodes, KeyDelivery delivery, TimeSpan rekeyInterval)
+    {
+        KeySource = QkdKeySource.Start(Nodes.Client(haKme, "SAE_HA", timeout: TimeSpan.FromSeconds(2)), "SAE_MN1", new KeyPrefetchOptions
         {
             MinDepth = 4, MaxDepth = 32, MaxPerRequest = 16, InitialBackoff = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(200),
         }, TimeProvider.System, masterSaeId: "SAE_HA");
@@ -58,7 +64,7 @@ internal sealed class QkdEngineBed : IDisposable
             var provisioning = new MobileNodeProvisioning(Ipv6Address.Parse($"2001:db8:2::{i + 1:x}"), ik, new Spi(1000 + 2 * (uint)i), new Spi(1001 + 2 * (uint)i));
             HomeAgent.Provision(provisioning);
             var fetcher = delivery == KeyDelivery.Reference
-                ? new KeyReferenceFetcher(Nodes.Client(pair.SlaveUri, "SAE_MN1", timeout: TimeSpan.FromSeconds(2)))
+                ? new KeyReferenceFetcher(Nodes.Client(mnKme, "SAE_MN1", timeout: TimeSpan.FromSeconds(2)))
                 : null;
             var careOf = Ipv6Address.Parse($"2001:db8:100::{i + 1:x}");
             var node = new QkdTestNode

@@ -1,0 +1,153 @@
+using System.Net;
+using System.Net.Sockets;
+using MipKeyAgent.KeySupply.Etsi014;
+
+namespace MipKeyAgent.QkdNode.Tests.Network;
+
+/// <summary>
+/// Three simulator nodes in a line on fixed loopback ports: KME_A (SAE_HA) - KME_B - KME_C (SAE_MN1,
+/// SAE_MN2). A and C share no link: A is the master of link A-B, B the master of link B-C, and each
+/// end routes toward the other via B. B can be stopped and started again on its port (a node outage).
+/// </summary>
+internal sealed class QkdChain : IAsyncDisposable
+{
+    private readonly int _portA = FreePort();
+    private readonly int _portB = FreePort();
+    private readonly int _portC = FreePort();
+    private readonly int _prefill;
+    private readonly bool _needAcceptance;
+
+    private QkdChain(int prefill, bool needAcceptance)
+    {
+        _prefill = prefill;
+        _needAcceptance = needAcceptance;
+    }
+
+    public QkdNodeHost A { get; private set; } = null!;
+    public QkdNodeHost? B { get; private set; }
+    public QkdNodeHost C { get; private set; } = null!;
+
+    public Uri UriA => new($"https://127.0.0.1:{_portA}");
+    public Uri UriB => new($"https://127.0.0.1:{_portB}");
+    public Uri UriC => new($"https://127.0.0.1:{_portC}");
+
+    /// <summary>Starts the three nodes; A and B prefill <paramref name="prefill"/> link keys toward B and C.</summary>
+    public static async Task<QkdChain> StartAsync(int prefill = 20, bool needAcceptance = false)
+    {
+        var chain = new QkdChain(prefill, needAcceptance);
+        var pki = LabPki.Main;
+        chain.C = await QkdNodeHost.StartAsync(new QkdNodeOptions
+        {
+            KmeId = "KME_C",
+            BindAddresses = [IPAddress.Loopback],
+            Port = chain._portC,
+            ServerCertificatePemPath = pki.Path_("kme-c.crt"),
+            ServerKeyPemPath = pki.Path_("kme-c.key"),
+            CaBundlePemPath = pki.Ca,
+            SaeIds = ["SAE_MN1", "SAE_MN2"],
+            GenerationTick = TimeSpan.FromMilliseconds(20),
+            SessionsNeedAcceptance = needAcceptance,
+            Peers =
+            [
+                new QkdPeerOptions
+                {
+                    KmeId = "KME_B", SaeIds = [], Role = QkdPeerRole.Slave, Uri = chain.UriB,
+                    LinkCertificatePemPath = pki.Path_("link-kme-c.crt"), LinkKeyPemPath = pki.Path_("link-kme-c.key"),
+                },
+            ],
+            Routes = [new QkdRouteOptions { KmeId = "KME_A", Via = "KME_B", SaeIds = ["SAE_HA"] }],
+        });
+        await chain.StartBAsync();
+        chain.A = await QkdNodeHost.StartAsync(new QkdNodeOptions
+        {
+            KmeId = "KME_A",
+            BindAddresses = [IPAddress.Loopback],
+            Port = chain._portA,
+            ServerCertificatePemPath = pki.Path_("kme-a.crt"),
+            ServerKeyPemPath = pki.Path_("kme-a.key"),
+            CaBundlePemPath = pki.Ca,
+            SaeIds = ["SAE_HA"],
+            PrefillKeys = prefill,
+            MaxKeyPerRequest = 64,
+            GenerationTick = TimeSpan.FromMilliseconds(20),
+            // The one-link form: Peer still works, as the first (here only) link.
+            Peer = new QkdPeerOptions
+            {
+                KmeId = "KME_B", SaeIds = [], Role = QkdPeerRole.Master, Uri = chain.UriB,
+                LinkCertificatePemPath = pki.Path_("link-kme-a.crt"), LinkKeyPemPath = pki.Path_("link-kme-a.key"),
+            },
+            Routes = [new QkdRouteOptions { KmeId = "KME_C", Via = "KME_B", SaeIds = ["SAE_MN1", "SAE_MN2"] }],
+        });
+        await chain.WaitLinkKeysAsync(prefill);
+        return chain;
+    }
+
+    /// <summary>Starts (or restarts) B with empty pools and no sessions; it prefills toward C.</summary>
+    public async Task StartBAsync()
+    {
+        var pki = LabPki.Main;
+        B = await QkdNodeHost.StartAsync(new QkdNodeOptions
+        {
+            KmeId = "KME_B",
+            BindAddresses = [IPAddress.Loopback],
+            Port = _portB,
+            ServerCertificatePemPath = pki.Path_("kme-b.crt"),
+            ServerKeyPemPath = pki.Path_("kme-b.key"),
+            CaBundlePemPath = pki.Ca,
+            PrefillKeys = _prefill,
+            GenerationTick = TimeSpan.FromMilliseconds(20),
+            Peers =
+            [
+                new QkdPeerOptions
+                {
+                    KmeId = "KME_A", SaeIds = ["SAE_HA"], Role = QkdPeerRole.Slave, Uri = UriA,
+                    LinkCertificatePemPath = pki.Path_("link-kme-b.crt"), LinkKeyPemPath = pki.Path_("link-kme-b.key"),
+                },
+                new QkdPeerOptions
+                {
+                    KmeId = "KME_C", SaeIds = ["SAE_MN1", "SAE_MN2"], Role = QkdPeerRole.Master, Uri = UriC,
+                    LinkCertificatePemPath = pki.Path_("link-kme-b.crt"), LinkKeyPemPath = pki.Path_("link-kme-b.key"),
+                },
+            ],
+        });
+    }
+
+    /// <summary>A node outage: B stops listening; its pools and sessions are lost with it.</summary>
+    public async Task StopBAsync()
+    {
+        if (B is { } b)
+        {
+            B = null;
+            await b.DisposeAsync();
+        }
+    }
+
+    /// <summary>Waits until A pools at least <paramref name="count"/> link keys toward B, and B toward C.</summary>
+    public async Task WaitLinkKeysAsync(int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (A.Node.Store.Count("KME_B") < count || B is null || B.Node.Store.Count("KME_C") < count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the link keys never reached {count} (A-B {A.Node.Store.Count("KME_B")}, B-C {B?.Node.Store.Count("KME_C")})");
+            await Task.Delay(20);
+        }
+    }
+
+    public static Etsi014Client Ha(QkdChain chain, TimeSpan? timeout = null) => Nodes.Client(chain.UriA, "SAE_HA", timeout: timeout);
+
+    public static Etsi014Client Mn(QkdChain chain, string sae = "SAE_MN1") => Nodes.Client(chain.UriC, sae);
+
+    public async ValueTask DisposeAsync()
+    {
+        await A.DisposeAsync();
+        await StopBAsync();
+        await C.DisposeAsync();
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}
