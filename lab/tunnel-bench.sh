@@ -33,11 +33,13 @@ RESULTS="$WORK/results.tsv"
 
 teardown() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for file in "$WORK"/iperf-*.pid; do [ -f "$file" ] && kill "$(cat "$file")" 2>/dev/null || true; done
     wait 2>/dev/null || true
     dotnet "$DLL" lab down --prefix $P >/dev/null 2>&1 || true
     if [ -n "${KEEP_WORK:-}" ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap teardown EXIT
+trap 'exit 130' INT TERM
 
 if [ -z "$DLL" ]; then
     echo "building mipkey ..."
