@@ -49,11 +49,7 @@ internal static partial class ConformCommand
             var cases = ConformanceRunner.Select(MobileNodeCases.All, Patterns(parse.GetValue(include)), Patterns(parse.GetValue(exclude)));
             if (parse.GetValue(list))
             {
-                foreach (var @case in cases)
-                {
-                    await output.WriteLineAsync($"{@case.Id,-14} {(@case.Required ? "required" : "optional"),-9} {@case.Clause,-48} {@case.Title}").ConfigureAwait(false);
-                }
-                await output.WriteLineAsync($"{cases.Count} cases").ConfigureAwait(false);
+                await ListAsync(cases, output).ConfigureAwait(false);
                 return 0;
             }
             if (cases.Count == 0)
@@ -65,10 +61,7 @@ internal static partial class ConformCommand
             {
                 throw new ConfigException("--interface", 0, null, "the tester's interface on the home agent's link is needed (-i)");
             }
-            StartChecks.ReadableFile("--config", configPath);
-            StartChecks.CreatablePath("--junit", parse.GetValue(junit)?.FullName);
-            StartChecks.CreatablePath("--markdown", parse.GetValue(markdown)?.FullName);
-            StartChecks.CreatablePath("--html", parse.GetValue(html)?.FullName);
+            CheckPaths(parse, configPath, junit, markdown, html);
             var node = MobileNodeConfig.Load(configPath);
             var localAddress = Address("--home-agent", parse.GetValue(homeAgent)) ?? node.HomeAgentAddress;
             var target = Address("--care-of", parse.GetValue(careOf)) ?? node.CareOfAddress;

@@ -66,11 +66,7 @@ internal static partial class ConformCommand
             var cases = ConformanceRunner.Select(HomeAgentCases.All, Patterns(parse.GetValue(include)), Patterns(parse.GetValue(exclude)));
             if (parse.GetValue(list))
             {
-                foreach (var @case in cases)
-                {
-                    await output.WriteLineAsync($"{@case.Id,-14} {(@case.Required ? "required" : "optional"),-9} {@case.Clause,-48} {@case.Title}").ConfigureAwait(false);
-                }
-                await output.WriteLineAsync($"{cases.Count} cases").ConfigureAwait(false);
+                await ListAsync(cases, output).ConfigureAwait(false);
                 return 0;
             }
             if (cases.Count == 0)
@@ -82,10 +78,7 @@ internal static partial class ConformCommand
             {
                 throw new ConfigException("--interface", 0, null, "the tester's interface on its care-of link is needed (-i)");
             }
-            StartChecks.ReadableFile("--config", configPath);
-            StartChecks.CreatablePath("--junit", parse.GetValue(junit)?.FullName);
-            StartChecks.CreatablePath("--markdown", parse.GetValue(markdown)?.FullName);
-            StartChecks.CreatablePath("--html", parse.GetValue(html)?.FullName);
+            CheckPaths(parse, configPath, junit, markdown, html);
             var ha = HomeAgentConfig.Load(configPath);
             var target = Address("--home-agent", parse.GetValue(homeAgent)) ?? ha.Address
                 ?? throw new ConfigException("--home-agent", 0, null, "no address given and none in the provisioning file");
@@ -195,6 +188,25 @@ internal static partial class ConformCommand
         var datagrams = result.Evidence.Where(e => e.Datagram is not null).Select(e => new CapturedDatagram(e.Time, e.Datagram!)).ToList();
         var report = CaptureReplay.Run(datagrams, nodes, vendorId, homeAgent: null);
         LadderReportPage.Write(LadderReport.From(report, $"{result.Case.Id} {ConformanceReports.VerdictText(result.Verdict)}: {result.Case.Title}"), path);
+    }
+
+    /// <summary>--list: one line per selected case (id, required or optional, clause, title), then the count.</summary>
+    private static async Task ListAsync(IReadOnlyList<ConformanceCase> cases, TextWriter output)
+    {
+        foreach (var @case in cases)
+        {
+            await output.WriteLineAsync($"{@case.Id,-14} {(@case.Required ? "required" : "optional"),-9} {@case.Clause,-48} {@case.Title}").ConfigureAwait(false);
+        }
+        await output.WriteLineAsync($"{cases.Count} cases").ConfigureAwait(false);
+    }
+
+    /// <summary>Before any case runs: the target's file is readable and every report can be written.</summary>
+    private static void CheckPaths(ParseResult parse, string configPath, Option<FileInfo?> junit, Option<FileInfo?> markdown, Option<FileInfo?> html)
+    {
+        StartChecks.ReadableFile("--config", configPath);
+        StartChecks.CreatablePath("--junit", parse.GetValue(junit)?.FullName);
+        StartChecks.CreatablePath("--markdown", parse.GetValue(markdown)?.FullName);
+        StartChecks.CreatablePath("--html", parse.GetValue(html)?.FullName);
     }
 
     private static List<string> Patterns(string[]? values) =>
