@@ -174,14 +174,7 @@ internal sealed class TesterHomeAgent : IDisposable
     /// <summary>The next datagram from the node, or null after <paramref name="timeout"/>.</summary>
     public async Task<NodeBindingUpdate?> ReceiveAsync(TimeSpan timeout)
     {
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(_context.Cancellation);
-        wait.CancelAfter(timeout);
-        Arrival arrival;
-        try
-        {
-            arrival = await _inbox.Reader.ReadAsync(wait.Token);
-        }
-        catch (OperationCanceledException) when (!_context.Cancellation.IsCancellationRequested)
+        if (await Arrivals.NextAsync(_inbox.Reader, timeout, _context.Cancellation) is not { } arrival)
         {
             return null;
         }

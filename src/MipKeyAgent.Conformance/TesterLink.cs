@@ -85,3 +85,22 @@ internal sealed class TesterLink : IAsyncDisposable
 
 /// <summary>A datagram from the target and when it arrived.</summary>
 internal readonly record struct Arrival(DateTimeOffset Time, byte[] Datagram);
+
+internal static class Arrivals
+{
+    /// <summary>The next datagram in <paramref name="inbox"/>, or null after <paramref name="timeout"/>; the case's own
+    /// cancellation still ends the wait with an exception.</summary>
+    public static async Task<Arrival?> NextAsync(ChannelReader<Arrival> inbox, TimeSpan timeout, CancellationToken caseCancellation)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(caseCancellation);
+        wait.CancelAfter(timeout);
+        try
+        {
+            return await inbox.ReadAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!caseCancellation.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+}

@@ -161,14 +161,7 @@ internal sealed class TesterNode : IDisposable
     /// <summary>The next datagram from the target for this node, or null after <paramref name="timeout"/>.</summary>
     public async Task<Reply?> ReceiveAsync(TimeSpan timeout)
     {
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(_context.Cancellation);
-        wait.CancelAfter(timeout);
-        Arrival arrival;
-        try
-        {
-            arrival = await _inbox.Reader.ReadAsync(wait.Token);
-        }
-        catch (OperationCanceledException) when (!_context.Cancellation.IsCancellationRequested)
+        if (await Arrivals.NextAsync(_inbox.Reader, timeout, _context.Cancellation) is not { } arrival)
         {
             return null;
         }
