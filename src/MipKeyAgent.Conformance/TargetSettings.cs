@@ -43,6 +43,12 @@ internal sealed class TargetSettings
     /// <summary>The longest HA rekey timer (KEY-DIST key lifetime) the timer cases wait for; longer ones are inconclusive.</summary>
     public TimeSpan MaxTimerWait { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// Lateness the mobile node's retransmission timer cases accept beyond the clause's own margin (a retransmission may
+    /// come this much later, never earlier): for a tester whose timestamps a busy machine delays. Zero by default.
+    /// </summary>
+    public TimeSpan TimerLateness { get; init; }
+
     /// <summary>How long a started (or restarted) target mobile node may take to send its first BU.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
